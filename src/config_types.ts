@@ -1,0 +1,56 @@
+/** Where a backfill starts: a fixed instant, a duration before the run, or the exchange's first candle. */
+export type BackfillSince =
+  | { kind: "date"; ms: number }
+  | { kind: "duration"; ms: number }
+  | { kind: "earliest" };
+
+/** Log levels accepted by `LOG_LEVEL`. */
+export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+
+/** The validated configuration, loaded once in `main.ts` and passed down. */
+export interface Config {
+  /** postgres connection string; absent means the embedded PostgreSQL. */
+  databaseUrl?: string;
+  /** Folder for the embedded database and other local state. */
+  dataDir: string;
+  /** ccxt exchange ids, e.g. `["binance"]`. */
+  exchanges: string[];
+  /** Symbols in ccxt's unified `BASE/QUOTE` form. */
+  symbols: string[];
+  /** Also take the top N markets by 24h quote volume (0 = off). */
+  topSymbols: number;
+  /** Quote currency for the top-N selection. */
+  quote: string;
+  /** ccxt timeframes, e.g. `["1m", "1h"]`. */
+  timeframes: string[];
+  /** Where backfills start. */
+  backfillSince: BackfillSince;
+  /** Options deep-merged into each ccxt constructor, keyed by exchange id. */
+  ccxtConfig: Record<string, Record<string, unknown>>;
+  /** API listen host. */
+  apiHost: string;
+  /** API listen port. */
+  apiPort: number;
+  /** Bearer token for mutating API routes; absent disables them. */
+  apiToken?: string;
+  /** Minimum log level. */
+  logLevel: LogLevel;
+  /** `json` lines or `pretty` for terminals. */
+  logFormat: "json" | "pretty";
+  /** Cron expression of the live update tick. */
+  liveSchedule: string;
+  /** Cron expression of the gap repair run. */
+  repairSchedule: string;
+  /** TimescaleDB mode. */
+  timescaledb: "auto" | "require" | "off";
+  /** Compress chunks older than this many milliseconds. */
+  compressAfterMs: number;
+  /** Drop chunks older than this many milliseconds (TimescaleDB only). */
+  retentionMs?: number;
+  /** ccxt market type to load, e.g. `spot`. */
+  marketType: "spot" | "margin" | "swap" | "future" | "option";
+  /** Series of one exchange backfilled at once. */
+  backfillConcurrency: number;
+  /** Maximum connections in the postgres pool. */
+  dbPoolMax: number;
+}
