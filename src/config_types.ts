@@ -5,7 +5,13 @@ export type BackfillSince =
   | { kind: "earliest" };
 
 /** Log levels accepted by `LOG_LEVEL`. */
-export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+export type LogLevel =
+  | "trace"
+  | "debug"
+  | "info"
+  | "warning"
+  | "error"
+  | "fatal";
 
 /** The validated configuration, loaded once in `main.ts` and passed down. */
 export interface Config {

@@ -1,0 +1,474 @@
+import { z } from "zod";
+import type { BackfillSince, Config } from "./config_types.ts";
+import { isTimeframe } from "./timeframe.ts";
+
+export type { BackfillSince, Config, LogLevel } from "./config_types.ts";
+
+/** Every environment variable Candlekeep reads, in documentation order. */
+export const CONFIG_VARIABLES = [
+  "DATABASE_URL",
+  "DATA_DIR",
+  "EXCHANGES",
+  "SYMBOLS",
+  "TOP_SYMBOLS",
+  "QUOTE",
+  "TIMEFRAMES",
+  "BACKFILL_SINCE",
+  "CCXT_CONFIG",
+  "API_HOST",
+  "API_PORT",
+  "API_TOKEN",
+  "LOG_LEVEL",
+  "LOG_FORMAT",
+  "LIVE_SCHEDULE",
+  "REPAIR_SCHEDULE",
+  "TIMESCALEDB",
+  "COMPRESS_AFTER",
+  "RETENTION",
+  "MARKET_TYPE",
+  "BACKFILL_CONCURRENCY",
+  "DB_POOL_MAX",
+] as const;
+
+/** Name of a configuration variable. */
+export type ConfigVariable = typeof CONFIG_VARIABLES[number];
+
+/** One problem found in the configuration. */
+export interface ConfigIssue {
+  variable: string;
+  value: string | undefined;
+  expected: string;
+}
+
+/** Thrown by {@linkcode loadConfig} when one or more variables are invalid. */
+export class ConfigError extends Error {
+  /** Every invalid variable with its (masked) value and what was expected. */
+  readonly issues: ConfigIssue[];
+  /** Creates the error from its issues. */
+  constructor(issues: ConfigIssue[]) {
+    const lines = issues.map((i) =>
+      `  ${i.variable}=${
+        i.value === undefined ? "(unset)" : JSON.stringify(i.value)
+      }: ${i.expected}`
+    );
+    super(
+      `Cannot start: invalid configuration (${issues.length} variable${
+        issues.length === 1 ? "" : "s"
+      }):\n${lines.join("\n")}`,
+    );
+    this.name = "ConfigError";
+    this.issues = issues;
+  }
+}
+
+const UNIT_MS: Record<string, number> = {
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/** Parses a duration such as `90s`, `15m`, `12h`, `30d` or `2w` into milliseconds; null when malformed. */
+export function parseDuration(text: string): number | null {
+  const match = /^([0-9]+)\s*([smhdw])$/.exec(text.trim());
+  if (!match) return null;
+  const ms = Number(match[1]) * UNIT_MS[match[2]];
+  return Number.isSafeInteger(ms) && ms > 0 ? ms : null;
+}
+
+/** Splits a comma list, trimming spaces and dropping empty items. */
+export function splitList(text: string): string[] {
+  return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+const KNOWN_QUOTES = [
+  "USDT",
+  "USDC",
+  "FDUSD",
+  "BUSD",
+  "TUSD",
+  "DAI",
+  "USD",
+  "EUR",
+  "GBP",
+  "TRY",
+  "BRL",
+  "JPY",
+  "BTC",
+  "ETH",
+  "BNB",
+];
+
+/**
+ * Normalises a symbol to ccxt's unified `BASE/QUOTE` form (`btc-usdt`, `BTC_USDT`,
+ * `BTCUSDT` → `BTC/USDT`; a settle suffix such as `BTC/USDT:USDT` is kept). Null when it cannot be.
+ */
+export function normalizeSymbol(text: string): string | null {
+  const upper = text.trim().toUpperCase();
+  const [pair, settle, ...rest] = upper.split(":");
+  if (rest.length > 0 || settle === "") return null;
+  const part = "[A-Z0-9]{1,20}";
+  let normal: string | null = null;
+  const split = new RegExp(`^(${part})[/\\-_](${part})$`).exec(pair);
+  if (split) {
+    normal = `${split[1]}/${split[2]}`;
+  } else if (new RegExp(`^${part}$`).test(pair)) {
+    const quote = KNOWN_QUOTES.find((q) =>
+      pair.endsWith(q) && pair.length > q.length
+    );
+    if (quote) normal = `${pair.slice(0, -quote.length)}/${quote}`;
+  }
+  if (normal === null) return null;
+  if (settle !== undefined) {
+    if (!new RegExp(`^${part}$`).test(settle)) return null;
+    return `${normal}:${settle}`;
+  }
+  return normal;
+}
+
+/** Parses `BACKFILL_SINCE`: an ISO date, a duration back from now (`30d`) or `earliest`. */
+export function parseBackfillSince(text: string): BackfillSince | null {
+  const value = text.trim();
+  if (value.toLowerCase() === "earliest") return { kind: "earliest" };
+  const duration = parseDuration(value);
+  if (duration !== null) return { kind: "duration", ms: duration };
+  if (/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) {
+    // A date without a zone is UTC: append Z when the time has none.
+    const iso = /T|\s/.test(value) && !/(Z|[+-]\d{2}:?\d{2})$/.test(value)
+      ? `${value.replace(" ", "T")}Z`
+      : value.replace(" ", "T");
+    const ms = Date.parse(iso);
+    if (Number.isFinite(ms) && ms >= 0) return { kind: "date", ms };
+  }
+  return null;
+}
+
+/** Resolves a {@linkcode BackfillSince} to an instant, given the moment the run starts. */
+export function resolveSince(
+  since: BackfillSince,
+  nowMs: number,
+): number | "earliest" {
+  switch (since.kind) {
+    case "date":
+      return since.ms;
+    case "duration":
+      return nowMs - since.ms;
+    case "earliest":
+      return "earliest";
+  }
+}
+
+const CRON_FIELD =
+  /^(\*|[0-9]+(-[0-9]+)?)(\/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(\/[0-9]+)?)*$/;
+
+/** Whether `text` is a five-field cron expression of the kind `Deno.cron` accepts. */
+export function isCron(text: string): boolean {
+  const fields = text.trim().split(/\s+/);
+  return fields.length === 5 && fields.every((f) => CRON_FIELD.test(f));
+}
+
+const SECRET_KEYS =
+  /^(apikey|secret|password|passphrase|uid|privatekey|token|walletaddress)$/i;
+
+/** Masks the password in a postgres URL. */
+export function maskUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@");
+  }
+}
+
+/** Returns a deep copy of `value` with every secret-looking key (apiKey, secret, password, ...) masked. */
+export function maskSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(maskSecrets);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = SECRET_KEYS.test(k) && v !== undefined && v !== ""
+        ? "***"
+        : maskSecrets(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+/** The configuration with every secret masked, safe to log. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  return {
+    ...config,
+    databaseUrl: config.databaseUrl === undefined
+      ? undefined
+      : maskUrl(config.databaseUrl),
+    apiToken: config.apiToken === undefined ? undefined : "***",
+    ccxtConfig: maskSecrets(config.ccxtConfig),
+  };
+}
+
+const MARKET_TYPES = ["spot", "margin", "swap", "future", "option"] as const;
+const LOG_LEVELS = [
+  "trace",
+  "debug",
+  "info",
+  "warning",
+  "error",
+  "fatal",
+] as const;
+
+type Env = Partial<Record<ConfigVariable, string>>;
+
+function maskedValue(
+  variable: string,
+  value: string | undefined,
+): string | undefined {
+  if (value === undefined) return undefined;
+  if (variable === "API_TOKEN") return "***";
+  if (variable === "DATABASE_URL") return maskUrl(value);
+  if (variable === "CCXT_CONFIG") {
+    try {
+      return JSON.stringify(maskSecrets(JSON.parse(value)));
+    } catch {
+      return value.length > 80 ? `${value.slice(0, 77)}...` : value;
+    }
+  }
+  return value;
+}
+
+/** Builds the zod schema over the raw environment. */
+function schema() {
+  const opt = (s: z.ZodString) => s.optional();
+  const list = (
+    what: string,
+    check: (item: string) => boolean,
+    fallback: string,
+  ) =>
+    z.string().default(fallback).transform((text, ctx) => {
+      const items = splitList(text);
+      const bad = items.filter((i) => !check(i));
+      if (bad.length > 0) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${what}; not valid: ${bad.join(", ")}`,
+        });
+        return z.NEVER;
+      }
+      return [...new Set(items)];
+    });
+  const int = (min: number, max: number, fallback: number) =>
+    z.string().default(String(fallback)).transform((text, ctx) => {
+      const n = Number(text.trim());
+      if (!/^\s*[0-9]+\s*$/.test(text) || n < min || n > max) {
+        ctx.addIssue({
+          code: "custom",
+          message: `an integer from ${min} to ${max}`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    });
+  const duration = (what: string) =>
+    z.string().transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === null) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${what}: a duration such as 12h, 7d or 2w`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
+  const cron = (fallback: string) =>
+    z.string().default(fallback).refine(isCron, {
+      message:
+        "a five-field cron expression such as '* * * * *' (minute hour day month weekday)",
+    });
+  const oneOf = <T extends readonly [string, ...string[]]>(
+    values: T,
+    fallback: T[number],
+  ) =>
+    z.string().default(fallback).transform((t) => t.trim().toLowerCase()).pipe(
+      z.enum(values, { message: `one of ${values.join(", ")}` }),
+    );
+
+  return z.object({
+    DATABASE_URL: opt(z.string()).refine(
+      (v) =>
+        v === undefined || v.trim() === "" ||
+        /^postgres(ql)?:\/\/./.test(v.trim()),
+      {
+        message:
+          "a postgres:// or postgresql:// connection URL, or unset for the embedded database",
+      },
+    ),
+    DATA_DIR: z.string().default("./data").refine((v) => v.trim() !== "", {
+      message: "a folder path",
+    }),
+    EXCHANGES: list(
+      "comma list of ccxt exchange ids (lowercase letters and digits)",
+      (i) => /^[a-z][a-z0-9]*$/.test(i),
+      "binance",
+    ).refine((l) => l.length > 0, { message: "at least one exchange id" }),
+    SYMBOLS: z.string().default("").transform((text, ctx) => {
+      const items = splitList(text);
+      const out: string[] = [];
+      const bad: string[] = [];
+      for (const item of items) {
+        const n = normalizeSymbol(item);
+        if (n === null) bad.push(item);
+        else if (!out.includes(n)) out.push(n);
+      }
+      if (bad.length > 0) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            `comma list of symbols such as BTC/USDT,ETH/USDT; not valid: ${
+              bad.join(", ")
+            }`,
+        });
+        return z.NEVER;
+      }
+      return out;
+    }),
+    TOP_SYMBOLS: int(0, 1000, 0),
+    QUOTE: z.string().default("USDT").transform((t) => t.trim().toUpperCase())
+      .refine(
+        (t) => /^[A-Z0-9]{1,20}$/.test(t),
+        { message: "a currency code such as USDT" },
+      ),
+    TIMEFRAMES: list(
+      "comma list of timeframes such as 1m,5m,1h,1d",
+      isTimeframe,
+      "1m",
+    ).refine((l) => l.length > 0, { message: "at least one timeframe" }),
+    BACKFILL_SINCE: z.string().default("30d").transform((text, ctx) => {
+      const since = parseBackfillSince(text);
+      if (since === null) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            "an ISO date (2024-01-01 or 2024-01-01T00:00:00Z), a duration back from now (30d, 12h, 2w) or 'earliest'",
+        });
+        return z.NEVER;
+      }
+      return since;
+    }),
+    CCXT_CONFIG: z.string().default("{}").transform((text, ctx) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (e) {
+        ctx.addIssue({
+          code: "custom",
+          message: `a JSON object keyed by exchange id; it does not parse: ${
+            (e as Error).message
+          }`,
+        });
+        return z.NEVER;
+      }
+      const isObject = (v: unknown): v is Record<string, unknown> =>
+        v !== null && typeof v === "object" && !Array.isArray(v);
+      if (!isObject(parsed) || !Object.values(parsed).every(isObject)) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            'a JSON object keyed by exchange id whose values are objects, e.g. {"binance":{"timeout":10000}}',
+        });
+        return z.NEVER;
+      }
+      return parsed as Record<string, Record<string, unknown>>;
+    }),
+    API_HOST: z.string().default("127.0.0.1").refine(
+      (v) => /^[A-Za-z0-9.:\-\[\]]+$/.test(v),
+      {
+        message: "a host name or IP address such as 127.0.0.1 or 0.0.0.0",
+      },
+    ),
+    API_PORT: int(0, 65535, 8000),
+    API_TOKEN: opt(z.string()).refine(
+      (v) => v === undefined || v === "" || v.length >= 16,
+      {
+        message:
+          "at least 16 characters (or unset to disable the mutating routes)",
+      },
+    ),
+    LOG_LEVEL: oneOf(LOG_LEVELS, "info"),
+    LOG_FORMAT: oneOf(["json", "pretty"] as const, "json"),
+    LIVE_SCHEDULE: cron("* * * * *"),
+    REPAIR_SCHEDULE: cron("17 * * * *"),
+    TIMESCALEDB: oneOf(["auto", "require", "off"] as const, "auto"),
+    COMPRESS_AFTER: duration("how old a chunk must be to be compressed")
+      .default(7 * 86_400_000),
+    RETENTION: duration("how long candles are kept").optional(),
+    MARKET_TYPE: oneOf(MARKET_TYPES, "spot"),
+    BACKFILL_CONCURRENCY: int(1, 64, 4),
+    DB_POOL_MAX: int(2, 200, 10),
+  });
+}
+
+/** Reads every known variable from `Deno.env` (only those, so `--allow-env` can list them). */
+export function readEnv(): Env {
+  const env: Env = {};
+  for (const name of CONFIG_VARIABLES) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+/**
+ * Validates the environment into a {@linkcode Config}. Empty strings count as unset.
+ * Throws {@linkcode ConfigError} listing every invalid variable at once.
+ */
+export function loadConfig(env: Env = readEnv()): Config {
+  const cleaned: Env = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && v.trim() !== "") cleaned[k as ConfigVariable] = v;
+  }
+  const result = schema().safeParse(cleaned);
+  if (!result.success) {
+    const seen = new Set<string>();
+    const issues: ConfigIssue[] = [];
+    for (const issue of result.error.issues) {
+      const variable = String(issue.path[0] ?? "configuration");
+      const key = `${variable}:${issue.message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      issues.push({
+        variable,
+        value: maskedValue(variable, cleaned[variable as ConfigVariable]),
+        expected: issue.message,
+      });
+    }
+    throw new ConfigError(issues);
+  }
+  const v = result.data;
+  return {
+    databaseUrl: v.DATABASE_URL?.trim(),
+    dataDir: v.DATA_DIR.trim(),
+    exchanges: v.EXCHANGES,
+    symbols: v.SYMBOLS,
+    topSymbols: v.TOP_SYMBOLS,
+    quote: v.QUOTE,
+    timeframes: v.TIMEFRAMES,
+    backfillSince: v.BACKFILL_SINCE,
+    ccxtConfig: v.CCXT_CONFIG,
+    apiHost: v.API_HOST,
+    apiPort: v.API_PORT,
+    apiToken: v.API_TOKEN,
+    logLevel: v.LOG_LEVEL,
+    logFormat: v.LOG_FORMAT,
+    liveSchedule: v.LIVE_SCHEDULE.trim(),
+    repairSchedule: v.REPAIR_SCHEDULE.trim(),
+    timescaledb: v.TIMESCALEDB,
+    compressAfterMs: v.COMPRESS_AFTER,
+    retentionMs: v.RETENTION,
+    marketType: v.MARKET_TYPE,
+    backfillConcurrency: v.BACKFILL_CONCURRENCY,
+    dbPoolMax: v.DB_POOL_MAX,
+  };
+}
