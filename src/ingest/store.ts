@@ -1,0 +1,60 @@
+import type postgres from "postgres";
+import type { Candle } from "../candle.ts";
+import type { Sql } from "../db/client.ts";
+
+/** What one write changed. */
+export interface WriteResult {
+  /** Rows that did not exist before. */
+  inserted: number;
+  /** Existing rows whose values differed and were replaced. */
+  updated: number;
+}
+
+/** A pool or a transaction: anything that runs tagged-template queries. */
+export type Queryable = Sql | postgres.TransactionSql;
+
+/**
+ * Writes one page of candles of one series in a single statement (arrays through `unnest`),
+ * idempotently: `ON CONFLICT (series_id, ts)` updates only rows whose values changed, so
+ * re-writing stored history changes nothing. Candles must be validated beforehand.
+ */
+export async function writeCandles(
+  sql: Queryable,
+  seriesId: number,
+  candles: readonly Candle[],
+): Promise<WriteResult> {
+  if (candles.length === 0) return { inserted: 0, updated: 0 };
+  const n = candles.length;
+  const ts = new Array<number>(n);
+  const open = new Array<number>(n);
+  const high = new Array<number>(n);
+  const low = new Array<number>(n);
+  const close = new Array<number>(n);
+  const volume = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const c = candles[i];
+    ts[i] = c.ts;
+    open[i] = c.open;
+    high[i] = c.high;
+    low[i] = c.low;
+    close[i] = c.close;
+    volume[i] = c.volume;
+  }
+  const [row] = await sql<{ inserted: number; updated: number }[]>`
+    with written as (
+      insert into candles as c (series_id, ts, open, high, low, close, volume)
+      select ${seriesId}::int, to_timestamp(t / 1000.0), o, h, l, cl, v
+      from unnest(
+        ${ts}::float8[], ${open}::float8[], ${high}::float8[], ${low}::float8[], ${close}::float8[], ${volume}::float8[]
+      ) as u(t, o, h, l, cl, v)
+      on conflict (series_id, ts) do update
+        set open = excluded.open, high = excluded.high, low = excluded.low,
+            close = excluded.close, volume = excluded.volume
+        where (c.open, c.high, c.low, c.close, c.volume)
+          is distinct from (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume)
+      returning (xmax = 0) as fresh
+    )
+    select count(*) filter (where fresh)::int as inserted, count(*) filter (where not fresh)::int as updated
+    from written`;
+  return row;
+}

@@ -1,0 +1,192 @@
+import { assert, assertEquals, assertThrows } from "./support/assert.ts";
+import {
+  ConfigError,
+  isCron,
+  loadConfig,
+  maskSecrets,
+  maskUrl,
+  normalizeSymbol,
+  parseBackfillSince,
+  parseDuration,
+  redactConfig,
+  resolveSince,
+  splitList,
+} from "../src/config.ts";
+
+Deno.test("config: defaults for an empty environment", () => {
+  const c = loadConfig({});
+  assertEquals(c.databaseUrl, undefined);
+  assertEquals(c.dataDir, "./data");
+  assertEquals(c.exchanges, ["binance"]);
+  assertEquals(c.symbols, []);
+  assertEquals(c.topSymbols, 0);
+  assertEquals(c.quote, "USDT");
+  assertEquals(c.timeframes, ["1m"]);
+  assertEquals(c.backfillSince, { kind: "duration", ms: 30 * 86_400_000 });
+  assertEquals(c.ccxtConfig, {});
+  assertEquals(c.apiHost, "127.0.0.1");
+  assertEquals(c.apiPort, 8000);
+  assertEquals(c.apiToken, undefined);
+  assertEquals(c.logLevel, "info");
+  assertEquals(c.logFormat, "json");
+  assertEquals(c.liveSchedule, "* * * * *");
+  assertEquals(c.repairSchedule, "17 * * * *");
+  assertEquals(c.timescaledb, "auto");
+  assertEquals(c.compressAfterMs, 7 * 86_400_000);
+  assertEquals(c.retentionMs, undefined);
+  assertEquals(c.marketType, "spot");
+  assertEquals(c.backfillConcurrency, 4);
+  assertEquals(c.dbPoolMax, 10);
+});
+
+Deno.test("config: every variable is parsed", () => {
+  const c = loadConfig({
+    DATABASE_URL: "postgres://u:p@db:5433/candles",
+    DATA_DIR: "/srv/ck",
+    EXCHANGES: " binance , bybit,, ",
+    SYMBOLS: "btc/usdt, ETH-USDT ,SOLUSDT,,BTC/USDT",
+    TOP_SYMBOLS: "5",
+    QUOTE: "usdc",
+    TIMEFRAMES: "1m, 5m,1h,1d",
+    BACKFILL_SINCE: "2024-01-01",
+    CCXT_CONFIG: '{"binance":{"timeout":5000,"urls":{"api":{"public":"http://127.0.0.1:1"}}}}',
+    API_HOST: "0.0.0.0",
+    API_PORT: "9000",
+    API_TOKEN: "0123456789abcdef0123",
+    LOG_LEVEL: "DEBUG",
+    LOG_FORMAT: "pretty",
+    LIVE_SCHEDULE: "*/2 * * * *",
+    REPAIR_SCHEDULE: "0 * * * *",
+    TIMESCALEDB: "require",
+    COMPRESS_AFTER: "3d",
+    RETENTION: "52w",
+    MARKET_TYPE: "swap",
+    BACKFILL_CONCURRENCY: "8",
+    DB_POOL_MAX: "20",
+  });
+  assertEquals(c.databaseUrl, "postgres://u:p@db:5433/candles");
+  assertEquals(c.dataDir, "/srv/ck");
+  assertEquals(c.exchanges, ["binance", "bybit"]);
+  assertEquals(c.symbols, ["BTC/USDT", "ETH/USDT", "SOL/USDT"]);
+  assertEquals(c.topSymbols, 5);
+  assertEquals(c.quote, "USDC");
+  assertEquals(c.timeframes, ["1m", "5m", "1h", "1d"]);
+  assertEquals(c.backfillSince, { kind: "date", ms: Date.UTC(2024, 0, 1) });
+  assertEquals((c.ccxtConfig.binance as { timeout: number }).timeout, 5000);
+  assertEquals(c.apiHost, "0.0.0.0");
+  assertEquals(c.apiPort, 9000);
+  assertEquals(c.apiToken, "0123456789abcdef0123");
+  assertEquals(c.logLevel, "debug");
+  assertEquals(c.logFormat, "pretty");
+  assertEquals(c.liveSchedule, "*/2 * * * *");
+  assertEquals(c.repairSchedule, "0 * * * *");
+  assertEquals(c.timescaledb, "require");
+  assertEquals(c.compressAfterMs, 3 * 86_400_000);
+  assertEquals(c.retentionMs, 52 * 7 * 86_400_000);
+  assertEquals(c.marketType, "swap");
+  assertEquals(c.backfillConcurrency, 8);
+  assertEquals(c.dbPoolMax, 20);
+});
+
+Deno.test("config: empty strings count as unset", () => {
+  const c = loadConfig({ DATABASE_URL: "", API_TOKEN: " ", SYMBOLS: "" });
+  assertEquals(c.databaseUrl, undefined);
+  assertEquals(c.apiToken, undefined);
+});
+
+Deno.test("config: one error lists every bad variable with masked secrets", () => {
+  const error = assertThrows(
+    () =>
+      loadConfig({
+        DATABASE_URL: "mysql://root:hunter2@db/x",
+        EXCHANGES: "binance,Bad-Id",
+        SYMBOLS: "BTC/USDT,???",
+        TOP_SYMBOLS: "-1",
+        TIMEFRAMES: "1m,1M,7x",
+        BACKFILL_SINCE: "yesterday",
+        CCXT_CONFIG: '{"binance":{"apiKey":"AKIA-SECRET","secret":"s3cr3t"},"okx":[]}',
+        API_PORT: "70000",
+        API_TOKEN: "short-secret",
+        LOG_LEVEL: "loud",
+        LOG_FORMAT: "xml",
+        LIVE_SCHEDULE: "every minute",
+        TIMESCALEDB: "maybe",
+        COMPRESS_AFTER: "7 days",
+        RETENTION: "forever",
+        MARKET_TYPE: "perp",
+        BACKFILL_CONCURRENCY: "0",
+      }),
+    ConfigError,
+  );
+  const names = error.issues.map((i) => i.variable).sort();
+  assertEquals(names, [
+    "API_PORT",
+    "API_TOKEN",
+    "BACKFILL_CONCURRENCY",
+    "BACKFILL_SINCE",
+    "CCXT_CONFIG",
+    "COMPRESS_AFTER",
+    "DATABASE_URL",
+    "EXCHANGES",
+    "LIVE_SCHEDULE",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "MARKET_TYPE",
+    "RETENTION",
+    "SYMBOLS",
+    "TIMEFRAMES",
+    "TIMESCALEDB",
+    "TOP_SYMBOLS",
+  ]);
+  assert(!error.message.includes("hunter2"), "database password leaked");
+  assert(!error.message.includes("AKIA-SECRET"), "apiKey leaked");
+  assert(!error.message.includes("s3cr3t"), "secret leaked");
+  assert(!error.message.includes("short-secret"), "API token leaked");
+  assert(error.message.includes("Bad-Id"), "names the bad exchange id");
+  assert(error.message.includes("1M, 7x"), "names the bad timeframes");
+  assert(error.message.includes("???"), "names the bad symbol");
+  assert(error.message.startsWith("Cannot start: invalid configuration (17 variables)"));
+});
+
+Deno.test("config: comma lists, symbols, durations, dates and cron", () => {
+  assertEquals(splitList(" a, ,b,,c "), ["a", "b", "c"]);
+  assertEquals(normalizeSymbol("btc/usdt"), "BTC/USDT");
+  assertEquals(normalizeSymbol("eth_btc"), "ETH/BTC");
+  assertEquals(normalizeSymbol("BTCUSDT"), "BTC/USDT");
+  assertEquals(normalizeSymbol("BTC/USDT:USDT"), "BTC/USDT:USDT");
+  assertEquals(normalizeSymbol("BTC"), null);
+  assertEquals(normalizeSymbol("BTC/"), null);
+  assertEquals(normalizeSymbol("BTC/USDT'; drop table series;--"), null);
+  assertEquals(parseDuration("90s"), 90_000);
+  assertEquals(parseDuration("15m"), 900_000);
+  assertEquals(parseDuration("2w"), 14 * 86_400_000);
+  assertEquals(parseDuration("0d"), null);
+  assertEquals(parseDuration("1y"), null);
+  assertEquals(parseBackfillSince("earliest"), { kind: "earliest" });
+  assertEquals(parseBackfillSince("2d"), { kind: "duration", ms: 2 * 86_400_000 });
+  assertEquals(parseBackfillSince("2024-03-01T12:30:00"), { kind: "date", ms: Date.UTC(2024, 2, 1, 12, 30) });
+  assertEquals(parseBackfillSince("2024-03-01T12:30:00+02:00"), { kind: "date", ms: Date.UTC(2024, 2, 1, 10, 30) });
+  assertEquals(parseBackfillSince("2024-13-45"), null);
+  assertEquals(resolveSince({ kind: "duration", ms: 1000 }, 5000), 4000);
+  assertEquals(resolveSince({ kind: "earliest" }, 5000), "earliest");
+  assert(isCron("* * * * *"));
+  assert(isCron("*/5 0-6 1,15 * 1"));
+  assert(!isCron("* * * *"));
+  assert(!isCron("@hourly"));
+});
+
+Deno.test("config: secrets are masked for logging", () => {
+  assertEquals(maskUrl("postgres://user:pw@host:5432/db"), "postgres://user:***@host:5432/db");
+  assertEquals(maskSecrets({ binance: { apiKey: "k", secret: "s", options: { x: 1 }, password: "p" } }), {
+    binance: { apiKey: "***", secret: "***", options: { x: 1 }, password: "***" },
+  });
+  const c = loadConfig({
+    DATABASE_URL: "postgres://u:topsecret@h/db",
+    API_TOKEN: "abcdefghijklmnopqrstuvwxyz",
+    CCXT_CONFIG: '{"binance":{"apiKey":"KEY123","secret":"SEC456"}}',
+  });
+  const text = JSON.stringify(redactConfig(c));
+  for (const secret of ["topsecret", "abcdefghijklmnopqrstuvwxyz", "KEY123", "SEC456"]) {
+    assert(!text.includes(secret), `${secret} leaked`);
+  }
+});
