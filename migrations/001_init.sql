@@ -11,6 +11,8 @@ create table if not exists series (
   -- false once the series is no longer configured (or deleted through the API): its data
   -- stays, it is just not updated any more.
   active boolean not null default true,
+  -- config: from EXCHANGES x SYMBOLS x TIMEFRAMES; api: added through POST /v1/series.
+  origin text not null default 'config',
   -- new | backfilling | live | invalid | failed | stopped
   state text not null default 'new',
   state_reason text,
