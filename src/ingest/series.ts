@@ -18,17 +18,22 @@ export interface SeriesKey {
   timeframe: string;
 }
 
-/** Registers a series (or re-activates a known one) and returns its row. */
+/**
+ * Registers a series (or re-activates a known one) and returns its row. `origin` says whether
+ * it comes from the configuration (default) or was added through the API.
+ */
 export async function registerSeries(
   sql: Queryable,
   key: SeriesKey,
+  options: { origin?: "config" | "api" } = {},
 ): Promise<SeriesRow> {
+  const origin = options.origin ?? "config";
   const [row] = await sql<SeriesRow[]>`
-    insert into series (exchange, symbol, timeframe)
-    values (${key.exchange}, ${key.symbol}, ${key.timeframe})
+    insert into series (exchange, symbol, timeframe, origin)
+    values (${key.exchange}, ${key.symbol}, ${key.timeframe}, ${origin})
     on conflict (exchange, symbol, timeframe) do update
       set active = true,
-          origin = case when ${origin} = 'config' then 'config' else series.origin end,
+          origin = case when excluded.origin = 'config' then 'config' else series.origin end,
           state = case when series.state = 'stopped' then 'new' else series.state end,
           updated_at = now()
     returning id, exchange, symbol, timeframe, active, state, state_reason as "stateReason"`;
