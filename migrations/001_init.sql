@@ -37,14 +37,27 @@ create table if not exists candles (
   constraint candles_pkey primary key (series_id, ts)
 );
 
--- Resumable backfills: cursor is the open time of the next candle to fetch; target the
--- instant the backfill must reach.
+-- Resumable backfills: cursor is the open time of the next candle to fetch, target the
+-- instant the running range must reach; covered_from is the earliest instant the backfill has
+-- ever fully covered (so moving BACKFILL_SINCE earlier fetches only the older part, and a
+-- listing later than BACKFILL_SINCE is not searched again).
 create table if not exists backfill_checkpoints (
   series_id integer primary key,
   cursor timestamptz not null,
   target timestamptz not null,
+  covered_from timestamptz,
   status text not null default 'running',
   updated_at timestamptz not null default now()
+);
+
+-- Running Candlekeep processes, for sharing series fairly; a row whose heartbeat is older
+-- than the lease timeout belongs to a dead instance.
+create table if not exists instances (
+  id text primary key,
+  hostname text not null,
+  pid integer not null,
+  started_at timestamptz not null default now(),
+  heartbeat_at timestamptz not null default now()
 );
 
 -- Ranges [from_ts, to_ts) the exchange confirmed it has no (valid) data for, so gap repair
