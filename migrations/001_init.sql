@@ -37,12 +37,13 @@ create table if not exists candles (
   constraint candles_pkey primary key (series_id, ts)
 );
 
--- Resumable backfills: cursor is the open time of the next candle to fetch, target the
--- instant the running range must reach; covered_from is the earliest instant the backfill has
--- ever fully covered (so moving BACKFILL_SINCE earlier fetches only the older part, and a
--- listing later than BACKFILL_SINCE is not searched again).
+-- Resumable backfills: the running range is [range_from, target) and cursor the open time of
+-- the next candle to fetch in it; covered_from is the earliest instant the backfill has ever
+-- fully covered (so moving BACKFILL_SINCE earlier fetches only the older part, and a listing
+-- later than BACKFILL_SINCE is not searched again).
 create table if not exists backfill_checkpoints (
   series_id integer primary key,
+  range_from timestamptz not null,
   cursor timestamptz not null,
   target timestamptz not null,
   covered_from timestamptz,

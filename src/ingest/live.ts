@@ -1,0 +1,76 @@
+import { floorTo, timeframeMs } from "../timeframe.ts";
+import {
+  describeSeries,
+  type IngestContext,
+  type SeriesTarget,
+  walkRange,
+} from "./backfill.ts";
+import type { CandleSource } from "./source.ts";
+
+/** What one live update did. */
+export interface LiveResult {
+  series: SeriesTarget;
+  pages: number;
+  written: number;
+  /** Now minus the end of the last stored candle, in ms (null when nothing is stored). */
+  lagMs: number | null;
+}
+
+/** Open time of the last stored candle of a series, or null. */
+export async function lastStored(
+  ctx: IngestContext,
+  seriesId: number,
+): Promise<number | null> {
+  const [row] = await ctx.db.retry(
+    "last stored candle",
+    (sql) =>
+      sql<
+        { ts: Date }[]
+      >`select ts from candles where series_id = ${seriesId} order by ts desc limit 1`,
+  );
+  return row?.ts.getTime() ?? null;
+}
+
+/**
+ * Fetches the closed candles after the series' last stored one, whatever the gap since then
+ * (an outage of hours is caught up page by page), and returns the lag afterwards.
+ */
+export async function updateSeries(
+  ctx: IngestContext,
+  source: CandleSource,
+  series: SeriesTarget,
+): Promise<LiveResult> {
+  const tf = timeframeMs(series.timeframe);
+  const now = ctx.now?.() ?? Date.now();
+  const target = floorTo(now, tf);
+  const last = await lastStored(ctx, series.id);
+  if (last === null) return { series, pages: 0, written: 0, lagMs: null };
+  let pages = 0;
+  let written = 0;
+  let newest = last;
+  if (last + tf < target) {
+    const walk = await walkRange(ctx, source, series, {
+      from: last + tf,
+      to: target,
+    }, {
+      checkpoint: false,
+      hasEarlierData: true,
+    });
+    pages = walk.pages;
+    written = walk.written;
+    if (walk.lastTs !== null) newest = Math.max(newest, walk.lastTs);
+    if (walk.pages > 1) {
+      ctx.log.info("Caught up {series}: {written} candles in {pages} pages", {
+        series: describeSeries(series),
+        written,
+        pages,
+      });
+    }
+  }
+  return {
+    series,
+    pages,
+    written,
+    lagMs: (ctx.now?.() ?? Date.now()) - (newest + tf),
+  };
+}
