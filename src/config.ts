@@ -47,14 +47,12 @@ export class ConfigError extends Error {
   /** Creates the error from its issues. */
   constructor(issues: ConfigIssue[]) {
     const lines = issues.map((i) =>
-      `  ${i.variable}=${
-        i.value === undefined ? "(unset)" : JSON.stringify(i.value)
-      }: ${i.expected}`
+      `  ${i.variable}=${i.value === undefined ? "(unset)" : JSON.stringify(i.value)}: ${i.expected}`
     );
     super(
-      `Cannot start: invalid configuration (${issues.length} variable${
-        issues.length === 1 ? "" : "s"
-      }):\n${lines.join("\n")}`,
+      `Cannot start: invalid configuration (${issues.length} variable${issues.length === 1 ? "" : "s"}):\n${
+        lines.join("\n")
+      }`,
     );
     this.name = "ConfigError";
     this.issues = issues;
@@ -114,9 +112,7 @@ export function normalizeSymbol(text: string): string | null {
   if (split) {
     normal = `${split[1]}/${split[2]}`;
   } else if (new RegExp(`^${part}$`).test(pair)) {
-    const quote = KNOWN_QUOTES.find((q) =>
-      pair.endsWith(q) && pair.length > q.length
-    );
+    const quote = KNOWN_QUOTES.find((q) => pair.endsWith(q) && pair.length > q.length);
     if (quote) normal = `${pair.slice(0, -quote.length)}/${quote}`;
   }
   if (normal === null) return null;
@@ -159,8 +155,7 @@ export function resolveSince(
   }
 }
 
-const CRON_FIELD =
-  /^(\*|[0-9]+(-[0-9]+)?)(\/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(\/[0-9]+)?)*$/;
+const CRON_FIELD = /^(\*|[0-9]+(-[0-9]+)?)(\/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(\/[0-9]+)?)*$/;
 
 /** Whether `text` is a five-field cron expression of the kind `Deno.cron` accepts. */
 export function isCron(text: string): boolean {
@@ -168,8 +163,7 @@ export function isCron(text: string): boolean {
   return fields.length === 5 && fields.every((f) => CRON_FIELD.test(f));
 }
 
-const SECRET_KEYS =
-  /^(apikey|secret|password|passphrase|uid|privatekey|token|walletaddress)$/i;
+const SECRET_KEYS = /^(apikey|secret|password|passphrase|uid|privatekey|token|walletaddress)$/i;
 
 /** Masks the password in a postgres URL. */
 export function maskUrl(url: string): string {
@@ -188,9 +182,7 @@ export function maskSecrets(value: unknown): unknown {
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      out[k] = SECRET_KEYS.test(k) && v !== undefined && v !== ""
-        ? "***"
-        : maskSecrets(v);
+      out[k] = SECRET_KEYS.test(k) && v !== undefined && v !== "" ? "***" : maskSecrets(v);
     }
     return out;
   }
@@ -201,9 +193,7 @@ export function maskSecrets(value: unknown): unknown {
 export function redactConfig(config: Config): Record<string, unknown> {
   return {
     ...config,
-    databaseUrl: config.databaseUrl === undefined
-      ? undefined
-      : maskUrl(config.databaseUrl),
+    databaseUrl: config.databaseUrl === undefined ? undefined : maskUrl(config.databaseUrl),
     apiToken: config.apiToken === undefined ? undefined : "***",
     ccxtConfig: maskSecrets(config.ccxtConfig),
   };
@@ -284,8 +274,7 @@ function schema() {
     });
   const cron = (fallback: string) =>
     z.string().default(fallback).refine(isCron, {
-      message:
-        "a five-field cron expression such as '* * * * *' (minute hour day month weekday)",
+      message: "a five-field cron expression such as '* * * * *' (minute hour day month weekday)",
     });
   const oneOf = <T extends readonly [string, ...string[]]>(
     values: T,
@@ -301,8 +290,7 @@ function schema() {
         v === undefined || v.trim() === "" ||
         /^postgres(ql)?:\/\/./.test(v.trim()),
       {
-        message:
-          "a postgres:// or postgresql:// connection URL, or unset for the embedded database",
+        message: "a postgres:// or postgresql:// connection URL, or unset for the embedded database",
       },
     ),
     DATA_DIR: z.string().default("./data").refine((v) => v.trim() !== "", {
@@ -325,10 +313,7 @@ function schema() {
       if (bad.length > 0) {
         ctx.addIssue({
           code: "custom",
-          message:
-            `comma list of symbols such as BTC/USDT,ETH/USDT; not valid: ${
-              bad.join(", ")
-            }`,
+          message: `comma list of symbols such as BTC/USDT,ETH/USDT; not valid: ${bad.join(", ")}`,
         });
         return z.NEVER;
       }
@@ -364,9 +349,7 @@ function schema() {
       } catch (e) {
         ctx.addIssue({
           code: "custom",
-          message: `a JSON object keyed by exchange id; it does not parse: ${
-            (e as Error).message
-          }`,
+          message: `a JSON object keyed by exchange id; it does not parse: ${(e as Error).message}`,
         });
         return z.NEVER;
       }
@@ -375,8 +358,7 @@ function schema() {
       if (!isObject(parsed) || !Object.values(parsed).every(isObject)) {
         ctx.addIssue({
           code: "custom",
-          message:
-            'a JSON object keyed by exchange id whose values are objects, e.g. {"binance":{"timeout":10000}}',
+          message: 'a JSON object keyed by exchange id whose values are objects, e.g. {"binance":{"timeout":10000}}',
         });
         return z.NEVER;
       }
@@ -392,8 +374,7 @@ function schema() {
     API_TOKEN: opt(z.string()).refine(
       (v) => v === undefined || v === "" || v.length >= 16,
       {
-        message:
-          "at least 16 characters (or unset to disable the mutating routes)",
+        message: "at least 16 characters (or unset to disable the mutating routes)",
       },
     ),
     LOG_LEVEL: oneOf(LOG_LEVELS, "info"),

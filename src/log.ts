@@ -29,11 +29,7 @@ function writeStderr(line: string): void {
 
 function renderMessage(record: LogRecord): string {
   return record.message.map((part, i) =>
-    i % 2 === 0
-      ? String(part)
-      : typeof part === "string"
-      ? part
-      : JSON.stringify(part)
+    i % 2 === 0 ? String(part) : typeof part === "string" ? part : JSON.stringify(part)
   ).join("");
 }
 
@@ -86,11 +82,9 @@ export function formatPretty(record: LogRecord): string {
     .filter(([k]) => !String(record.rawMessage).includes(`{${k}}`))
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
     .join(" ");
-  return `${new Date(record.timestamp).toISOString()} ${
-    LEVEL_LABEL[record.level] ?? record.level
-  } ${record.category.slice(1).join(".") || record.category.join(".")}: ${
-    renderMessage(record)
-  }${extra ? "  " + extra : ""}`;
+  return `${new Date(record.timestamp).toISOString()} ${LEVEL_LABEL[record.level] ?? record.level} ${
+    record.category.slice(1).join(".") || record.category.join(".")
+  }: ${renderMessage(record)}${extra ? "  " + extra : ""}`;
 }
 
 /** Configures logtape once for the process; safe to call again (it resets first). */

@@ -20,9 +20,7 @@ function escapeLabel(value: string): string {
 }
 
 function renderLabels(labels: Labels, extra?: [string, string]): string {
-  const pairs = Object.keys(labels).sort().map((k) =>
-    `${k}="${escapeLabel(labels[k])}"`
-  );
+  const pairs = Object.keys(labels).sort().map((k) => `${k}="${escapeLabel(labels[k])}"`);
   if (extra) pairs.push(`${extra[0]}="${escapeLabel(extra[1])}"`);
   return pairs.length ? `{${pairs.join(",")}}` : "";
 }
@@ -58,9 +56,7 @@ export class Counter implements Metric {
   }
   /** Text exposition lines. */
   render(): string[] {
-    return [...this.#values.values()].map((e) =>
-      `${this.name}${renderLabels(e.labels)} ${formatNumber(e.value)}`
-    );
+    return [...this.#values.values()].map((e) => `${this.name}${renderLabels(e.labels)} ${formatNumber(e.value)}`);
   }
 }
 
@@ -83,9 +79,7 @@ export class Gauge implements Metric {
   }
   /** Text exposition lines. */
   render(): string[] {
-    return [...this.#values.values()].map((e) =>
-      `${this.name}${renderLabels(e.labels)} ${formatNumber(e.value)}`
-    );
+    return [...this.#values.values()].map((e) => `${this.name}${renderLabels(e.labels)} ${formatNumber(e.value)}`);
   }
 }
 
@@ -143,15 +137,11 @@ export class Histogram implements Metric {
     for (const e of this.#values.values()) {
       this.buckets.forEach((b, i) =>
         lines.push(
-          `${this.name}_bucket${
-            renderLabels(e.labels, ["le", formatNumber(b)])
-          } ${e.counts[i]}`,
+          `${this.name}_bucket${renderLabels(e.labels, ["le", formatNumber(b)])} ${e.counts[i]}`,
         )
       );
       lines.push(
-        `${this.name}_bucket${
-          renderLabels(e.labels, ["le", "+Inf"])
-        } ${e.count}`,
+        `${this.name}_bucket${renderLabels(e.labels, ["le", "+Inf"])} ${e.count}`,
       );
       lines.push(
         `${this.name}_sum${renderLabels(e.labels)} ${formatNumber(e.sum)}`,
@@ -212,9 +202,7 @@ export class Registry {
     const out: string[] = [];
     for (const { type, metric } of this.#metrics.values()) {
       out.push(
-        `# HELP ${metric.name} ${
-          metric.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")
-        }`,
+        `# HELP ${metric.name} ${metric.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`,
       );
       out.push(`# TYPE ${metric.name} ${type}`);
       out.push(...metric.render());

@@ -69,17 +69,14 @@ export function backoffDelay(
   );
 }
 
-const defaultSleep = (ms: number) =>
-  new Promise<void>((resolve) => setTimeout(resolve, ms));
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Where a postgres URL points, without the password. */
 export function describeTarget(url: string): string {
   try {
     const u = new URL(url);
     const db = decodeURIComponent(u.pathname.replace(/^\//, "")) || "(default)";
-    return `host ${u.hostname || "localhost"}, port ${
-      u.port || "5432"
-    }, database ${db}`;
+    return `host ${u.hostname || "localhost"}, port ${u.port || "5432"}, database ${db}`;
   } catch {
     return maskUrl(url);
   }
@@ -249,9 +246,7 @@ export async function openDatabase(
         await sql.end({ timeout: 1 }).catch(() => {});
         if (!isTransientDbError(error)) {
           throw new Error(
-            `Cannot connect to PostgreSQL at ${target}: ${
-              (error as Error).message ?? String(error)
-            }`,
+            `Cannot connect to PostgreSQL at ${target}: ${(error as Error).message ?? String(error)}`,
             { cause: error },
           );
         }

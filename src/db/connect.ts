@@ -34,8 +34,7 @@ export async function connectDatabase(config: Config): Promise<DatabaseHandle> {
     },
   );
   const server = await startEmbeddedPostgres(config.dataDir, {
-    log: (message: string, fields?: Record<string, unknown>) =>
-      pgLog.debug(message, fields ?? {}),
+    log: (message: string, fields?: Record<string, unknown>) => pgLog.debug(message, fields ?? {}),
   });
   log.info("Embedded PostgreSQL is running on 127.0.0.1:{port}", {
     port: server.port,

@@ -22,9 +22,7 @@ export class MigrationChecksumError extends Error {
   /** Creates the error. */
   constructor(file: string, recorded: string, current: string) {
     super(
-      `Cannot migrate: ${file} was changed after it was applied (recorded checksum ${
-        recorded.slice(0, 12)
-      }, current ${
+      `Cannot migrate: ${file} was changed after it was applied (recorded checksum ${recorded.slice(0, 12)}, current ${
         current.slice(0, 12)
       }); restore the file and add a new migration instead`,
     );
@@ -81,9 +79,7 @@ export async function loadMigrations(
         `Cannot load migrations: current file name is ${entry.name}, expected NNN_name.sql or R_name.sql`,
       );
     }
-    const path = typeof dir === "string"
-      ? `${dir.replace(/\/$/, "")}/${entry.name}`
-      : new URL(entry.name, dir);
+    const path = typeof dir === "string" ? `${dir.replace(/\/$/, "")}/${entry.name}` : new URL(entry.name, dir);
     const sql = await Deno.readTextFile(path);
     out.push({
       version: versioned ? Number(versioned[1]) : null,
@@ -119,9 +115,7 @@ export function migrationSettings(
   return {
     "candlekeep.timescaledb": settings.timescaledb,
     "candlekeep.compress_after": msToInterval(settings.compressAfterMs),
-    "candlekeep.retention": settings.retentionMs === undefined
-      ? ""
-      : msToInterval(settings.retentionMs),
+    "candlekeep.retention": settings.retentionMs === undefined ? "" : msToInterval(settings.retentionMs),
   };
 }
 
@@ -221,8 +215,7 @@ export async function migrationsApplied(
   sql: Sql,
   dir?: URL | string,
 ): Promise<boolean> {
-  const expected =
-    (await loadMigrations(dir)).filter((m) => m.version !== null).length;
+  const expected = (await loadMigrations(dir)).filter((m) => m.version !== null).length;
   try {
     const [row] = await sql<
       { n: number }[]

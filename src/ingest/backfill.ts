@@ -50,9 +50,7 @@ export class LeaseLostError extends Error {
   /** Creates the error. */
   constructor(series: SeriesTarget) {
     super(
-      `Cannot continue ${
-        describeSeries(series)
-      }: its lease is now held by another instance`,
+      `Cannot continue ${describeSeries(series)}: its lease is now held by another instance`,
     );
     this.name = "LeaseLostError";
   }
@@ -117,9 +115,7 @@ export async function walkRange(
       cursor,
       range.to,
     );
-    const candles = page.candles.filter((c) =>
-      c.ts >= cursor && c.ts < range.to
-    );
+    const candles = page.candles.filter((c) => c.ts >= cursor && c.ts < range.to);
     const holes: { from: number; to: number; reason: string }[] = [];
     let next: number;
     if (candles.length > 0) {
@@ -339,9 +335,7 @@ export async function backfillSeries(
     const lower = Math.min(
       state.checkpoint?.coveredFrom ?? Infinity,
       state.first ?? Infinity,
-      state.checkpoint?.status === "running"
-        ? state.checkpoint.rangeFrom
-        : Infinity,
+      state.checkpoint?.status === "running" ? state.checkpoint.rangeFrom : Infinity,
     );
     if (lower === Infinity) {
       if (resumeTo === undefined) {
@@ -351,8 +345,7 @@ export async function backfillSeries(
       ranges.push({ from: start, to: lower, older: true });
     }
   }
-  const expected =
-    ranges.reduce((n, r) => n + Math.max(0, r.to - r.from) / tf, 0) +
+  const expected = ranges.reduce((n, r) => n + Math.max(0, r.to - r.from) / tf, 0) +
     Math.max(0, target - ((state.last ?? target - tf) + tf)) / tf;
   let done = 0;
   const report = (cursor: number) =>
@@ -399,9 +392,7 @@ export async function backfillSeries(
     state = await loadState(ctx, series.id);
   }
   // Newer part: everything after the last stored candle (or the end of what was covered).
-  const coveredTo = state.checkpoint?.status === "done"
-    ? state.checkpoint.target
-    : null;
+  const coveredTo = state.checkpoint?.status === "done" ? state.checkpoint.target : null;
   const newerFrom = Math.max(
     state.last === null ? -Infinity : state.last + tf,
     coveredTo ?? -Infinity,

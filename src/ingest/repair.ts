@@ -1,10 +1,5 @@
 import { timeframeMs } from "../timeframe.ts";
-import {
-  describeSeries,
-  type IngestContext,
-  type SeriesTarget,
-  walkRange,
-} from "./backfill.ts";
+import { describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./backfill.ts";
 import { findGaps } from "./gaps.ts";
 import type { CandleSource } from "./source.ts";
 
@@ -67,8 +62,9 @@ export async function repairSeries(
       "Repaired {series}: {gaps} gaps, {filled} candles filled, {confirmed} confirmed holes",
       {
         series: describeSeries(series),
-        ...result,
-        series_id: series.id,
+        gaps: result.gaps,
+        filled: result.filled,
+        confirmed: result.confirmed,
       },
     );
   }

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import { createPool } from "../../src/db/client.ts";
-import { MIGRATIONS_DIR, migrate, MigrationChecksumError, migrationsApplied } from "../../src/db/migrate.ts";
+import { migrate, MigrationChecksumError, MIGRATIONS_DIR, migrationsApplied } from "../../src/db/migrate.ts";
 import { createTestDatabase } from "../support/pg.ts";
 
 const SETTINGS = { timescaledb: "auto", compressAfterMs: 7 * 86_400_000 } as const;

@@ -40,7 +40,9 @@ Deno.test("timescaledb (PGlite): hypertable, 1-day chunks, compression and polic
     );
     assertEquals(dims, [{ column_name: "ts", time_interval: "1 day" }]);
 
-    const settings = await rows<{ attname: string; segmentby_column_index: number | null; orderby_asc: boolean | null }>(
+    const settings = await rows<
+      { attname: string; segmentby_column_index: number | null; orderby_asc: boolean | null }
+    >(
       db,
       `select attname, segmentby_column_index, orderby_asc from timescaledb_information.compression_settings
        where hypertable_name = 'candles' order by attname`,

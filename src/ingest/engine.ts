@@ -1,0 +1,698 @@
+import type { BackfillSince, Config } from "../config_types.ts";
+import type { Database } from "../db/client.ts";
+import { getLogger } from "../log.ts";
+import type { Registry } from "../metrics.ts";
+import { isTimeframe, timeframeMs } from "../timeframe.ts";
+import {
+  type BackfillProgress,
+  backfillSeries,
+  describeSeries,
+  type IngestContext,
+  LeaseLostError,
+  type SeriesTarget,
+} from "./backfill.ts";
+import { heartbeat, rebalance, releaseAll } from "./leases.ts";
+import { updateSeries } from "./live.ts";
+import { repairSeries } from "./repair.ts";
+import { registerSeries, type SeriesKey, setSeriesState, syncConfiguredSeries } from "./series.ts";
+import type { CandleSource } from "./source.ts";
+
+/** An exchange as the engine sees it: a candle source that may also rank markets. */
+export interface ExchangeSource extends CandleSource {
+  /** The top `n` active markets quoted in `quote` by 24h quote volume. */
+  topSymbols?(n: number, quote: string): Promise<string[]>;
+}
+
+/** Thrown for a series request the engine cannot accept; `status` follows HTTP. */
+export class SeriesRequestError extends Error {
+  /** HTTP-like status: 400 bad input, 404 unknown exchange, 422 not served by the exchange. */
+  readonly status: number;
+  /** Creates the error. */
+  constructor(message: string, status: number) {
+    super(message);
+    this.name = "SeriesRequestError";
+    this.status = status;
+  }
+}
+
+/** Options of {@linkcode Ingestor}. */
+export interface IngestorOptions {
+  db: Database;
+  config: Config;
+  /** Candle sources by exchange id. */
+  sources: ReadonlyMap<string, ExchangeSource>;
+  registry?: Registry;
+  /** This instance's id (default: hostname, pid and a random suffix). */
+  owner?: string;
+  /** Lease and heartbeat timeout in ms (default 30 s); leases are renewed every third of it. */
+  leaseTtlMs?: number;
+  now?: () => number;
+}
+
+/** A failed series with the reason, for exit statuses and reports. */
+export interface SeriesFailure {
+  series: SeriesTarget;
+  reason: string;
+}
+
+/** Options of {@linkcode Ingestor.backfillOnce}. */
+export interface BackfillOnceOptions {
+  /** Only series whose key matches every given field. */
+  filter?: Partial<SeriesKey>;
+  /** Overrides `BACKFILL_SINCE`. */
+  since?: BackfillSince;
+  onProgress?: (progress: BackfillProgress) => void;
+}
+
+class Semaphore {
+  #free: number;
+  #waiting: (() => void)[] = [];
+  constructor(size: number) {
+    this.#free = size;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The ingest engine: registers the configured series, divides them with other instances
+ * through leases, backfills what it holds, keeps it live on a schedule and repairs gaps.
+ */
+export class Ingestor {
+  readonly owner: string;
+  readonly #db: Database;
+  readonly #config: Config;
+  readonly #sources: ReadonlyMap<string, ExchangeSource>;
+  readonly #ttl: number;
+  readonly #now: () => number;
+  readonly #log = getLogger("ingest");
+  readonly #limits = new Map<string, Semaphore>();
+  readonly #owned = new Set<number>();
+  readonly #series = new Map<number, SeriesTarget>();
+  readonly #backfilled = new Set<number>();
+  readonly #busy = new Set<number>();
+  readonly #inflight = new Set<Promise<unknown>>();
+  readonly #metrics;
+  #stopping = false;
+  #liveRunning = false;
+  #repairRunning = false;
+  #coordinating: Promise<void> | null = null;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #cronAbort = new AbortController();
+
+  /** Creates the engine; nothing runs until {@linkcode Ingestor.start} or a tick is called. */
+  constructor(options: IngestorOptions) {
+    this.#db = options.db;
+    this.#config = options.config;
+    this.#sources = options.sources;
+    this.#ttl = options.leaseTtlMs ?? 30_000;
+    this.#now = options.now ?? Date.now;
+    this.owner = options.owner ??
+      `${Deno.hostname?.() ?? "host"}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+    const r = options.registry;
+    this.#metrics = r
+      ? {
+        written: r.counter(
+          "candlekeep_candles_written_total",
+          "Candles inserted or changed in storage",
+        ),
+        rejected: r.counter(
+          "candlekeep_candles_rejected_total",
+          "Candles rejected by validation",
+        ),
+        lag: r.gauge(
+          "candlekeep_series_lag_seconds",
+          "Now minus the end of the last stored candle",
+        ),
+        progress: r.gauge(
+          "candlekeep_backfill_progress_ratio",
+          "Share of the running backfill done (0 to 1)",
+        ),
+        failures: r.counter(
+          "candlekeep_ingest_failures_total",
+          "Series jobs that failed, by job",
+        ),
+      }
+      : null;
+  }
+
+  #limit(exchange: string): Semaphore {
+    let s = this.#limits.get(exchange);
+    if (!s) {
+      s = new Semaphore(this.#config.backfillConcurrency);
+      this.#limits.set(exchange, s);
+    }
+    return s;
+  }
+
+  #labels(s: SeriesTarget) {
+    return { exchange: s.exchange, symbol: s.symbol, timeframe: s.timeframe };
+  }
+
+  #context(onStop = () => this.#stopping): IngestContext {
+    return {
+      db: this.#db,
+      owner: this.owner,
+      now: this.#now,
+      log: this.#log,
+      stopping: onStop,
+      counters: this.#metrics
+        ? {
+          written: (s, inserted, updated) => this.#metrics!.written.inc(this.#labels(s), inserted + updated),
+          rejected: (s, n) => this.#metrics!.rejected.inc(this.#labels(s), n),
+        }
+        : undefined,
+    };
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p);
+    p.finally(() => this.#inflight.delete(p)).catch(() => {});
+    return p;
+  }
+
+  /** The configured series keys: exchanges × (symbols ∪ top N) × timeframes. */
+  async configuredKeys(): Promise<SeriesKey[]> {
+    const keys: SeriesKey[] = [];
+    for (const exchange of this.#config.exchanges) {
+      const source = this.#sources.get(exchange);
+      let symbols = [...this.#config.symbols];
+      if (this.#config.topSymbols > 0 && source?.topSymbols) {
+        try {
+          const top = await source.topSymbols(
+            this.#config.topSymbols,
+            this.#config.quote,
+          );
+          symbols = [...new Set([...symbols, ...top])];
+          this.#log.info(
+            "{exchange}: top {n} {quote} markets by 24h volume: {symbols}",
+            {
+              exchange,
+              n: this.#config.topSymbols,
+              quote: this.#config.quote,
+              symbols: top.join(","),
+            },
+          );
+        } catch (error) {
+          this.#log.error(
+            "{exchange}: cannot rank markets for TOP_SYMBOLS: {reason}",
+            {
+              exchange,
+              reason: errorMessage(error),
+            },
+          );
+        }
+      }
+      for (const symbol of symbols) {
+        for (const timeframe of this.#config.timeframes) {
+          keys.push({ exchange, symbol, timeframe });
+        }
+      }
+    }
+    return keys;
+  }
+
+  /** Checks a series against its exchange; marks it invalid (with the reason) when it cannot be served. */
+  async #validate(
+    row: SeriesTarget & { state: string },
+  ): Promise<string | null> {
+    const source = this.#sources.get(row.exchange);
+    const reason = source
+      ? source.validateSeries(row.symbol, row.timeframe)
+      : `exchange ${row.exchange} is not configured (EXCHANGES)`;
+    if (reason) {
+      if (row.state !== "invalid") {
+        this.#log.error("{series} is invalid: {reason}", {
+          series: describeSeries(row),
+          reason,
+        });
+      }
+      await this.#db.retry(
+        "mark invalid",
+        (sql) => setSeriesState(sql, row.id, "invalid", reason),
+      );
+    } else if (row.state === "invalid") {
+      await this.#db.retry(
+        "mark valid",
+        (sql) => setSeriesState(sql, row.id, "new", null),
+      );
+    }
+    return reason;
+  }
+
+  /** Registers the configured series (deactivating removed ones) and validates them. */
+  async syncSeries(): Promise<SeriesTarget[]> {
+    const keys = await this.configuredKeys();
+    const rows = await this.#db.retry(
+      "register series",
+      (sql) => syncConfiguredSeries(sql, keys),
+    );
+    const valid: SeriesTarget[] = [];
+    for (const row of rows) {
+      const reason = await this.#validate(row);
+      if (!reason) valid.push(row);
+    }
+    // Series added through the API earlier are part of the work too.
+    const api = await this.#db.retry(
+      "list api series",
+      (sql) =>
+        sql<(SeriesTarget & { state: string })[]>`
+        select id, exchange, symbol, timeframe, state from series where active and origin = 'api'`,
+    );
+    for (const row of api) {
+      if (!(await this.#validate(row))) valid.push(row);
+    }
+    this.#log.info("{count} series configured", { count: valid.length });
+    return valid;
+  }
+
+  /** Renews this instance's heartbeat and leases and takes its share of free series. */
+  coordinate(onlyIds?: readonly number[]): Promise<void> {
+    if (this.#coordinating) return this.#coordinating;
+    this.#coordinating = (async () => {
+      try {
+        await this.#db.retry(
+          "heartbeat",
+          (sql) =>
+            heartbeat(sql, this.owner, {
+              ttlMs: this.#ttl,
+              hostname: Deno.hostname?.(),
+              pid: Deno.pid,
+            }),
+        );
+        const ids = await this.#db.retry(
+          "rebalance",
+          (sql) =>
+            rebalance(sql, this.owner, {
+              ttlMs: this.#ttl,
+              onlyIds,
+              max: onlyIds ? onlyIds.length : undefined,
+            }),
+        );
+        const rows = ids.length === 0 ? [] : await this.#db.retry("load series", (sql) =>
+          sql<SeriesTarget[]>`
+            select id, exchange, symbol, timeframe from series where id = any(${ids}::int[])`);
+        for (const id of [...this.#owned]) {
+          if (!ids.includes(id)) {
+            this.#owned.delete(id);
+            this.#backfilled.delete(id);
+          }
+        }
+        for (const row of rows) {
+          this.#series.set(row.id, row);
+          this.#owned.add(row.id);
+        }
+      } catch (error) {
+        this.#log.error("Cannot renew leases: {reason}", {
+          reason: errorMessage(error),
+        });
+      } finally {
+        this.#coordinating = null;
+      }
+    })();
+    return this.#coordinating;
+  }
+
+  /** Ids of the series this instance holds now. */
+  get owned(): number[] {
+    return [...this.#owned].sort((a, b) => a - b);
+  }
+
+  async #runJob(
+    kind: string,
+    series: SeriesTarget,
+    fn: () => Promise<unknown>,
+  ): Promise<SeriesFailure | null> {
+    if (this.#busy.has(series.id)) return null;
+    this.#busy.add(series.id);
+    const source = this.#sources.get(series.exchange);
+    if (!source) {
+      return {
+        series,
+        reason: `exchange ${series.exchange} is not configured`,
+      };
+    }
+    try {
+      await this.#track(this.#limit(series.exchange).run(fn));
+      return null;
+    } catch (error) {
+      if (error instanceof LeaseLostError) {
+        this.#log.warn("{message}", { message: error.message });
+        this.#owned.delete(series.id);
+        return null;
+      }
+      const reason = errorMessage(error);
+      this.#metrics?.failures.inc({ job: kind });
+      this.#log.error("{job} of {series} failed: {reason}", {
+        job: kind,
+        series: describeSeries(series),
+        reason,
+      });
+      await this.#db.retry(
+        "mark failed",
+        (sql) => setSeriesState(sql, series.id, "failed", `${kind}: ${reason}`),
+      )
+        .catch(() => {});
+      return { series, reason };
+    } finally {
+      this.#busy.delete(series.id);
+    }
+  }
+
+  /** Backfills one held series and switches it to live. */
+  #backfill(
+    series: SeriesTarget,
+    since: BackfillSince,
+    runStartedAt: number,
+    onProgress?: (p: BackfillProgress) => void,
+  ): Promise<SeriesFailure | null> {
+    const source = this.#sources.get(series.exchange)!;
+    return this.#runJob("backfill", series, async () => {
+      await this.#db.retry(
+        "mark backfilling",
+        (sql) => setSeriesState(sql, series.id, "backfilling"),
+      );
+      const result = await backfillSeries(this.#context(), source, series, {
+        since,
+        runStartedAt,
+        onProgress: (p) => {
+          this.#metrics?.progress.set(
+            this.#labels(series),
+            p.expected > 0 ? Math.min(1, p.done / p.expected) : 1,
+          );
+          onProgress?.(p);
+        },
+      });
+      if (result.complete) {
+        this.#backfilled.add(series.id);
+        await this.#db.retry(
+          "mark live",
+          (sql) => setSeriesState(sql, series.id, "live"),
+        );
+        this.#log.info(
+          "Backfill of {series} complete: {written} candles in {pages} pages",
+          {
+            series: describeSeries(series),
+            written: result.written,
+            pages: result.pages,
+          },
+        );
+      }
+    });
+  }
+
+  /** Backfills every held series that has not been backfilled by this process yet. */
+  async backfillPending(): Promise<SeriesFailure[]> {
+    const runStartedAt = this.#now();
+    const jobs = this.owned.filter((id) => !this.#backfilled.has(id))
+      .map((id) =>
+        this.#backfill(
+          this.#series.get(id)!,
+          this.#config.backfillSince,
+          runStartedAt,
+        )
+      );
+    return (await Promise.all(jobs)).filter((f): f is SeriesFailure => f !== null);
+  }
+
+  /**
+   * One live tick: for every held, backfilled series, fetch the closed candles after its last
+   * stored one. A tick still running when the next fires is not run twice (returns false).
+   */
+  async liveTick(): Promise<boolean> {
+    if (this.#liveRunning || this.#stopping) return false;
+    this.#liveRunning = true;
+    try {
+      await this.coordinate();
+      // Newly acquired series (or ones that failed) are backfilled first, in the background.
+      const pending = this.owned.filter((id) => !this.#backfilled.has(id) && !this.#busy.has(id));
+      if (pending.length > 0) {
+        this.#track(this.backfillPending()).catch(() => {});
+      }
+      const jobs = this.owned.filter((id) => this.#backfilled.has(id)).map(
+        (id) => {
+          const series = this.#series.get(id)!;
+          return this.#runJob("live update", series, async () => {
+            const r = await updateSeries(
+              this.#context(),
+              this.#sources.get(series.exchange)!,
+              series,
+            );
+            if (r.lagMs !== null) {
+              this.#metrics?.lag.set(this.#labels(series), r.lagMs / 1000);
+            }
+          });
+        },
+      );
+      await Promise.all(jobs);
+      return true;
+    } finally {
+      this.#liveRunning = false;
+    }
+  }
+
+  /** One gap repair run over every held, backfilled series. */
+  async repairTick(): Promise<boolean> {
+    if (this.#repairRunning || this.#stopping) return false;
+    this.#repairRunning = true;
+    try {
+      const jobs = this.owned.filter((id) => this.#backfilled.has(id)).map(
+        (id) => {
+          const series = this.#series.get(id)!;
+          return this.#runJob("gap repair", series, () =>
+            repairSeries(
+              this.#context(),
+              this.#sources.get(series.exchange)!,
+              series,
+            ));
+        },
+      );
+      await Promise.all(jobs);
+      return true;
+    } finally {
+      this.#repairRunning = false;
+    }
+  }
+
+  /**
+   * One-shot backfill (the `backfill` command): registers and validates the configured series,
+   * narrows them by `filter`, claims their leases, backfills them and repairs gaps.
+   * Returns the series that could not be done, with reasons.
+   */
+  async backfillOnce(
+    options: BackfillOnceOptions = {},
+  ): Promise<SeriesFailure[]> {
+    const failures: SeriesFailure[] = [];
+    const f = options.filter ?? {};
+    const keys = (await this.configuredKeys()).filter((k) =>
+      (!f.exchange || k.exchange === f.exchange) &&
+      (!f.symbol || k.symbol === f.symbol) &&
+      (!f.timeframe || k.timeframe === f.timeframe)
+    );
+    const rows = [];
+    for (const key of keys) {
+      rows.push(
+        await this.#db.retry("register", (sql) => registerSeries(sql, key)),
+      );
+    }
+    const valid: SeriesTarget[] = [];
+    for (const row of rows) {
+      const reason = await this.#validate(row);
+      if (reason) failures.push({ series: row, reason });
+      else valid.push(row);
+    }
+    await this.coordinate(valid.map((s) => s.id));
+    const notHeld = valid.filter((s) => !this.#owned.has(s.id));
+    for (const s of notHeld) {
+      failures.push({
+        series: s,
+        reason: "held by another running instance (its lease has not expired)",
+      });
+    }
+    const runStartedAt = this.#now();
+    const jobs = valid.filter((s) => this.#owned.has(s.id)).map(async (s) => {
+      const failure = await this.#backfill(
+        s,
+        options.since ?? this.#config.backfillSince,
+        runStartedAt,
+        options.onProgress,
+      );
+      if (failure) return failure;
+      return await this.#runJob(
+        "gap repair",
+        s,
+        () => repairSeries(this.#context(), this.#sources.get(s.exchange)!, s),
+      );
+    });
+    const renew = setInterval(
+      () => this.coordinate(valid.map((s) => s.id)),
+      this.#ttl / 3,
+    );
+    try {
+      for (const r of await Promise.all(jobs)) if (r) failures.push(r);
+    } finally {
+      clearInterval(renew);
+    }
+    return failures;
+  }
+
+  /** Adds a series at run time (API) and starts its backfill when this instance can hold it. */
+  async addSeries(
+    input: {
+      exchange: string;
+      symbol: string;
+      timeframe: string;
+      since?: string;
+    },
+  ) {
+    const source = this.#sources.get(input.exchange);
+    if (!source) {
+      throw new SeriesRequestError(
+        `Cannot add series: exchange ${input.exchange} is not configured; configured: ${
+          [...this.#sources.keys()].join(", ")
+        }`,
+        404,
+      );
+    }
+    if (!isTimeframe(input.timeframe)) {
+      throw new SeriesRequestError(
+        `Cannot add series: timeframe ${input.timeframe} is not valid`,
+        400,
+      );
+    }
+    const reason = source.validateSeries(input.symbol, input.timeframe);
+    if (reason) {
+      throw new SeriesRequestError(`Cannot add series: ${reason}`, 422);
+    }
+    const existing = await this.#db.retry(
+      "find series",
+      (sql) =>
+        sql<{ id: number; active: boolean }[]>`
+        select id, active from series
+        where exchange = ${input.exchange} and symbol = ${input.symbol} and timeframe = ${input.timeframe}`,
+    );
+    const row = await this.#db.retry(
+      "register",
+      (sql) => registerSeries(sql, input, { origin: "api" }),
+    );
+    const created = existing.length === 0 || !existing[0].active;
+    if (created) {
+      await this.coordinate();
+      if (this.#owned.has(row.id) && !this.#backfilled.has(row.id)) {
+        const since = input.since ? { kind: "date" as const, ms: Date.parse(input.since) } : this.#config.backfillSince;
+        this.#track(this.#backfill(row, since, this.#now())).catch(() => {});
+      }
+    }
+    return { id: row.id, created };
+  }
+
+  /** Stops updating a series (its data stays unless `purge`). Returns false when unknown. */
+  async removeSeries(
+    id: number,
+    options: { purge: boolean },
+  ): Promise<boolean> {
+    const found = await this.#db.retry(
+      "remove series",
+      (sql) =>
+        sql.begin(async (tx) => {
+          const rows = await tx`
+          update series set active = false, state = 'stopped', state_reason = 'removed through the API',
+                 lease_owner = null, lease_expires_at = null, updated_at = now()
+          where id = ${id} returning id`;
+          if (rows.length === 0) return false;
+          if (options.purge) {
+            await tx`delete from candles where series_id = ${id}`;
+            await tx`delete from confirmed_holes where series_id = ${id}`;
+            await tx`delete from backfill_checkpoints where series_id = ${id}`;
+          }
+          return true;
+        }),
+    );
+    this.#owned.delete(id);
+    this.#backfilled.delete(id);
+    return found;
+  }
+
+  /**
+   * Starts the service loop: registers series, claims leases (renewed every third of the
+   * lease timeout), backfills, then schedules live ticks and gap repair with `Deno.cron`.
+   */
+  async start(options: { cron?: boolean } = {}): Promise<void> {
+    await this.syncSeries();
+    await this.coordinate();
+    this.#timer = setInterval(() => {
+      this.coordinate().then(() => {
+        const pending = this.owned.filter((id) => !this.#backfilled.has(id) && !this.#busy.has(id));
+        if (pending.length > 0 && !this.#stopping) {
+          this.#track(this.backfillPending()).catch(() => {});
+        }
+      });
+    }, Math.max(1000, this.#ttl / 3));
+    this.#track(this.backfillPending().then(() => this.repairTick())).catch(
+      () => {},
+    );
+    if (options.cron !== false) {
+      const guard = (fn: () => Promise<unknown>) => async () => {
+        try {
+          await fn();
+        } catch (error) {
+          this.#log.error("Scheduled run failed: {reason}", {
+            reason: errorMessage(error),
+          });
+        }
+      };
+      // backoffSchedule is explicit: outside Deno Deploy the CLI would otherwise re-run a
+      // failed handler on its own; ours never throws and the next tick catches up anyway.
+      Deno.cron("candlekeep-live", this.#config.liveSchedule, {
+        backoffSchedule: [],
+      }, guard(() => this.liveTick()));
+      Deno.cron("candlekeep-repair", this.#config.repairSchedule, {
+        backoffSchedule: [],
+      }, guard(() => this.repairTick()));
+    }
+  }
+
+  /**
+   * Stops scheduling, lets in-flight page writes commit (waiting at most `timeoutMs`) and
+   * releases this instance's leases.
+   */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    this.#stopping = true;
+    this.#cronAbort.abort();
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#inflight]),
+      new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
+    ]);
+    clearTimeout(timer);
+    await this.#db.retry("release leases", (sql) => releaseAll(sql, this.owner))
+      .catch((error) =>
+        this.#log.warn("Cannot release leases: {reason}", {
+          reason: errorMessage(error),
+        })
+      );
+  }
+}
+
+/** Lag of a series in ms given its last stored candle, for reports. */
+export function lagMs(
+  lastTs: number | null,
+  timeframe: string,
+  now: number,
+): number | null {
+  return lastTs === null ? null : now - (lastTs + timeframeMs(timeframe));
+}
