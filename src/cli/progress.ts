@@ -49,7 +49,7 @@ export class ProgressDisplay {
   readonly #rows = new Map<number, Row>();
   readonly #options: ProgressOptions;
   #drawn = 0;
-  #lastDraw = 0;
+  #lastDraw = -Infinity;
 
   /** Creates the display. */
   constructor(options: ProgressOptions) {
@@ -70,7 +70,7 @@ export class ProgressDisplay {
         done: 0,
         expected: 0,
         startedAt: now,
-        lastLogged: 0,
+        lastLogged: -Infinity,
       };
       this.#rows.set(p.series.id, row);
     }

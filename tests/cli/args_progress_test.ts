@@ -1,0 +1,59 @@
+import { assert, assertEquals, assertThrows } from "../support/assert.ts";
+import { parseArgs, UsageError } from "../../src/cli/args.ts";
+import { formatEta, ProgressDisplay, renderBar } from "../../src/cli/progress.ts";
+import { CONFIG_VARIABLES, loadConfig } from "../../src/config.ts";
+
+Deno.test("cli args: values, flags and clear errors", () => {
+  const spec = { values: ["exchange", "since"], flags: ["json", "repair"] };
+  const parsed = parseArgs(["--exchange", "binance", "--since=30d", "--json"], spec);
+  assertEquals(parsed.values, { exchange: "binance", since: "30d" });
+  assert(parsed.flags.has("json"));
+  assertThrows(() => parseArgs(["--bogus"], spec), UsageError, "unknown option --bogus");
+  assertThrows(() => parseArgs(["--exchange"], spec), UsageError, "needs a value");
+  assertThrows(() => parseArgs(["positional"], spec), UsageError, "expected an --option");
+  assertThrows(() => parseArgs(["--json=yes"], spec), UsageError);
+});
+
+Deno.test("progress: bars on a terminal, throttled log lines otherwise", () => {
+  assertEquals(formatEta(5), "5s");
+  assertEquals(formatEta(125), "2m05s");
+  assertEquals(formatEta(3720), "1h02m");
+  const bar = renderBar("binance BTC/USDT 1m", 500, 1000, 100, 10);
+  assert(bar.includes("[#####.....]"), bar);
+  assert(bar.includes(" 50% 500/1,000 100/s ETA 5s"), bar);
+
+  let now = 0;
+  const drawn: string[] = [];
+  const tty = new ProgressDisplay({ tty: true, write: (t) => drawn.push(t), now: () => now });
+  const series = { id: 1, exchange: "binance", symbol: "BTC/USDT", timeframe: "1m" };
+  tty.update({ series, done: 10, expected: 100, cursor: 0 });
+  now = 1000;
+  tty.update({ series, done: 100, expected: 100, cursor: 0 });
+  assert(drawn.length >= 2);
+  assert(drawn.at(-1)!.includes("100%"), drawn.at(-1));
+  assert(drawn.at(-1)!.startsWith("\x1b[1A"), "redraws in place");
+
+  const lines: Record<string, unknown>[] = [];
+  now = 0;
+  const plain = new ProgressDisplay({ tty: false, log: (f) => lines.push(f), now: () => now });
+  plain.update({ series, done: 10, expected: 100, cursor: 0 });
+  now = 5_000;
+  plain.update({ series, done: 50, expected: 100, cursor: 0 });
+  now = 11_000;
+  plain.update({ series, done: 60, expected: 100, cursor: 0 });
+  now = 12_000;
+  plain.update({ series, done: 100, expected: 100, cursor: 0 });
+  assertEquals(lines.map((l) => l.percent), [10, 60, 100]);
+});
+
+Deno.test(".env.example documents every variable with its default", async () => {
+  const text = await Deno.readTextFile(new URL("../../.env.example", import.meta.url));
+  const env: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line);
+    if (m) env[m[1]] = m[2].replace(/^"(.*)"$/, "$1");
+  }
+  assertEquals(Object.keys(env).sort(), [...CONFIG_VARIABLES].sort());
+  // The documented values are the defaults.
+  assertEquals(loadConfig(env), loadConfig({}));
+});
