@@ -1,6 +1,6 @@
 import postgres from "postgres";
 import { assert, assertEquals } from "../support/assert.ts";
-import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/db/embedded.ts";
 
 const isRoot = Deno.uid() === 0;
 const lines: string[] = [];
@@ -74,9 +74,11 @@ Deno.test("embedded: data and password survive a stop and a new start on the sam
 
 Deno.test("embedded: a pool made before stop()/start() works for new queries afterwards", async () => {
   const dir = await tempDataDir();
-  const server = await startEmbeddedPostgres(dir, { log });
-  const sql = connect(server.url);
+  let server: EmbeddedPostgres | undefined;
+  let sql: postgres.Sql | undefined;
   try {
+    server = await startEmbeddedPostgres(dir, { log });
+    sql = connect(server.url);
     const port = server.port;
     await sql`create table t (id int)`;
     await sql`insert into t values (1)`;
@@ -93,13 +95,13 @@ Deno.test("embedded: a pool made before stop()/start() works for new queries aft
     assertEquals(row.n, 2);
     await server.start(); // no-op while running
   } finally {
-    await sql.end({ timeout: 1 }).catch(() => {});
-    await server.stop();
+    await sql?.end({ timeout: 1 }).catch(() => {});
+    await server?.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("embedded: a postmaster killed with SIGKILL does not block the next start", async () => {
+Deno.test("embedded: a stale postmaster.pid (killed server, reused pid) does not block a start", async () => {
   const dir = await tempDataDir();
   const servers: { stop(): Promise<void> }[] = [];
   try {
@@ -120,6 +122,25 @@ Deno.test("embedded: a postmaster killed with SIGKILL does not block the next st
     } finally {
       await sql.end();
     }
+
+    // A postmaster.pid whose pid now belongs to another live program does not block either.
+    const lock = await Deno.readTextFile(pidFile);
+    await second.stop();
+    const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+    try {
+      await Deno.writeTextFile(pidFile, lock.replace(/^\d+/, String(sleeper.pid)));
+      await second.start();
+      const again = connect(second.url);
+      try {
+        const [row] = await again<{ one: number }[]>`select 1 as one`;
+        assertEquals(row.one, 1);
+      } finally {
+        await again.end();
+      }
+    } finally {
+      sleeper.kill("SIGKILL");
+      await sleeper.status;
+    }
   } finally {
     for (const s of servers) await s.stop();
     await Deno.remove(dir, { recursive: true });
@@ -131,9 +152,11 @@ Deno.test({
   ignore: !isRoot,
   fn: async () => {
     const dir = await tempDataDir();
-    const server = await startEmbeddedPostgres(dir, { log });
-    const sql = connect(server.url);
+    let server: EmbeddedPostgres | undefined;
+    let sql: postgres.Sql | undefined;
     try {
+      server = await startEmbeddedPostgres(dir, { log });
+      sql = connect(server.url);
       const [row] = await sql<{ dir: string }[]>`
         select current_setting('data_directory') as dir`;
       assertEquals(row.dir, server.dataDir);
@@ -141,12 +164,11 @@ Deno.test({
       assert(owner !== null && owner !== 0, `cluster owned by uid ${owner}`);
       // The postmaster itself runs as that user.
       const pid = Number((await Deno.readTextFile(`${row.dir}/postmaster.pid`)).split("\n")[0]);
-      const status = await Deno.readTextFile(`/proc/${pid}/status`);
-      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
-      assertEquals(uid, owner);
+      const ps = await run("ps", ["-o", "uid=", "-p", String(pid)]);
+      assertEquals(Number(new TextDecoder().decode(ps.stdout).trim()), owner);
     } finally {
-      await sql.end();
-      await server.stop();
+      await sql?.end();
+      await server?.stop();
       await Deno.remove(dir, { recursive: true });
     }
   },
