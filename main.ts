@@ -4,39 +4,51 @@
  *
  * @module
  */
-import { ConfigError, loadConfig, redactConfig } from "./src/config.ts";
-import type { Config } from "./src/config_types.ts";
+import { ConfigError, loadConfig, parseBackfillSince, redactConfig } from "./src/config.ts";
+import type { BackfillSince, Config } from "./src/config_types.ts";
 import { getLogger, setupLogging } from "./src/log.ts";
 import { connectDatabase, type DatabaseHandle } from "./src/db/connect.ts";
 import { migrate } from "./src/db/migrate.ts";
+import { seriesOverview } from "./src/db/overview.ts";
+import { createExchangeClients, type ExchangeClient } from "./src/exchange/client.ts";
+import { Ingestor, type SeriesFailure } from "./src/ingest/engine.ts";
+import { describeSeries } from "./src/ingest/backfill.ts";
+import { findGaps, listHoles } from "./src/ingest/gaps.ts";
+import { Registry } from "./src/metrics.ts";
+import { parseArgs, UsageError } from "./src/cli/args.ts";
+import { ProgressDisplay } from "./src/cli/progress.ts";
+import { renderStatusTable, statusJson } from "./src/cli/status.ts";
+import { normalizeSymbol } from "./src/config.ts";
+import { isTimeframe, timeframeMs } from "./src/timeframe.ts";
+import { registerExchangeMetrics } from "./src/exchange/metrics.ts";
 
 const USAGE = `Candlekeep: gap-free crypto candles in PostgreSQL.
 
 Usage: deno task cli <command> [options]
 
 Commands:
-  start     apply migrations, backfill, keep series live, repair gaps, serve the API (default)
-  migrate   apply database migrations and exit
-  help      show this text
+  start      migrate, register series, backfill, keep them live, repair gaps, serve the API (default)
+  migrate    apply database migrations and exit
+  backfill   one-shot backfill and gap repair, then exit
+               [--exchange ID] [--symbol S] [--timeframe TF] [--since WHEN]
+  status     table of series: first and last candle, count, gaps, holes, lag, state  [--json]
+  gaps       list gaps and confirmed holes  [--repair] [--json]
+  help       show this text
 
-Configuration comes from the environment (and .env); see README.md and .env.example.
+Settings come from the environment (and .env), see README.md and .env.example; flags narrow them.
+Exit status: 0 done, 1 some series failed (each named with its reason), 2 usage or configuration error.
 `;
 
-/** Exit statuses: 0 done, 1 some work failed, 2 usage or configuration error. */
+const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 
-function fail(message: string, status: number): never {
-  console.error(message);
-  Deno.exit(status);
-}
-
 /** Resolves when SIGINT or SIGTERM arrives; a second signal exits at once. */
-function shutdownSignal(onSecond: () => void): Promise<string> {
+function shutdownSignal(): Promise<string> {
   return new Promise((resolve) => {
     let seen = false;
     const handler = (name: string) => () => {
       if (seen) {
-        onSecond();
+        getLogger("main").warn("Second {signal}: exiting now", { signal: name });
         Deno.exit(130);
       }
       seen = true;
@@ -63,6 +75,20 @@ async function openAndMigrate(config: Config): Promise<DatabaseHandle> {
   }
 }
 
+async function openExchanges(config: Config, registry?: Registry): Promise<Map<string, ExchangeClient>> {
+  const clients = await createExchangeClients(config);
+  if (registry) registerExchangeMetrics(registry, clients);
+  return clients;
+}
+
+function closeExchanges(clients: Map<string, ExchangeClient>): void {
+  for (const c of clients.values()) c.close();
+}
+
+function reportFailures(failures: SeriesFailure[]): void {
+  for (const f of failures) console.error(`FAILED ${describeSeries(f.series)}: ${f.reason}`);
+}
+
 async function commandMigrate(config: Config): Promise<number> {
   const handle = await openAndMigrate(config);
   await handle.close();
@@ -71,15 +97,176 @@ async function commandMigrate(config: Config): Promise<number> {
 
 async function commandStart(config: Config): Promise<number> {
   const log = getLogger("main");
-  const stopping = shutdownSignal(() => log.warn("Second signal: exiting now"));
+  const stopping = shutdownSignal();
+  const registry = new Registry();
   const handle = await openAndMigrate(config);
-  log.info("Candlekeep is running; waiting for work (Ctrl+C to stop)");
-  const signal = await stopping;
-  log.info("Received {signal}: shutting down", { signal });
-  await handle.close();
-  log.info("Stopped");
-  return 0;
+  let clients: Map<string, ExchangeClient> | undefined;
+  let ingestor: Ingestor | undefined;
+  let api: { shutdown(): Promise<void> } | undefined;
+  try {
+    clients = await openExchanges(config, registry);
+    for (const c of clients.values()) c.startRefreshTimer();
+    ingestor = new Ingestor({ db: handle.db, config, sources: clients, registry });
+    const { serveApi } = await import("./src/api/server.ts");
+    api = serveApi({ db: handle.db, config, registry, ingest: ingestor }, {
+      hostname: config.apiHost,
+      port: config.apiPort,
+    });
+    await ingestor.start();
+    log.info("Candlekeep is running: API and dashboard on http://{host}:{port}/", {
+      host: config.apiHost,
+      port: config.apiPort,
+    });
+    const signal = await stopping;
+    log.info("Received {signal}: shutting down", { signal });
+    return 0;
+  } finally {
+    await api?.shutdown().catch(() => {});
+    await ingestor?.stop().catch(() => {});
+    if (clients) closeExchanges(clients);
+    await handle.close();
+    log.info("Stopped");
+  }
 }
+
+function parseSince(text: string | undefined): BackfillSince | undefined {
+  if (text === undefined) return undefined;
+  const since = parseBackfillSince(text);
+  if (!since) {
+    throw new UsageError(`Cannot parse --since: current value is "${text}", expected a date, 30d or earliest`);
+  }
+  return since;
+}
+
+async function commandBackfill(config: Config, args: string[]): Promise<number> {
+  const opts = parseArgs(args, { values: ["exchange", "symbol", "timeframe", "since"] });
+  const symbol = opts.values.symbol === undefined ? undefined : normalizeSymbol(opts.values.symbol);
+  if (symbol === null) throw new UsageError(`Cannot parse --symbol: current value is "${opts.values.symbol}"`);
+  const timeframe = opts.values.timeframe;
+  if (timeframe !== undefined && !isTimeframe(timeframe)) {
+    throw new UsageError(`Cannot parse --timeframe: current value is "${timeframe}", expected e.g. 1m, 1h, 1d`);
+  }
+  const exchange = opts.values.exchange;
+  if (exchange !== undefined && !config.exchanges.includes(exchange)) {
+    throw new UsageError(`Cannot use --exchange ${exchange}: configured exchanges are ${config.exchanges.join(", ")}`);
+  }
+  const since = parseSince(opts.values.since);
+  // Flags narrow the configuration; a symbol or timeframe not configured is added for this run.
+  const narrowed: Config = {
+    ...config,
+    exchanges: exchange ? [exchange] : config.exchanges,
+    symbols: symbol ? [symbol] : config.symbols,
+    topSymbols: symbol ? 0 : config.topSymbols,
+    timeframes: timeframe ? [timeframe] : config.timeframes,
+  };
+  const handle = await openAndMigrate(narrowed);
+  const clients = await openExchanges(narrowed).catch(async (error) => {
+    await handle.close();
+    throw error;
+  });
+  const log = getLogger("backfill");
+  const ingestor = new Ingestor({ db: handle.db, config: narrowed, sources: clients });
+  const progress = new ProgressDisplay({
+    tty: Deno.stderr.isTerminal() && config.logFormat === "pretty",
+    log: (fields) => log.info("Backfill progress {series}: {percent}%", fields),
+  });
+  const stopping = shutdownSignal();
+  try {
+    const run = ingestor.backfillOnce({ since, onProgress: (p) => progress.update(p) });
+    const outcome = await Promise.race([run, stopping.then(() => null)]);
+    if (outcome === null) {
+      log.warn("Interrupted: stopping after the current pages; the next run resumes from the checkpoints");
+      await ingestor.stop();
+      await run.catch(() => {});
+      return EXIT_FAILED;
+    }
+    const rows = await seriesOverview(handle.db.sql, { nowMs: Date.now() });
+    const done = rows.filter((r) =>
+      r.active && narrowed.exchanges.includes(r.exchange) &&
+      (!symbol || r.symbol === symbol) && (!timeframe || r.timeframe === timeframe)
+    );
+    console.log(renderStatusTable(done, Date.now()));
+    reportFailures(outcome);
+    await ingestor.stop();
+    return outcome.length > 0 ? EXIT_FAILED : 0;
+  } finally {
+    closeExchanges(clients);
+    await handle.close();
+  }
+}
+
+async function commandStatus(config: Config, args: string[]): Promise<number> {
+  const opts = parseArgs(args, { flags: ["json"] });
+  const handle = await openAndMigrate(config);
+  try {
+    const now = Date.now();
+    const rows = await seriesOverview(handle.db.sql, { nowMs: now });
+    if (opts.flags.has("json")) console.log(JSON.stringify(statusJson(rows, now), null, 2));
+    else console.log(renderStatusTable(rows, now));
+    return 0;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function commandGaps(config: Config, args: string[]): Promise<number> {
+  const opts = parseArgs(args, { flags: ["json", "repair"] });
+  const handle = await openAndMigrate(config);
+  let clients: Map<string, ExchangeClient> | undefined;
+  try {
+    const sql = handle.db.sql;
+    let failures: SeriesFailure[] = [];
+    if (opts.flags.has("repair")) {
+      clients = await openExchanges(config);
+      const ingestor = new Ingestor({ db: handle.db, config, sources: clients });
+      failures = await ingestor.repairOnce();
+      await ingestor.stop();
+    }
+    const series = await sql<{ id: number; exchange: string; symbol: string; timeframe: string }[]>`
+      select id, exchange, symbol, timeframe from series order by id`;
+    const report = [];
+    for (const s of series) {
+      const gaps = await findGaps(sql, s.id, timeframeMs(s.timeframe));
+      const holes = await listHoles(sql, s.id);
+      report.push({
+        series: s,
+        gaps: gaps.map((g) => ({
+          from: new Date(g.from).toISOString(),
+          to: new Date(g.to).toISOString(),
+          count: g.count,
+        })),
+        holes: holes.map((h) => ({
+          from: new Date(h.from).toISOString(),
+          to: new Date(h.to).toISOString(),
+          reason: h.reason,
+          checked_at: new Date(h.checkedAt).toISOString(),
+        })),
+      });
+    }
+    if (opts.flags.has("json")) {
+      console.log(JSON.stringify(report, null, 2));
+    } else {
+      for (const r of report) {
+        console.log(`${describeSeries(r.series)} (id ${r.series.id}): ${r.gaps.length} gaps, ${r.holes.length} holes`);
+        for (const g of r.gaps) console.log(`  gap  ${g.from} .. ${g.to}  ${g.count} candles missing`);
+        for (const h of r.holes) console.log(`  hole ${h.from} .. ${h.to}  ${h.reason} (checked ${h.checked_at})`);
+      }
+    }
+    reportFailures(failures);
+    return failures.length > 0 ? EXIT_FAILED : 0;
+  } finally {
+    if (clients) closeExchanges(clients);
+    await handle.close();
+  }
+}
+
+const COMMANDS: Record<string, (config: Config, args: string[]) => Promise<number>> = {
+  start: (config) => commandStart(config),
+  migrate: (config) => commandMigrate(config),
+  backfill: commandBackfill,
+  status: commandStatus,
+  gaps: commandGaps,
+};
 
 async function main(args: string[]): Promise<number> {
   const [command = "start", ...rest] = args;
@@ -87,21 +274,19 @@ async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const commands: Record<
-    string,
-    (config: Config, args: string[]) => Promise<number>
-  > = {
-    start: (config) => commandStart(config),
-    migrate: (config) => commandMigrate(config),
-  };
-  const run = commands[command];
-  if (!run) fail(`Unknown command: ${command}\n\n${USAGE}`, EXIT_USAGE);
-
+  const run = COMMANDS[command];
+  if (!run) {
+    console.error(`Unknown command: ${command}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
   let config: Config;
   try {
     config = loadConfig();
   } catch (error) {
-    if (error instanceof ConfigError) fail(error.message, EXIT_USAGE);
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return EXIT_USAGE;
+    }
     throw error;
   }
   setupLogging({ level: config.logLevel, format: config.logFormat });
@@ -110,11 +295,12 @@ async function main(args: string[]): Promise<number> {
   try {
     return await run(config, rest);
   } catch (error) {
-    log.fatal("{message}", {
-      message: (error as Error).message ?? String(error),
-      error,
-    });
-    return 1;
+    if (error instanceof UsageError) {
+      console.error(`${error.message}\n\n${USAGE}`);
+      return EXIT_USAGE;
+    }
+    log.fatal("{message}", { message: (error as Error).message ?? String(error), error });
+    return EXIT_FAILED;
   }
 }
 

@@ -50,6 +50,10 @@ export class Counter implements Metric {
     if (entry) entry.value += by;
     else this.#values.set(k, { labels, value: by });
   }
+  /** Sets the total for these labels from a source that counts by itself (never lower it). */
+  setTotal(labels: Labels, value: number): void {
+    this.#values.set(key(labels), { labels, value });
+  }
   /** Current value for these labels. */
   get(labels: Labels = {}): number {
     return this.#values.get(key(labels))?.value ?? 0;

@@ -545,8 +545,46 @@ export class Ingestor {
       for (const r of await Promise.all(jobs)) if (r) failures.push(r);
     } finally {
       clearInterval(renew);
+      await this.#releaseLeases();
     }
     return failures;
+  }
+
+  /**
+   * One-shot gap repair (the `gaps --repair` command) over every active series this instance
+   * can hold. Returns the series whose repair failed, with reasons.
+   */
+  async repairOnce(): Promise<SeriesFailure[]> {
+    const rows = await this.#db.retry("list series", (sql) =>
+      sql<SeriesTarget[]>`
+        select id, exchange, symbol, timeframe from series where active and state <> 'invalid' order by id`);
+    const usable = rows.filter((r) => this.#sources.has(r.exchange));
+    await this.coordinate(usable.map((r) => r.id));
+    const failures: SeriesFailure[] = usable.filter((r) => !this.#owned.has(r.id)).map((series) => ({
+      series,
+      reason: "held by another running instance (its lease has not expired)",
+    }));
+    const jobs = usable.filter((r) => this.#owned.has(r.id)).map((series) =>
+      this.#runJob(
+        "gap repair",
+        series,
+        () => repairSeries(this.#context(), this.#sources.get(series.exchange)!, series),
+      )
+    );
+    try {
+      for (const f of await Promise.all(jobs)) if (f) failures.push(f);
+    } finally {
+      await this.#releaseLeases();
+    }
+    return failures;
+  }
+
+  async #releaseLeases(): Promise<void> {
+    this.#owned.clear();
+    this.#backfilled.clear();
+    await this.#db.retry("release leases", (sql) => releaseAll(sql, this.owner)).catch((error) =>
+      this.#log.warn("Cannot release leases: {reason}", { reason: errorMessage(error) })
+    );
   }
 
   /** Adds a series at run time (API) and starts its backfill when this instance can hold it. */
@@ -679,12 +717,7 @@ export class Ingestor {
       new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
     ]);
     clearTimeout(timer);
-    await this.#db.retry("release leases", (sql) => releaseAll(sql, this.owner))
-      .catch((error) =>
-        this.#log.warn("Cannot release leases: {reason}", {
-          reason: errorMessage(error),
-        })
-      );
+    await this.#releaseLeases();
   }
 }
 
