@@ -27,6 +27,7 @@ export const CONFIG_VARIABLES = [
   "RETENTION",
   "MARKET_TYPE",
   "BACKFILL_CONCURRENCY",
+  "LEASE_TTL",
   "DB_POOL_MAX",
 ] as const;
 
@@ -387,6 +388,10 @@ function schema() {
     RETENTION: duration("how long candles are kept").optional(),
     MARKET_TYPE: oneOf(MARKET_TYPES, "spot"),
     BACKFILL_CONCURRENCY: int(1, 64, 4),
+    LEASE_TTL: duration("how long a series lease lives without renewal").default(30_000).refine(
+      (ms) => ms >= 3000,
+      { message: "at least 3s" },
+    ),
     DB_POOL_MAX: int(2, 200, 10),
   });
 }
@@ -450,6 +455,7 @@ export function loadConfig(env: Env = readEnv()): Config {
     retentionMs: v.RETENTION,
     marketType: v.MARKET_TYPE,
     backfillConcurrency: v.BACKFILL_CONCURRENCY,
+    leaseTtlMs: v.LEASE_TTL,
     dbPoolMax: v.DB_POOL_MAX,
   };
 }

@@ -57,6 +57,8 @@ export interface Config {
   marketType: "spot" | "margin" | "swap" | "future" | "option";
   /** Series of one exchange backfilled at once. */
   backfillConcurrency: number;
+  /** How long a series lease (and an instance heartbeat) lives without renewal, in ms. */
+  leaseTtlMs: number;
   /** Maximum connections in the postgres pool. */
   dbPoolMax: number;
 }

@@ -36,6 +36,7 @@ Deno.test("config: defaults for an empty environment", () => {
   assertEquals(c.retentionMs, undefined);
   assertEquals(c.marketType, "spot");
   assertEquals(c.backfillConcurrency, 4);
+  assertEquals(c.leaseTtlMs, 30_000);
   assertEquals(c.dbPoolMax, 10);
 });
 
@@ -62,6 +63,7 @@ Deno.test("config: every variable is parsed", () => {
     RETENTION: "52w",
     MARKET_TYPE: "swap",
     BACKFILL_CONCURRENCY: "8",
+    LEASE_TTL: "2m",
     DB_POOL_MAX: "20",
   });
   assertEquals(c.databaseUrl, "postgres://u:p@db:5433/candles");
@@ -85,6 +87,7 @@ Deno.test("config: every variable is parsed", () => {
   assertEquals(c.retentionMs, 52 * 7 * 86_400_000);
   assertEquals(c.marketType, "swap");
   assertEquals(c.backfillConcurrency, 8);
+  assertEquals(c.leaseTtlMs, 120_000);
   assertEquals(c.dbPoolMax, 20);
 });
 

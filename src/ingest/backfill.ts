@@ -116,44 +116,28 @@ export async function walkRange(
       range.to,
     );
     const candles = page.candles.filter((c) => c.ts >= cursor && c.ts < range.to);
+    const rejected = page.rejected.filter((r) => r.ts >= cursor && r.ts < range.to);
+    if (page.rejected.length > 0) ctx.counters?.rejected(series, page.rejected.length);
+    // Every timestamp the exchange answered for, valid or not, in order. Between two of them
+    // (or before the first, once the series has data) the exchange confirmed it has nothing.
+    const served = [...candles.map((c) => c.ts), ...rejected.map((r) => r.ts)].sort((a, b) => a - b);
     const holes: { from: number; to: number; reason: string }[] = [];
     let next: number;
-    if (candles.length > 0) {
-      const first = candles[0].ts;
-      if (first > cursor && seenData) {
-        holes.push({
-          from: cursor,
-          to: first,
-          reason: "no data from exchange",
-        });
+    if (served.length > 0) {
+      if (served[0] > cursor && seenData) holes.push({ from: cursor, to: served[0], reason: "no data from exchange" });
+      for (let i = 1; i < served.length; i++) {
+        if (served[i] - served[i - 1] > tf) {
+          holes.push({ from: served[i - 1] + tf, to: served[i], reason: "no data from exchange" });
+        }
       }
-      next = candles[candles.length - 1].ts + tf;
+      next = served[served.length - 1] + tf;
       seenData = true;
-      result.lastTs = candles[candles.length - 1].ts;
+      if (candles.length > 0) result.lastTs = candles[candles.length - 1].ts;
     } else {
       // Nothing in this window: move past it (the exchange answers from `since` forward).
       next = Math.min(cursor + windowMs, range.to);
     }
-    for (const r of page.rejected) {
-      if (r.ts >= cursor && r.ts < range.to) {
-        holes.push({
-          from: r.ts,
-          to: r.ts + tf,
-          reason: `invalid data: ${r.reason}`,
-        });
-      }
-    }
-    if (page.rejected.length > 0) {
-      ctx.counters?.rejected(series, page.rejected.length);
-    }
-    // A rejected candle at the end of a page must not be skipped past silently.
-    const lastRejected = page.rejected.reduce(
-      (m, r) => (r.ts < range.to ? Math.max(m, r.ts + tf) : m),
-      0,
-    );
-    if (candles.length === 0 && lastRejected > cursor) {
-      next = Math.min(Math.max(lastRejected, cursor + tf), range.to);
-    } else if (lastRejected > next) next = Math.min(lastRejected, range.to);
+    for (const r of rejected) holes.push({ from: r.ts, to: r.ts + tf, reason: `invalid data: ${r.reason}` });
 
     const written = await ctx.db.retry(
       "write page",

@@ -44,7 +44,7 @@ export interface IngestorOptions {
   registry?: Registry;
   /** This instance's id (default: hostname, pid and a random suffix). */
   owner?: string;
-  /** Lease and heartbeat timeout in ms (default 30 s); leases are renewed every third of it. */
+  /** Lease and heartbeat timeout in ms (default `LEASE_TTL`); leases are renewed every third of it. */
   leaseTtlMs?: number;
   now?: () => number;
 }
@@ -104,6 +104,7 @@ export class Ingestor {
   readonly #series = new Map<number, SeriesTarget>();
   readonly #backfilled = new Set<number>();
   readonly #busy = new Set<number>();
+  readonly #failed = new Set<number>();
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #metrics;
   #stopping = false;
@@ -118,7 +119,7 @@ export class Ingestor {
     this.#db = options.db;
     this.#config = options.config;
     this.#sources = options.sources;
-    this.#ttl = options.leaseTtlMs ?? 30_000;
+    this.#ttl = options.leaseTtlMs ?? options.config.leaseTtlMs;
     this.#now = options.now ?? Date.now;
     this.owner = options.owner ??
       `${Deno.hostname?.() ?? "host"}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
@@ -347,6 +348,10 @@ export class Ingestor {
     }
     try {
       await this.#track(this.#limit(series.exchange).run(fn));
+      if (this.#failed.delete(series.id) && this.#backfilled.has(series.id)) {
+        this.#log.info("{series} recovered", { series: describeSeries(series) });
+        await this.#db.retry("mark live", (sql) => setSeriesState(sql, series.id, "live"));
+      }
       return null;
     } catch (error) {
       if (error instanceof LeaseLostError) {
@@ -355,6 +360,7 @@ export class Ingestor {
         return null;
       }
       const reason = errorMessage(error);
+      this.#failed.add(series.id);
       this.#metrics?.failures.inc({ job: kind });
       this.#log.error("{job} of {series} failed: {reason}", {
         job: kind,

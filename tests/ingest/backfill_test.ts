@@ -40,7 +40,8 @@ Deno.test("backfill: re-running costs about one request per series; moving since
     const first = await storedCandles(w, { symbol: "BTC/USDT", timeframe: "1m" });
     w.fake.resetStats();
     assertEquals(await w.ingestor().backfillOnce(), []);
-    const klines = () => Object.entries(w.fake.stats.byPath).filter(([p]) => p.includes("kline")).reduce((n, [, c]) => n + c, 0);
+    const klines = () =>
+      Object.entries(w.fake.stats.byPath).filter(([p]) => p.includes("kline")).reduce((n, [, c]) => n + c, 0);
     assert(klines() <= 2, `re-run made ${klines()} candle requests`);
 
     // Two days instead of one: only the older day is fetched (2 pages of 1000 minutes).

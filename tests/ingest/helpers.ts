@@ -6,24 +6,35 @@
  */
 import type { Candle } from "../../src/candle.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
-import { Database } from "../../src/db/client.ts";
+import { createPool, Database } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { createExchangeClients, type ExchangeClient } from "../../src/exchange/client.ts";
 import { Ingestor, type IngestorOptions } from "../../src/ingest/engine.ts";
 import { setupLogging } from "../../src/log.ts";
-import { type FakeBehaviour, type FakeDialect, type FakeExchange, startFakeExchange } from "../support/fake_exchange.ts";
-import { createTestDatabase, type TestDatabase } from "../support/pg.ts";
+import {
+  type FakeBehaviour,
+  type FakeDialect,
+  type FakeExchange,
+  startFakeExchange,
+} from "../support/fake_exchange.ts";
+import { createTestDatabase, type PrivateServer, startPrivateServer, type TestDatabase } from "../support/pg.ts";
 
 /** Everything one ingest test needs. */
 export interface IngestWorld {
   fake: FakeExchange;
   t: TestDatabase;
+  /** The private server, when asked for. */
+  server?: PrivateServer;
   db: Database;
   config: Config;
   clients: Map<string, ExchangeClient>;
   /** Environment that points a child `main.ts` at the same fake and database. */
   env: Record<string, string>;
   ingestor(options?: Partial<IngestorOptions>): Ingestor;
+  /** The shared test clock: real time plus an offset that {@linkcode IngestWorld.advance} moves. */
+  now(): number;
+  /** Moves the fake exchange's, the clients' and the ingestors' clock forward by `ms`. */
+  advance(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -33,6 +44,8 @@ export interface WorldOptions {
   behaviour?: Partial<FakeBehaviour>;
   /** Raw configuration variables (SYMBOLS, TIMEFRAMES, BACKFILL_SINCE, ...). */
   env?: Record<string, string>;
+  /** Use a PostgreSQL server of its own (for outage tests: `world.server.stop()/start()`). */
+  privateServer?: boolean;
 }
 
 /** Starts a fake exchange and a fresh migrated database, and configures Candlekeep for them. */
@@ -40,7 +53,24 @@ export async function ingestWorld(options: WorldOptions = {}): Promise<IngestWor
   if (Deno.env.get("TEST_LOG")) setupLogging({ level: "debug", format: "pretty" });
   const dialect = options.dialect ?? "binance";
   const fake = await startFakeExchange({ dialect, behaviour: options.behaviour });
-  const t = await createTestDatabase();
+  let server: PrivateServer | undefined;
+  let t: TestDatabase;
+  if (options.privateServer) {
+    const own = await startPrivateServer();
+    server = own;
+    const sql = createPool(own.url, { max: 6 });
+    t = {
+      url: own.url,
+      sql,
+      name: "private",
+      drop: async () => {
+        await sql.end({ timeout: 1 }).catch(() => {});
+        await own.cleanup();
+      },
+    };
+  } else {
+    t = await createTestDatabase();
+  }
   await migrate(t.sql, { timescaledb: "auto", compressAfterMs: 7 * 86_400_000 });
   const env: Record<string, string> = {
     DATABASE_URL: t.url,
@@ -53,19 +83,34 @@ export async function ingestWorld(options: WorldOptions = {}): Promise<IngestWor
     ...options.env,
   };
   const config = loadConfig(env);
-  const db = new Database(t.sql, t.name, { baseMs: 50 });
+  const db = new Database(t.sql, t.name, { baseMs: 300 });
   await db.ping();
-  const clients = await createExchangeClients(config, { baseDelayMs: 20, maxDelayMs: 200, defaultBanMs: 1000 });
+  let offset = 0;
+  const now = () => Date.now() + offset;
+  const clock = { now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
+  const clients = await createExchangeClients(config, {
+    baseDelayMs: 20,
+    maxDelayMs: 200,
+    defaultBanMs: 1000,
+    maxAttempts: 4,
+    clock,
+  });
   const made: Ingestor[] = [];
   return {
     fake,
     t,
+    server,
     db,
     config,
     clients,
     env,
+    now,
+    advance: (ms: number) => {
+      offset += ms;
+      fake.behaviour.nowOffsetMs = offset;
+    },
     ingestor: (o = {}) => {
-      const i = new Ingestor({ db, config, sources: clients, leaseTtlMs: 3000, ...o });
+      const i = new Ingestor({ db, config, sources: clients, leaseTtlMs: 3000, now, ...o });
       made.push(i);
       return i;
     },
@@ -83,13 +128,22 @@ export async function storedCandles(
   world: IngestWorld,
   key: { exchange?: string; symbol: string; timeframe: string },
 ): Promise<Candle[]> {
-  const rows = await world.t.sql<{ ts: Date; open: number; high: number; low: number; close: number; volume: number }[]>`
+  const rows = await world.t.sql<
+    { ts: Date; open: number; high: number; low: number; close: number; volume: number }[]
+  >`
     select c.ts, c.open, c.high, c.low, c.close, c.volume
     from candles c join series s on s.id = c.series_id
     where s.exchange = ${key.exchange ?? world.fake.exchangeId} and s.symbol = ${key.symbol}
       and s.timeframe = ${key.timeframe}
     order by c.ts`;
-  return rows.map((r) => ({ ts: r.ts.getTime(), open: r.open, high: r.high, low: r.low, close: r.close, volume: r.volume }));
+  return rows.map((r) => ({
+    ts: r.ts.getTime(),
+    open: r.open,
+    high: r.high,
+    low: r.low,
+    close: r.close,
+    volume: r.volume,
+  }));
 }
 
 /** Start of the current minute minus `n` minutes. */
