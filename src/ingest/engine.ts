@@ -520,13 +520,8 @@ export class Ingestor {
       if (reason) failures.push({ series: row, reason });
       else valid.push(row);
     }
-    await this.coordinate(valid.map((s) => s.id));
-    const notHeld = valid.filter((s) => !this.#owned.has(s.id));
-    for (const s of notHeld) {
-      failures.push({
-        series: s,
-        reason: "held by another running instance (its lease has not expired)",
-      });
+    for (const s of await this.#claimOrWait(valid)) {
+      failures.push({ series: s, reason: "held by another running instance (its lease has not expired)" });
     }
     const runStartedAt = this.#now();
     const jobs = valid.filter((s) => this.#owned.has(s.id)).map(async (s) => {
@@ -557,6 +552,39 @@ export class Ingestor {
   }
 
   /**
+   * Claims the leases of `series` for a one-shot run. Leases of an instance that stopped
+   * heart-beating (killed) are waited for until they expire; series held by a live instance
+   * are returned as not held.
+   */
+  async #claimOrWait(series: readonly SeriesTarget[]): Promise<SeriesTarget[]> {
+    const ids = series.map((s) => s.id);
+    const deadline = Date.now() + this.#ttl + 2000;
+    const [{ since }] = await this.#db.retry("now", (sql) => sql<{ since: Date }[]>`select now() as since`);
+    let announced = false;
+    for (;;) {
+      await this.coordinate(ids);
+      const missing = ids.filter((id) => !this.#owned.has(id));
+      if (missing.length === 0) return [];
+      // A holder that heart-beat since we started waiting is alive: its series are not ours.
+      const holders = await this.#db.retry("lease holders", (sql) =>
+        sql<{ id: number; alive: boolean }[]>`
+          select s.id, coalesce(i.heartbeat_at > ${since}, false) as alive
+          from series s left join instances i on i.id = s.lease_owner
+          where s.id = any(${missing}::int[])`);
+      if (holders.every((h) => h.alive) || Date.now() > deadline) {
+        return series.filter((s) => missing.includes(s.id));
+      }
+      if (!announced) {
+        this.#log.info("Waiting up to {seconds} s for leases held by another instance to expire", {
+          seconds: Math.ceil(this.#ttl / 1000),
+        });
+        announced = true;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /**
    * One-shot gap repair (the `gaps --repair` command) over every active series this instance
    * can hold. Returns the series whose repair failed, with reasons.
    */
@@ -565,8 +593,7 @@ export class Ingestor {
       sql<SeriesTarget[]>`
         select id, exchange, symbol, timeframe from series where active and state <> 'invalid' order by id`);
     const usable = rows.filter((r) => this.#sources.has(r.exchange));
-    await this.coordinate(usable.map((r) => r.id));
-    const failures: SeriesFailure[] = usable.filter((r) => !this.#owned.has(r.id)).map((series) => ({
+    const failures: SeriesFailure[] = (await this.#claimOrWait(usable)).map((series) => ({
       series,
       reason: "held by another running instance (its lease has not expired)",
     }));

@@ -1,0 +1,90 @@
+import ccxt from "ccxt";
+import { classifyFailure, parseRetryAfter } from "../../src/exchange/errors.ts";
+import { type Clock, WeightLimiter } from "../../src/exchange/limiter.ts";
+import { validateCandles } from "../../src/exchange/validate.ts";
+import { parseBinanceWeightLimit } from "../../src/exchange/usage.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+
+const c = (ts: number, o = 10, h = 12, l = 9, cl = 11, v = 1) => ({
+  ts,
+  open: o,
+  high: h,
+  low: l,
+  close: cl,
+  volume: v,
+});
+
+Deno.test("validateCandles: every rule, good candles kept", () => {
+  const m = 60_000;
+  const r = validateCandles([
+    c(0),
+    c(m, 10, 9, 8, 9.5), // high < open
+    c(2 * m, 10, 12, 10.5, 11), // low > open
+    c(3 * m, 10, 12, 13, 11), // low > high
+    c(4 * m, 10, 12, 9, 11, -1),
+    c(5 * m, NaN),
+    c(6 * m + 1),
+    c(7 * m),
+    c(7 * m), // duplicate
+    c(6 * m), // out of order
+    c(8 * m, 10, 10, 10, 10, 0), // flat, zero volume: fine
+  ], m);
+  assertEquals(r.candles.map((x) => x.ts), [0, 7 * m, 8 * m]);
+  assertEquals(r.rejected.map((x) => x.ts), [m, 2 * m, 3 * m, 4 * m, 5 * m, 6 * m + 1, 6 * m]);
+  assertEquals(r.duplicates, [7 * m]);
+  assert(r.rejected[0].reason.includes("high below"));
+  assert(r.rejected[4].reason.includes("open is not a finite"));
+});
+
+Deno.test("classifyFailure uses the HTTP status where ccxt is ambiguous", () => {
+  const now = 1_000_000;
+  const ddos = new ccxt.DDoSProtection("x");
+  assertEquals(classifyFailure(ddos, 429, { "Retry-After": "3" }, now).kind, "rate_limited");
+  assertEquals(classifyFailure(ddos, 429, { "Retry-After": "3" }, now).retryAfterMs, 3000);
+  assertEquals(classifyFailure(ddos, 418, { "retry-after": "60" }, now).kind, "banned");
+  assertEquals(classifyFailure(new ccxt.ExchangeError("-1008"), 503, {}, now).kind, "retryable");
+  assertEquals(classifyFailure(new ccxt.OperationFailed("-1001"), 500, {}, now).kind, "retryable");
+  assertEquals(classifyFailure(new ccxt.RequestTimeout("t"), undefined, undefined, now).kind, "retryable");
+  assertEquals(classifyFailure(new ccxt.OnMaintenance("m"), 503, {}, now).kind, "retryable");
+  assertEquals(classifyFailure(new ccxt.BadSymbol("s"), 400, {}, now).kind, "fatal");
+  assertEquals(classifyFailure(new ccxt.BadSymbol("s"), 400, {}, now).code, "BadSymbol");
+  assertEquals(classifyFailure(new ccxt.AuthenticationError("a"), 401, {}, now).kind, "fatal");
+  assertEquals(classifyFailure(new ccxt.ExchangeError("e"), 400, {}, now).kind, "fatal");
+  assertEquals(parseRetryAfter(new Date(now + 5000).toUTCString(), now), 5000);
+});
+
+function fakeClock(): Clock & { t: number } {
+  const clock = {
+    t: 0,
+    now: () => clock.t,
+    sleep: (ms: number) => {
+      clock.t += ms;
+      return Promise.resolve();
+    },
+  };
+  return clock;
+}
+
+Deno.test("WeightLimiter: rate follows capacity*safety; pauses hold everyone; usage sync", async () => {
+  const clock = fakeClock();
+  const limiter = new WeightLimiter({ capacity: 6000, windowMs: 60_000, safety: 1, burst: 10, clock });
+  for (let i = 0; i < 1000; i++) await limiter.acquire(2);
+  // 2000 weight at 100/s minus the 10 burst: ~19.9 s
+  assert(Math.abs(clock.t - 19_900) <= 20, `t=${clock.t}`);
+  limiter.pauseUntil(clock.t + 5_000, "banned");
+  const t0 = clock.t;
+  await limiter.acquire(2);
+  assert(clock.t >= t0 + 5_000);
+  clock.t = 120_500;
+  limiter.syncUsage(6000);
+  await limiter.acquire(1);
+  assert(clock.t >= 180_000, `usage pause: t=${clock.t}`);
+});
+
+Deno.test("parseBinanceWeightLimit reads REQUEST_WEIGHT", () => {
+  const body = JSON.stringify({
+    rateLimits: [{ rateLimitType: "REQUEST_WEIGHT", interval: "MINUTE", intervalNum: 1, limit: 6000 }],
+  });
+  assertEquals(parseBinanceWeightLimit("https://x/api/v3/exchangeInfo", body), { capacity: 6000, windowMs: 60_000 });
+  assertEquals(parseBinanceWeightLimit("https://x/api/v3/klines", body), null);
+});
