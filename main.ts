@@ -10,7 +10,7 @@ import { getLogger, setupLogging } from "./src/log.ts";
 import { connectDatabase, type DatabaseHandle } from "./src/db/connect.ts";
 import { migrate } from "./src/db/migrate.ts";
 import { seriesOverview } from "./src/db/overview.ts";
-import { createExchangeClients, type ExchangeClient } from "./src/exchange/client.ts";
+import { createExchangeClients, ExchangeClient } from "./src/exchange/client.ts";
 import { Ingestor, type SeriesFailure } from "./src/ingest/engine.ts";
 import { describeSeries } from "./src/ingest/backfill.ts";
 import { findGaps, listHoles } from "./src/ingest/gaps.ts";
@@ -45,13 +45,16 @@ const EXIT_USAGE = 2;
 /** Resolves when SIGINT or SIGTERM arrives; a second signal exits at once. */
 function shutdownSignal(): Promise<string> {
   return new Promise((resolve) => {
-    let seen = false;
+    let seenAt = 0;
     const handler = (name: string) => () => {
-      if (seen) {
+      // `deno task` forwards the terminal's signal, so one Ctrl+C can arrive twice at once:
+      // only a signal more than a second after the first means "exit now".
+      if (seenAt > 0 && Date.now() - seenAt < 1000) return;
+      if (seenAt > 0) {
         getLogger("main").warn("Second {signal}: exiting now", { signal: name });
         Deno.exit(130);
       }
-      seen = true;
+      seenAt = Date.now();
       resolve(name);
     };
     Deno.addSignalListener("SIGINT", handler("SIGINT"));
@@ -81,8 +84,8 @@ async function openExchanges(config: Config, registry?: Registry): Promise<Map<s
   return clients;
 }
 
-function closeExchanges(clients: Map<string, ExchangeClient>): void {
-  for (const c of clients.values()) c.close();
+function closeExchanges(clients: Iterable<ExchangeClient>): void {
+  for (const c of clients) c.close();
 }
 
 function reportFailures(failures: SeriesFailure[]): void {
@@ -95,25 +98,86 @@ async function commandMigrate(config: Config): Promise<number> {
   return 0;
 }
 
+/**
+ * Creates one client per configured exchange (an unknown id fails here, at start-up) and
+ * loads their markets in the background: an exchange that cannot be reached yet is retried
+ * every minute while the rest of the service runs; `onReady` is called as each one comes up.
+ */
+function startExchanges(
+  config: Config,
+  registry: Registry,
+  signal: AbortSignal,
+  onReady: (client: ExchangeClient) => Promise<void>,
+): { sources: Map<string, ExchangeClient>; all: ExchangeClient[]; firstRound: Promise<void> } {
+  const log = getLogger("main");
+  const sources = new Map<string, ExchangeClient>();
+  const all = config.exchanges.map((id) => new ExchangeClient(id, config));
+  registerExchangeMetrics(registry, sources);
+  const bringUp = async (client: ExchangeClient, first: { resolve: () => void }) => {
+    for (;;) {
+      try {
+        await client.start();
+        sources.set(client.id, client);
+        client.startRefreshTimer();
+        first.resolve();
+        await onReady(client);
+        return;
+      } catch (error) {
+        log.error("Cannot load the markets of {exchange}: {reason}; retrying in 60 s", {
+          exchange: client.id,
+          reason: (error as Error).message,
+        });
+        first.resolve();
+        if (signal.aborted) return;
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, 60_000);
+          signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            resolve(undefined);
+          }, { once: true });
+        });
+        if (signal.aborted) return;
+      }
+    }
+  };
+  const firstRound = Promise.all(all.map((client) => {
+    let resolve!: () => void;
+    const first = new Promise<void>((r) => resolve = r);
+    bringUp(client, { resolve }).catch(() => {});
+    return first;
+  })).then(() => {});
+  return { sources, all, firstRound };
+}
+
 async function commandStart(config: Config): Promise<number> {
   const log = getLogger("main");
   const stopping = shutdownSignal();
   const registry = new Registry();
   const handle = await openAndMigrate(config);
-  let clients: Map<string, ExchangeClient> | undefined;
+  const abort = new AbortController();
+  let exchanges: ExchangeClient[] = [];
   let ingestor: Ingestor | undefined;
   let api: { shutdown(): Promise<void> } | undefined;
   try {
-    clients = await openExchanges(config, registry);
-    for (const c of clients.values()) c.startRefreshTimer();
-    ingestor = new Ingestor({ db: handle.db, config, sources: clients, registry });
+    let started = false;
+    const { sources, all, firstRound } = startExchanges(config, registry, abort.signal, async () => {
+      // An exchange that came up late: register and claim its series now.
+      if (started && ingestor) await ingestor.syncSeries().then(() => ingestor!.coordinate());
+    });
+    exchanges = all;
+    ingestor = new Ingestor({ db: handle.db, config, sources, registry });
     const { serveApi } = await import("./src/api/server.ts");
     api = serveApi({ db: handle.db, config, registry, ingest: ingestor }, {
       hostname: config.apiHost,
       port: config.apiPort,
     });
+    await Promise.race([firstRound, stopping]);
     await ingestor.start();
-    log.info("Candlekeep is running: API and dashboard on http://{host}:{port}/", {
+    started = true;
+    if (config.symbols.length === 0 && config.topSymbols === 0) {
+      log.warn("No series configured: set SYMBOLS (or TOP_SYMBOLS), or add series with POST /v1/series");
+    }
+    log.info("Candlekeep is running; dashboard on http://{host}:{port}/", {
       host: config.apiHost,
       port: config.apiPort,
     });
@@ -121,9 +185,10 @@ async function commandStart(config: Config): Promise<number> {
     log.info("Received {signal}: shutting down", { signal });
     return 0;
   } finally {
+    abort.abort();
     await api?.shutdown().catch(() => {});
     await ingestor?.stop().catch(() => {});
-    if (clients) closeExchanges(clients);
+    closeExchanges(exchanges);
     await handle.close();
     log.info("Stopped");
   }
@@ -190,7 +255,7 @@ async function commandBackfill(config: Config, args: string[]): Promise<number> 
     await ingestor.stop();
     return outcome.length > 0 ? EXIT_FAILED : 0;
   } finally {
-    closeExchanges(clients);
+    closeExchanges(clients.values());
     await handle.close();
   }
 }
@@ -255,7 +320,7 @@ async function commandGaps(config: Config, args: string[]): Promise<number> {
     reportFailures(failures);
     return failures.length > 0 ? EXIT_FAILED : 0;
   } finally {
-    if (clients) closeExchanges(clients);
+    if (clients) closeExchanges(clients.values());
     await handle.close();
   }
 }

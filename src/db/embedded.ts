@@ -721,6 +721,10 @@ class Server implements EmbeddedPostgres {
         stderr: "piped",
         clearEnv: true,
         env: childEnv(),
+        // Its own process group: a Ctrl+C meant for Candlekeep must not stop the database
+        // before Candlekeep has committed its last pages and released its leases; stop()
+        // (and --pdeathsig, should Candlekeep die) stop it instead.
+        detached: true,
       }).spawn();
     } catch (error) {
       throw failure(`could not spawn ${cmd}: ${(error as Error).message}`);

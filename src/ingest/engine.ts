@@ -231,6 +231,10 @@ export class Ingestor {
     row: SeriesTarget & { state: string },
   ): Promise<string | null> {
     const source = this.#sources.get(row.exchange);
+    if (!source && this.#config.exchanges.includes(row.exchange)) {
+      // Configured but not reachable yet (markets not loaded): wait, do not mark it invalid.
+      return `exchange ${row.exchange} is not available yet`;
+    }
     const reason = source
       ? source.validateSeries(row.symbol, row.timeframe)
       : `exchange ${row.exchange} is not configured (EXCHANGES)`;
@@ -329,7 +333,8 @@ export class Ingestor {
 
   /** Ids of the series this instance holds now. */
   get owned(): number[] {
-    return [...this.#owned].sort((a, b) => a - b);
+    return [...this.#owned].filter((id) => this.#sources.has(this.#series.get(id)?.exchange ?? ""))
+      .sort((a, b) => a - b);
   }
 
   async #runJob(
@@ -615,7 +620,9 @@ export class Ingestor {
   async #releaseLeases(): Promise<void> {
     this.#owned.clear();
     this.#backfilled.clear();
-    await this.#db.retry("release leases", (sql) => releaseAll(sql, this.owner)).catch((error) =>
+    // One try: at shutdown a database that is down must not hold the exit up; the leases
+    // then simply expire after LEASE_TTL.
+    await releaseAll(this.#db.sql, this.owner).catch((error) =>
       this.#log.warn("Cannot release leases: {reason}", { reason: errorMessage(error) })
     );
   }

@@ -1,0 +1,191 @@
+/**
+ * The OpenAPI 3.1 document of the API, generated with `z.toJSONSchema` from the same zod
+ * schemas that validate requests (`params.ts`), so it cannot drift from the checks.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { AddSeriesBody, CandlesQuery, MAX_LIMIT, MAX_SOURCE_ROWS, RemoveSeriesQuery, SeriesId } from "./params.ts";
+
+type Json = Record<string, unknown>;
+
+function schemaOf(schema: z.ZodType): Json {
+  const out = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as Json;
+  delete out.$schema;
+  return out;
+}
+
+function queryParameters(schema: z.ZodType): Json[] {
+  const doc = schemaOf(schema);
+  const props = (doc.properties ?? {}) as Record<string, Json>;
+  const required = new Set((doc.required ?? []) as string[]);
+  return Object.entries(props).map(([name, s]) => ({
+    name,
+    in: "query",
+    required: required.has(name),
+    description: s.description,
+    schema: s,
+  }));
+}
+
+const idParameter = (): Json => ({
+  name: "id",
+  in: "path",
+  required: true,
+  description: "series id",
+  schema: schemaOf(SeriesId),
+});
+
+const error = (description: string): Json => ({
+  description,
+  content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+});
+
+const jsonOk = (description: string, schema: Json = { type: "object" }): Json => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+/** Builds the OpenAPI 3.1 document; `serverUrl` goes into `servers`. */
+export function openApiDocument(serverUrl?: string): Json {
+  const auth = [{ bearer: [] }];
+  const mutatingErrors = {
+    "400": error("Invalid body or parameters; `details` names each parameter and problem"),
+    "401": error("Missing or wrong bearer token"),
+    "403": error("API_TOKEN is not configured: mutating routes are disabled"),
+    "404": error("Unknown series or market"),
+    "409": error("Conflict reported by the ingest engine"),
+    "413": error("Body larger than 16 KiB"),
+    "415": error("Content type is not application/json"),
+    "503": error("The ingest engine is not running or the database is unavailable"),
+  };
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Candlekeep API",
+      version: "1",
+      description:
+        "OHLCV candles collected through ccxt. Times are ISO-8601 UTC in responses; requests accept ISO-8601 or epoch milliseconds.",
+    },
+    servers: serverUrl ? [{ url: serverUrl }] : [],
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "API_TOKEN" } },
+      schemas: {
+        Error: {
+          type: "object",
+          required: ["error"],
+          properties: {
+            error: { type: "string" },
+            details: {
+              type: "array",
+              items: {
+                type: "object",
+                properties: { parameter: { type: "string" }, problem: { type: "string" } },
+              },
+            },
+          },
+        },
+        Candle: {
+          type: "object",
+          required: ["time", "open", "high", "low", "close", "volume"],
+          properties: {
+            time: { type: "string", format: "date-time", description: "open time, UTC" },
+            open: { type: "number" },
+            high: { type: "number" },
+            low: { type: "number" },
+            close: { type: "number" },
+            volume: { type: "number" },
+            partial: {
+              type: "boolean",
+              description: "resampled bucket with fewer stored candles than it spans (absent when complete)",
+            },
+          },
+        },
+      },
+    },
+    paths: {
+      "/v1/candles": {
+        get: {
+          summary: "Candles of one series",
+          description: `The newest \`limit\` candles with open time in [start, end), oldest first. ` +
+            `\`next\` (and the CSV \`Link\` header) is the URL of the previous page (end = this page's first time), ` +
+            `null on the last page: following it walks backward with no overlap or loss. A timeframe that is a whole ` +
+            `multiple of a stored one is resampled in SQL (UTC buckets, weeks from Monday). Pages hold at most ` +
+            `${MAX_LIMIT} candles, and a resampled page reads at most ${MAX_SOURCE_ROWS} stored candles.`,
+          parameters: queryParameters(CandlesQuery),
+          responses: {
+            "200": {
+              description: "A page of candles",
+              content: {
+                "application/json": {
+                  schema: {
+                    type: "object",
+                    properties: {
+                      exchange: { type: "string" },
+                      symbol: { type: "string" },
+                      timeframe: { type: "string" },
+                      source_timeframe: { type: "string" },
+                      candles: { type: "array", items: { $ref: "#/components/schemas/Candle" } },
+                      next: { type: ["string", "null"], format: "uri" },
+                    },
+                  },
+                },
+                "text/csv": { schema: { type: "string", description: "time,open,high,low,close,volume" } },
+              },
+            },
+            "400": error("Invalid parameter"),
+            "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
+          },
+        },
+      },
+      "/v1/series": {
+        get: {
+          summary: "Every series with coverage, gaps, holes, lag and state",
+          responses: { "200": jsonOk("Series overview") },
+        },
+        post: {
+          summary: "Add a series to collect",
+          security: auth,
+          requestBody: { required: true, content: { "application/json": { schema: schemaOf(AddSeriesBody) } } },
+          responses: {
+            "201": jsonOk("Created"),
+            "200": jsonOk("Already existed"),
+            ...mutatingErrors,
+          },
+        },
+      },
+      "/v1/series/{id}": {
+        delete: {
+          summary: "Stop updating a series (its data stays unless purge=true)",
+          security: auth,
+          parameters: [idParameter(), ...queryParameters(RemoveSeriesQuery)],
+          responses: { "200": jsonOk("Removed"), ...mutatingErrors },
+        },
+      },
+      "/v1/series/{id}/gaps": {
+        get: {
+          summary: "Gap ranges and confirmed holes of one series (at most 10000 each)",
+          parameters: [idParameter()],
+          responses: { "200": jsonOk("Gaps and holes"), "400": error("Invalid id"), "404": error("Unknown series") },
+        },
+      },
+      "/health": { get: { summary: "Liveness", responses: { "200": jsonOk("Alive") } } },
+      "/ready": {
+        get: {
+          summary: "Readiness: database reachable and migrations applied",
+          responses: { "200": jsonOk("Ready"), "503": jsonOk("Not ready, with the reason") },
+        },
+      },
+      "/metrics": {
+        get: {
+          summary: "Prometheus metrics",
+          responses: { "200": { description: "Text format 0.0.4", content: { "text/plain": {} } } },
+        },
+      },
+      "/openapi.json": { get: { summary: "This document", responses: { "200": jsonOk("OpenAPI 3.1") } } },
+      "/": {
+        get: { summary: "Dashboard", responses: { "200": { description: "HTML", content: { "text/html": {} } } } },
+      },
+    },
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * The zod schemas that validate every request parameter and body. `openapi.ts` renders the
+ * same schemas with `z.toJSONSchema`, so the published document cannot drift from the checks.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { normalizeSymbol, parseBackfillSince } from "../config.ts";
+import { isTimeframe, timeframeMs } from "../timeframe.ts";
+import { BadRequestError, type ErrorDetail } from "./errors.ts";
+
+/** Candles per page when `limit` is not given (fewer for coarse resampling, see {@linkcode maxLimitFor}). */
+export const DEFAULT_LIMIT = 1000;
+/** Largest `limit` accepted for stored timeframes. */
+export const MAX_LIMIT = 10_000;
+/** Stored candles one resampled page may read: bounds the work of any request. */
+export const MAX_SOURCE_ROWS = 2_000_000;
+/** Earliest instant accepted: 1970-01-01T00:00:00Z. */
+export const MIN_TIME_MS = 0;
+/** Latest instant accepted: 9999-12-31T23:59:59.999Z. */
+export const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/**
+ * Parses an instant given as ISO-8601 (`2024-01-01`, `2024-01-01T10:00Z`, a zone-less time
+ * is UTC) or as epoch milliseconds. Returns null when malformed or outside 1970–9999.
+ */
+export function parseInstant(text: string): number | null {
+  let ms: number;
+  if (/^-?\d{1,16}$/.test(text)) {
+    ms = Number(text);
+  } else {
+    const m = ISO_RE.exec(text);
+    if (!m) return null;
+    const [, y, mo, d, h = "00", mi = "00", s = "00", frac = "", zone = "Z"] = m;
+    const month = Number(mo), day = Number(d), hour = Number(h), minute = Number(mi), second = Number(s);
+    if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
+    if (day > new Date(Date.UTC(Number(y), month, 0)).getUTCDate()) return null;
+    let offset = 0;
+    if (zone !== "Z") {
+      const zm = /^([+-])(\d{2}):?(\d{2})$/.exec(zone)!;
+      const oh = Number(zm[2]), om = Number(zm[3]);
+      if (oh > 23 || om > 59) return null;
+      offset = (zm[1] === "+" ? 1 : -1) * (oh * 60 + om) * 60_000;
+    }
+    const base = Date.UTC(Number(y), month - 1, day, hour, minute, second);
+    // Date.UTC maps years 0–99 to 1900–1999; those are rejected below as before 1970 anyway.
+    ms = base + Math.floor(Number(`0.${frac || "0"}`) * 1000) - offset;
+    if (Number(y) < 100) return null;
+  }
+  if (!Number.isSafeInteger(ms) || ms < MIN_TIME_MS || ms > MAX_TIME_MS) return null;
+  return ms;
+}
+
+const INSTANT_PROBLEM =
+  "must be an ISO-8601 UTC time such as 2024-01-01T00:00:00Z or epoch milliseconds, between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z";
+
+/** An instant: ISO-8601 or epoch milliseconds, 1970–9999; parsed to epoch ms. */
+export const Instant = z.string().max(40, { error: INSTANT_PROBLEM }).transform((text, ctx) => {
+  const ms = parseInstant(text);
+  if (ms === null) {
+    ctx.issues.push({ code: "custom", message: `${INSTANT_PROBLEM}; current value is "${text}"`, input: text });
+    return z.NEVER;
+  }
+  return ms;
+}).describe("ISO-8601 UTC time (e.g. 2024-01-01T00:00:00Z) or epoch milliseconds; 1970 to 9999");
+
+/** A ccxt exchange id such as `binance`; lower-cased. */
+export const Exchange = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/, {
+  error: "must be a ccxt exchange id such as binance (letters, digits, _ . -; at most 32 characters)",
+}).transform((s) => s.toLowerCase()).describe("ccxt exchange id, e.g. binance");
+
+/** A market symbol; `btc-usdt` and `BTCUSDT` are normalised to ccxt's `BTC/USDT`. */
+export const MarketSymbol = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9/:._-]{0,63}$/, {
+  error: "must be a market symbol such as BTC/USDT (letters, digits, / : . _ -; at most 64 characters)",
+}).transform((s) => normalizeSymbol(s) ?? s).describe("market symbol in ccxt's unified form, e.g. BTC/USDT");
+
+/** A fixed-length ccxt timeframe such as `1m`, `15m`, `4h`, `1d`, `1w`. */
+export const Timeframe = z.string().max(8, { error: "must be a timeframe such as 1m, 15m, 4h, 1d or 1w" }).refine(
+  isTimeframe,
+  { error: "must be a timeframe such as 1m, 15m, 4h, 1d or 1w (a count and a unit s, m, h, d or w)" },
+).describe("timeframe: a count and a unit s, m, h, d or w, e.g. 1m, 15m, 4h, 1d, 1w");
+
+/** `limit`: a whole number 1–10000. */
+export const Limit = z.string().regex(/^[0-9]{1,6}$/, { error: `must be a whole number between 1 and ${MAX_LIMIT}` })
+  .transform((s) => Number(s))
+  .refine((n) => n >= 1 && n <= MAX_LIMIT, { error: `must be a whole number between 1 and ${MAX_LIMIT}` })
+  .describe(`candles per page, 1 to ${MAX_LIMIT} (default ${DEFAULT_LIMIT}); resampled pages may cap it lower`);
+
+/** Query of `GET /v1/candles`. */
+export const CandlesQuery = z.strictObject({
+  exchange: Exchange,
+  symbol: MarketSymbol,
+  timeframe: Timeframe,
+  start: Instant.optional().describe("first candle open time, inclusive (default: the first stored)"),
+  end: Instant.optional().describe("candle open times strictly before this (default: no bound)"),
+  limit: Limit.optional(),
+  format: z.enum(["json", "csv"]).default("json").describe("json (default) or csv (streamed)"),
+});
+
+/** Validated query of `GET /v1/candles`. */
+export type CandlesQuery = z.output<typeof CandlesQuery>;
+
+/** Body of `POST /v1/series`. */
+export const AddSeriesBody = z.strictObject({
+  exchange: Exchange,
+  symbol: MarketSymbol,
+  timeframe: Timeframe,
+  since: z.string().max(40).refine((s) => parseBackfillSince(s) !== null, {
+    error: "must be an ISO date (2024-01-01), a duration back from now (30d) or earliest",
+  }).optional().describe("where the backfill starts: ISO date, duration such as 30d, or earliest"),
+});
+
+/** A series id in the path. */
+export const SeriesId = z.string().regex(/^[1-9][0-9]{0,9}$/, { error: "must be a positive whole number" })
+  .transform((s) => Number(s))
+  .refine((n) => n <= 2_147_483_647, { error: "must be at most 2147483647" })
+  .describe("series id from GET /v1/series");
+
+/** Query of `DELETE /v1/series/{id}`. */
+export const RemoveSeriesQuery = z.strictObject({
+  purge: z.enum(["true", "false"]).default("false").describe("true also deletes the stored candles"),
+});
+
+/** Query of routes that take no parameters. */
+export const NoQuery = z.strictObject({});
+
+/** The largest `limit` for a timeframe served from `sourceStepMs` candles. */
+export function maxLimitFor(stepMs: number, sourceStepMs: number): number {
+  const ratio = stepMs / sourceStepMs;
+  return Math.max(1, Math.min(MAX_LIMIT, Math.floor(MAX_SOURCE_ROWS / ratio)));
+}
+
+/** Length of a validated timeframe in ms. */
+export function stepOf(timeframe: string): number {
+  return timeframeMs(timeframe);
+}
+
+function details(error: z.ZodError, raw: Record<string, unknown>, prefix: string): ErrorDetail[] {
+  const out: ErrorDetail[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const k of issue.keys) {
+        out.push({ parameter: prefix + k, problem: "unknown parameter" });
+      }
+      continue;
+    }
+    const name = issue.path.map(String).join(".");
+    const top = String(issue.path[0] ?? "");
+    const missing = issue.path.length > 0 && issue.code === "invalid_type" && !(top in raw);
+    out.push({
+      parameter: prefix + (name || "(body)"),
+      problem: missing ? "is required" : issue.message,
+    });
+  }
+  return out;
+}
+
+function summary(what: string, list: ErrorDetail[]): string {
+  return `Cannot accept the ${what}: ${list.map((d) => `${d.parameter} ${d.problem}`).join("; ")}`;
+}
+
+/**
+ * Validates URL query parameters: every name at most once, then `schema`. Throws
+ * {@linkcode BadRequestError} naming each parameter and its problem.
+ */
+export function parseQuery<S extends z.ZodType>(url: URL, schema: S): z.output<S> {
+  const raw: Record<string, string> = {};
+  const dup: ErrorDetail[] = [];
+  for (const [k, v] of url.searchParams) {
+    if (k in raw) {
+      if (!dup.some((d) => d.parameter === k)) {
+        dup.push({ parameter: k, problem: "is given more than once; pass it once" });
+      }
+    } else {
+      raw[k] = v;
+    }
+  }
+  if (dup.length > 0) throw new BadRequestError(summary("query", dup), dup);
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const list = details(result.error, raw, "");
+    throw new BadRequestError(summary("query", list), list);
+  }
+  return result.data;
+}
+
+/** Validates a JSON body (already parsed) with `schema`; parameter names start with `body.`. */
+export function parseBody<S extends z.ZodType>(body: unknown, schema: S): z.output<S> {
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    const raw = body !== null && typeof body === "object" ? body as Record<string, unknown> : {};
+    const list = details(result.error, raw, "body.");
+    throw new BadRequestError(summary("body", list), list);
+  }
+  return result.data;
+}
+
+/** Validates one path parameter with `schema`. */
+export function parsePathParam<S extends z.ZodType>(name: string, value: string, schema: S): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const list = result.error.issues.map((i) => ({
+      parameter: name,
+      problem: `${i.message}; current value is "${value}"`,
+    }));
+    throw new BadRequestError(summary("path", list), list);
+  }
+  return result.data;
+}

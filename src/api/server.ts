@@ -1,0 +1,144 @@
+/**
+ * The HTTP API: {@linkcode createHandler} builds a plain `Request → Response` function
+ * (testable without a port); {@linkcode serveApi} serves it with `Deno.serve`. Errors thrown
+ * by handlers are mapped to statuses in one place, `errors.ts`.
+ *
+ * @module
+ */
+import type { Config } from "../config_types.ts";
+import type { Database } from "../db/client.ts";
+import { getLogger } from "../log.ts";
+import type { Registry } from "../metrics.ts";
+import { getCandles } from "./candles.ts";
+import { asset } from "./dashboard.ts";
+import { errorResponse, json } from "./errors.ts";
+import { openApiDocument } from "./openapi.ts";
+import { NoQuery, parseQuery } from "./params.ts";
+import { type Handler, Router } from "./router.ts";
+import { addSeriesRoute, type IngestControl, listSeriesRoute, removeSeriesRoute, seriesGapsRoute } from "./series.ts";
+import { health, installApiMetrics, metrics, ready } from "./system.ts";
+
+export type { IngestControl } from "./series.ts";
+export { IngestRequestError } from "./errors.ts";
+
+/** What the API needs. */
+export interface ApiDeps {
+  db: Database;
+  config: Config;
+  registry: Registry;
+  /** The ingest engine's controls; absent → POST/DELETE /v1/series answer 503. */
+  ingest?: IngestControl;
+  /** Process start time (epoch ms) for `/health`; defaults to when the handler was created. */
+  startedAt?: number;
+  /** Clock, for tests; defaults to `Date.now`. */
+  now?: () => number;
+}
+
+/** Builds the router with every route of the API. */
+export function createRouter(deps: ApiDeps): Router {
+  const now = deps.now ?? Date.now;
+  const startedAt = deps.startedAt ?? now();
+  const sql = deps.db.sql;
+  const noQuery = (fn: () => Response | Promise<Response>): Handler => (_req, { url }) => {
+    parseQuery(url, NoQuery);
+    return fn();
+  };
+  return new Router()
+    .on("GET", "/v1/candles", (_req, { url }) => getCandles(sql, url))
+    .on("GET", "/v1/series", (_req, { url }) => listSeriesRoute(sql, url, now()))
+    .on("POST", "/v1/series", (req, { url }) => addSeriesRoute(req, url, deps.config.apiToken, deps.ingest))
+    .on(
+      "DELETE",
+      "/v1/series/:id",
+      (req, { url, params }) => removeSeriesRoute(req, url, params.id, deps.config.apiToken, deps.ingest),
+    )
+    .on("GET", "/v1/series/:id/gaps", (_req, { url, params }) => seriesGapsRoute(sql, url, params.id, now()))
+    .on("GET", "/health", noQuery(() => health(startedAt, now())))
+    .on("GET", "/ready", noQuery(() => ready(deps.db)))
+    .on("GET", "/metrics", noQuery(() => metrics(deps.registry)))
+    .on("GET", "/openapi.json", (_req, { url }) => {
+      parseQuery(url, NoQuery);
+      return json(openApiDocument(url.origin));
+    })
+    .on("GET", "/", () => asset("/"))
+    .on("GET", "/assets/app.js", () => asset("/assets/app.js"))
+    .on("GET", "/assets/style.css", () => asset("/assets/style.css"))
+    .on("GET", "/assets/lightweight-charts.js", () => asset("/assets/lightweight-charts.js"));
+}
+
+/**
+ * The API as one `Request → Response` function: routes, maps errors to statuses, records
+ * `candlekeep_http_request_duration_seconds{method,route,status}` and logs method, path,
+ * status and duration. Never throws.
+ */
+export function createHandler(deps: ApiDeps): (req: Request) => Promise<Response> {
+  const router = createRouter(deps);
+  const log = getLogger("api");
+  installApiMetrics(deps.registry, deps.db, deps.now ?? Date.now);
+  const latency = deps.registry.histogram(
+    "candlekeep_http_request_duration_seconds",
+    "HTTP request latency by method, route and status",
+  );
+  return async (req: Request): Promise<Response> => {
+    const started = performance.now();
+    let url: URL;
+    try {
+      url = new URL(req.url);
+    } catch {
+      url = new URL("http://invalid/");
+    }
+    const method = req.method.toUpperCase();
+    let route = "unmatched";
+    let response: Response;
+    try {
+      const match = router.match(method, url.pathname);
+      route = match.route;
+      response = await match.handler(req, { url, params: match.params });
+      if (method === "HEAD") response = new Response(null, { status: response.status, headers: response.headers });
+    } catch (error) {
+      response = errorResponse(error);
+      if (response.status >= 500) {
+        log.error("{method} {path} failed: {error}", { method, path: url.pathname, error });
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    latency.observe({ method, route, status: String(response.status) }, seconds);
+    log.info("{method} {path} {status} {durationMs} ms", {
+      method,
+      path: url.pathname,
+      status: response.status,
+      durationMs: Math.round(seconds * 10_000) / 10,
+    });
+    return response;
+  };
+}
+
+/** A running API server. */
+export interface ApiServer {
+  /** Resolves when the server has stopped. */
+  finished: Promise<void>;
+  /** The port it listens on (useful with port 0). */
+  port: number;
+  /** Stops accepting connections and waits for running requests. */
+  shutdown(): Promise<void>;
+}
+
+/** Serves the API on `hostname:port` (0 picks a free port) until `signal` aborts or `shutdown()`. */
+export function serveApi(
+  deps: ApiDeps,
+  options: { hostname: string; port: number; signal?: AbortSignal },
+): ApiServer {
+  const handler = createHandler(deps);
+  const log = getLogger("api");
+  const server = Deno.serve({
+    hostname: options.hostname,
+    port: options.port,
+    signal: options.signal,
+    onListen: ({ hostname, port }) => log.info("API listening on http://{hostname}:{port}", { hostname, port }),
+  }, handler);
+  return {
+    finished: server.finished,
+    port: server.addr.port,
+    shutdown: () => server.shutdown(),
+  };
+}

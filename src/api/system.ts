@@ -1,0 +1,112 @@
+/**
+ * Operational routes: `/health`, `/ready`, `/metrics`, and the metrics the API owns.
+ *
+ * @module
+ */
+import type { Database } from "../db/client.ts";
+import { migrationsApplied } from "../db/migrate.ts";
+import { seriesFreshness } from "../db/overview.ts";
+import type { Registry } from "../metrics.ts";
+import { getLogger } from "../log.ts";
+import { timeframeMs } from "../timeframe.ts";
+import { json } from "./errors.ts";
+
+/** How long `/ready` waits for the database before answering 503. */
+export const READY_TIMEOUT_MS = 2_000;
+/** Minimum time between two per-series metric refreshes (each is a grouped scan). */
+export const COLLECT_INTERVAL_MS = 10_000;
+
+/** Handles `GET /health`: the process is alive. */
+export function health(startedAt: number, nowMs: number): Response {
+  return json({ status: "ok", uptime_s: Math.max(0, Math.round((nowMs - startedAt) / 1000)) });
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Handles `GET /ready`: 200 when the database answers `select 1` within
+ * {@linkcode READY_TIMEOUT_MS} and every migration is applied, else 503 with the reason.
+ */
+export async function ready(db: Database): Promise<Response> {
+  let reason: string | null = null;
+  try {
+    await withTimeout(db.sql`select 1`, READY_TIMEOUT_MS, "the database");
+    db.markReady(true);
+    const applied = await withTimeout(migrationsApplied(db.sql), READY_TIMEOUT_MS, "the migration check");
+    if (!applied) reason = "migrations not applied: run `candlekeep migrate` or start the service to apply them";
+  } catch (error) {
+    db.markReady(false);
+    reason = `database unreachable at ${db.target}: ${(error as Error).message ?? String(error)}`;
+  }
+  if (reason !== null) {
+    return json({ status: "unavailable", reason }, { status: 503, headers: { "retry-after": "5" } });
+  }
+  return json({ status: "ready" });
+}
+
+const collectorsInstalled = new WeakSet<Registry>();
+
+/**
+ * Adds the API's metrics to `registry` once: the request latency histogram, and a collector
+ * refreshing per-series lag and stored-candle gauges (at most every {@linkcode COLLECT_INTERVAL_MS};
+ * a database outage keeps the last values and is logged).
+ */
+export function installApiMetrics(registry: Registry, db: Database, now: () => number): void {
+  registry.histogram(
+    "candlekeep_http_request_duration_seconds",
+    "HTTP request latency by method, route and status",
+  );
+  if (collectorsInstalled.has(registry)) return;
+  collectorsInstalled.add(registry);
+  const lag = registry.gauge(
+    "candlekeep_series_lag_seconds",
+    "Seconds between now and the close of the last stored candle, per series",
+  );
+  const stored = registry.gauge("candlekeep_series_candles_stored", "Candles stored per series");
+  const log = getLogger("api");
+  let last = -Infinity;
+  let known = new Map<string, Record<string, string>>();
+  registry.collect(async () => {
+    const t = now();
+    if (t - last < COLLECT_INTERVAL_MS) return;
+    last = t;
+    try {
+      const rows = await withTimeout(seriesFreshness(db.sql), READY_TIMEOUT_MS * 2, "the metrics query");
+      const seen = new Map<string, Record<string, string>>();
+      for (const r of rows) {
+        const labels = { series_id: String(r.id), exchange: r.exchange, symbol: r.symbol, timeframe: r.timeframe };
+        seen.set(labels.series_id, labels);
+        stored.set(labels, r.count);
+        let step = 0;
+        try {
+          step = timeframeMs(r.timeframe);
+        } catch { /* no fixed length */ }
+        if (r.lastTs === null || step === 0) lag.delete(labels);
+        else lag.set(labels, Math.max(0, (t - (r.lastTs + step)) / 1000));
+      }
+      for (const [id, labels] of known) {
+        if (!seen.has(id)) {
+          lag.delete(labels);
+          stored.delete(labels);
+        }
+      }
+      known = seen;
+    } catch (error) {
+      last = -Infinity;
+      log.warn("Cannot refresh series metrics: {reason}", { reason: (error as Error).message });
+    }
+  });
+}
+
+/** Handles `GET /metrics`: the registry in Prometheus text format 0.0.4. */
+export async function metrics(registry: Registry): Promise<Response> {
+  return new Response(await registry.render(), {
+    headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+  });
+}
