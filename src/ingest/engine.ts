@@ -3,6 +3,7 @@ import type { Database } from "../db/client.ts";
 import { getLogger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { isTimeframe, timeframeMs } from "../timeframe.ts";
+import { parseBackfillSince } from "../config.ts";
 import {
   type BackfillProgress,
   backfillSeries,
@@ -670,7 +671,7 @@ export class Ingestor {
     if (created) {
       await this.coordinate();
       if (this.#owned.has(row.id) && !this.#backfilled.has(row.id)) {
-        const since = input.since ? { kind: "date" as const, ms: Date.parse(input.since) } : this.#config.backfillSince;
+        const since = (input.since ? parseBackfillSince(input.since) : null) ?? this.#config.backfillSince;
         this.#track(this.#backfill(row, since, this.#now())).catch(() => {});
       }
     }
