@@ -113,6 +113,7 @@ export class Ingestor {
   #repairRunning = false;
   #coordinating: Promise<void> | null = null;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #syncTimer: ReturnType<typeof setInterval> | undefined;
   readonly #cronAbort = new AbortController();
 
   /** Creates the engine; nothing runs until {@linkcode Ingestor.start} or a tick is called. */
@@ -720,6 +721,14 @@ export class Ingestor {
         }
       });
     }, Math.max(1000, this.#ttl / 3));
+    // Markets are refreshed hourly by the exchange clients; re-evaluate the configured series
+    // (TOP_SYMBOLS may now pick other markets) on the same rhythm.
+    this.#syncTimer = setInterval(() => {
+      if (this.#stopping) return;
+      this.syncSeries().then(() => this.coordinate()).catch((error) =>
+        this.#log.error("Cannot re-evaluate series: {reason}", { reason: errorMessage(error) })
+      );
+    }, 3_600_000);
     this.#track(this.backfillPending().then(() => this.repairTick())).catch(
       () => {},
     );
@@ -752,6 +761,7 @@ export class Ingestor {
     this.#stopping = true;
     this.#cronAbort.abort();
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#syncTimer !== undefined) clearInterval(this.#syncTimer);
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       Promise.allSettled([...this.#inflight]),

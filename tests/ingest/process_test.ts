@@ -5,50 +5,7 @@
 import { assert, assertEquals } from "../support/assert.ts";
 import { timeframeMs } from "../../src/timeframe.ts";
 import { ingestWorld, storedCandles } from "./helpers.ts";
-
-const ROOT = new URL("../../", import.meta.url).pathname;
-const PERMISSIONS = [
-  "--allow-net",
-  "--allow-sys",
-  "--allow-env",
-  "--allow-read",
-  "--allow-write=./data,/var/lib/candlekeep,/tmp",
-  "--allow-run",
-];
-
-interface Child {
-  process: Deno.ChildProcess;
-  output: () => string;
-  status: Promise<Deno.CommandStatus>;
-}
-
-function spawnCandlekeep(args: string[], env: Record<string, string>): Child {
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMISSIONS, "main.ts", ...args],
-    cwd: ROOT,
-    env: { LOG_FORMAT: "json", LOG_LEVEL: "info", NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const process = command.spawn();
-  let text = "";
-  const decoder = new TextDecoder();
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) text += decoder.decode(chunk);
-  };
-  const drained = Promise.all([drain(process.stdout), drain(process.stderr)]);
-  return { process, output: () => text, status: drained.then(() => process.status) };
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-}
+import { type Child, spawnCandlekeep, waitFor } from "../support/child.ts";
 
 function klineRequests(stats: { byPath: Record<string, number> }): number {
   return Object.entries(stats.byPath).filter(([p]) => p.includes("kline")).reduce((n, [, c]) => n + c, 0);

@@ -1,0 +1,60 @@
+/**
+ * Child processes of `main.ts` for tests that need a real process (kill -9, several
+ * instances, exit statuses).
+ *
+ * @module
+ */
+const ROOT = new URL("../../", import.meta.url).pathname;
+/**
+ * The permission flags of the `cli` task in deno.json, so that child processes run with
+ * exactly the permissions a user's `deno task start` has (a missing one fails the test).
+ */
+function permissions(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", `file://${ROOT}`)));
+  return (config.tasks.cli as string).split(/\s+/).filter((flag) => flag.startsWith("--allow-"));
+}
+
+/** A running `main.ts` child process with its collected output. */
+export interface Child {
+  process: Deno.ChildProcess;
+  /** Everything written so far to stdout and stderr. */
+  output: () => string;
+  /** Everything written so far to stdout alone. */
+  stdout: () => string;
+  status: Promise<Deno.CommandStatus>;
+}
+
+/** Runs `main.ts <args>` in a child process with the test permissions and `env`. */
+export function spawnCandlekeep(args: string[], env: Record<string, string>): Child {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissions(), "main.ts", ...args],
+    cwd: ROOT,
+    env: { LOG_FORMAT: "json", LOG_LEVEL: "info", NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const process = command.spawn();
+  let text = "";
+  let out = "";
+  const drain = async (stream: ReadableStream<Uint8Array>, isStdout: boolean) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      const piece = decoder.decode(chunk, { stream: true });
+      text += piece;
+      if (isStdout) out += piece;
+    }
+  };
+  const drained = Promise.all([drain(process.stdout, true), drain(process.stderr, false)]);
+  return { process, output: () => text, stdout: () => out, status: drained.then(() => process.status) };
+}
+
+/** Polls `check` every 100 ms until it holds; throws after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+}
