@@ -6,17 +6,11 @@
  */
 import type { Sql } from "./client.ts";
 import { summarizeGaps } from "../ingest/gaps.ts";
+import type { SeriesRow } from "../ingest/series.ts";
 import { timeframeMs } from "../timeframe.ts";
 
 /** Storage statistics of one series. */
-export interface SeriesStats {
-  id: number;
-  exchange: string;
-  symbol: string;
-  timeframe: string;
-  active: boolean;
-  state: string;
-  stateReason: string | null;
+export interface SeriesStats extends SeriesRow {
   /** Open time of the first stored candle (epoch ms), null when empty. */
   firstTs: number | null;
   /** Open time of the last stored candle (epoch ms), null when empty. */
