@@ -136,10 +136,6 @@ export class Ingestor {
           "candlekeep_candles_rejected_total",
           "Candles rejected by validation",
         ),
-        lag: r.gauge(
-          "candlekeep_series_lag_seconds",
-          "Now minus the end of the last stored candle",
-        ),
         progress: r.gauge(
           "candlekeep_backfill_progress_ratio",
           "Share of the running backfill done (0 to 1)",
@@ -458,16 +454,13 @@ export class Ingestor {
       const jobs = this.owned.filter((id) => this.#backfilled.has(id)).map(
         (id) => {
           const series = this.#series.get(id)!;
-          return this.#runJob("live update", series, async () => {
-            const r = await updateSeries(
-              this.#context(),
-              this.#sources.get(series.exchange)!,
-              series,
-            );
-            if (r.lagMs !== null) {
-              this.#metrics?.lag.set(this.#labels(series), r.lagMs / 1000);
-            }
-          });
+          // Per-series lag is exported by the API's collector, from the database, so it covers
+          // the series of every instance.
+          return this.#runJob(
+            "live update",
+            series,
+            () => updateSeries(this.#context(), this.#sources.get(series.exchange)!, series),
+          );
         },
       );
       await Promise.all(jobs);
@@ -770,13 +763,4 @@ export class Ingestor {
     clearTimeout(timer);
     await this.#releaseLeases();
   }
-}
-
-/** Lag of a series in ms given its last stored candle, for reports. */
-export function lagMs(
-  lastTs: number | null,
-  timeframe: string,
-  now: number,
-): number | null {
-  return lastTs === null ? null : now - (lastTs + timeframeMs(timeframe));
 }
