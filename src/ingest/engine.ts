@@ -2,7 +2,7 @@ import type { BackfillSince, Config } from "../config_types.ts";
 import type { Database } from "../db/client.ts";
 import { getLogger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
-import { isTimeframe, timeframeMs } from "../timeframe.ts";
+import { isTimeframe } from "../timeframe.ts";
 import { parseBackfillSince } from "../config.ts";
 import {
   type BackfillProgress,
