@@ -277,8 +277,8 @@ function flag(name: string): number | undefined {
   return arg ? Number(arg.split("=")[1]) : undefined;
 }
 
-if (import.meta.main) {
-  const r = await runApiBench({ seconds: flag("seconds"), series: flag("series") });
+/** Prints the figures of {@linkcode runApiBench}. */
+export function printApiBench(r: ApiBenchResult): void {
   const f = (n: number) => n.toFixed(1);
   console.log(`rows stored:                     ${r.rows.toLocaleString("en-US")}`);
   console.log(
@@ -298,5 +298,9 @@ if (import.meta.main) {
     } ms  (${r.resample.buckets} buckets; target < 300 ms)`,
   );
   console.log(`same resample directly:          p50 ${f(r.resampleDirect.p50Ms)} ms`);
+}
+
+if (import.meta.main) {
+  printApiBench(await runApiBench({ seconds: flag("seconds"), series: flag("series") }));
   Deno.exit(0);
 }

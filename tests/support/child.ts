@@ -11,7 +11,7 @@ const ROOT = new URL("../../", import.meta.url).pathname;
  */
 function permissions(): string[] {
   const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", `file://${ROOT}`)));
-  return (config.tasks.cli as string).split(/\s+/).filter((flag) => flag.startsWith("--allow-"));
+  return (config.tasks.cli as string).split(/\s+/).filter((flag) => /^--(allow-|v8-flags)/.test(flag));
 }
 
 /** A running `main.ts` child process with its collected output. */

@@ -1,0 +1,28 @@
+/**
+ * `deno task bench [name ...]`: runs every benchmark, or the named ones (exchange, write,
+ * ingest, api). Each prints its figures and its ratio against a baseline measured in the same
+ * run; none asserts on timings.
+ *
+ * @module
+ */
+const BENCHES: Record<string, () => Promise<unknown>> = {
+  exchange: async () => (await import("./exchange_bench.ts")).runExchangeBench(),
+  write: async () => (await import("./write_bench.ts")).runWriteBench(),
+  ingest: async () => (await import("./ingest_bench.ts")).runIngestBench(),
+  api: async () => {
+    const bench = await import("./api_bench.ts");
+    bench.printApiBench(await bench.runApiBench());
+  },
+};
+
+const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(BENCHES);
+const unknown = wanted.filter((name) => !(name in BENCHES));
+if (unknown.length > 0) {
+  console.error(`Unknown benchmark: ${unknown.join(", ")}; known: ${Object.keys(BENCHES).join(", ")}`);
+  Deno.exit(2);
+}
+for (const name of wanted) {
+  console.log(`\n=== ${name} (${new Date().toISOString()})`);
+  await BENCHES[name]();
+}
+Deno.exit(0);
