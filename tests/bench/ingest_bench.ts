@@ -74,7 +74,7 @@ async function runOnce(
     behaviour: { weightLimit: 6000, windowMs: 60_000, publishedLimit: 6000, latencyMs },
   });
   const t = await createTestDatabase();
-  const config = loadConfig({
+  const env = {
     DATABASE_URL: t.url,
     EXCHANGES: "binance",
     CCXT_CONFIG: JSON.stringify({ binance: fake.ccxtConfig() }),
@@ -82,7 +82,9 @@ async function runOnce(
     TIMEFRAMES: "1m",
     BACKFILL_SINCE: `${days}d`,
     BACKFILL_CONCURRENCY: String(concurrency),
-  });
+    LOG_LEVEL: "warning",
+  };
+  const config = loadConfig(env);
   const clients = await createExchangeClients(config);
   let peakRss = 0;
   let peakHeap = 0;
@@ -98,16 +100,6 @@ async function runOnce(
     let failures: unknown[] = [];
     let wallSeconds: number;
     if (childProcess) {
-      const env = {
-        DATABASE_URL: t.url,
-        EXCHANGES: "binance",
-        CCXT_CONFIG: JSON.stringify({ binance: fake.ccxtConfig() }),
-        SYMBOLS: markets.map((m) => m.symbol).join(","),
-        TIMEFRAMES: "1m",
-        BACKFILL_SINCE: `${days}d`,
-        BACKFILL_CONCURRENCY: String(concurrency),
-        LOG_LEVEL: "warning",
-      };
       const child = spawnCandlekeep(["backfill"], env);
       const started = performance.now();
       // VmHWM is the process's own high-water mark; sample it until the process is about to exit.
