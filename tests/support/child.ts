@@ -6,12 +6,15 @@
  */
 const ROOT = new URL("../../", import.meta.url).pathname;
 /**
- * The permission flags of the `cli` task in deno.json, so that child processes run with
- * exactly the permissions a user's `deno task start` has (a missing one fails the test).
+ * The permission flags of the `cli` task in deno.json (`--no-prompt`, the `-P=` permission set,
+ * `--v8-flags`), so that child processes run with exactly the permissions a user's
+ * `deno task start` has (a missing one fails the test).
  */
-function permissions(): string[] {
+export function permissions(task = "cli"): string[] {
   const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", `file://${ROOT}`)));
-  return (config.tasks.cli as string).split(/\s+/).filter((flag) => /^--(allow-|v8-flags)/.test(flag));
+  return (config.tasks[task] as string).split(/\s+/).filter((flag) =>
+    /^(--(allow-|deny-|v8-flags|no-prompt)|-P=)/.test(flag)
+  );
 }
 
 /** A running `main.ts` child process with its collected output. */
