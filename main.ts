@@ -21,6 +21,7 @@ import { renderStatusTable, statusJson } from "./src/cli/status.ts";
 import { normalizeSymbol } from "./src/config.ts";
 import { isTimeframe, timeframeMs } from "./src/timeframe.ts";
 import { registerExchangeMetrics } from "./src/exchange/metrics.ts";
+import { instanceIdentity } from "./src/ingest/leases.ts";
 
 const USAGE = `Candlekeep: gap-free crypto candles in PostgreSQL.
 
@@ -165,7 +166,10 @@ async function commandStart(config: Config): Promise<number> {
       if (started && ingestor) await ingestor.syncSeries().then(() => ingestor!.coordinate());
     });
     exchanges = all;
-    ingestor = new Ingestor({ db: handle.db, config, sources, registry });
+    // A fixed identity (INSTANCE_ID, else host name and API port): restarted after a crash,
+    // this instance takes back its own leases at once instead of waiting LEASE_TTL for them.
+    const owner = config.instanceId ?? instanceIdentity({ port: config.apiPort });
+    ingestor = new Ingestor({ db: handle.db, config, sources, registry, owner });
     const { serveApi } = await import("./src/api/server.ts");
     api = serveApi({ db: handle.db, config, registry, ingest: ingestor }, {
       hostname: config.apiHost,
@@ -369,6 +373,95 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
+/** The service on a Deploy-style host: what the top-level crons and the API share. */
+interface DeployService {
+  config: Config;
+  /** One bounded cron run; throws (the host records a failed run) when the service cannot work. */
+  run(kind: "live" | "repair"): Promise<void>;
+  /** Connects, migrates (under an advisory lock), starts loading the exchanges and serves the API. */
+  serve(): Promise<void>;
+}
+
+/**
+ * Deploy mode (`DENO_DEPLOY` set): nothing is written to disk, no process is started, the
+ * database is `DATABASE_URL`. Configuration errors exit 2 with one line naming the variable.
+ */
+function prepareDeploy(): DeployService {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      Deno.exit(EXIT_USAGE);
+    }
+    throw error;
+  }
+  setupLogging({ level: config.logLevel, format: config.logFormat });
+  const log = getLogger("deploy");
+  log.info("Deploy mode: crons registered at top level, at most {budget} ms of exchange requests per run", {
+    budget: config.tickBudgetMs,
+    config: redactConfig(config),
+  });
+  let ready: Promise<{ ingestor: Ingestor; firstRound: Promise<void> }> | undefined;
+  const registry = new Registry();
+  const boot = () => {
+    ready ??= (async () => {
+      const handle = await openAndMigrate(config);
+      const { sources, firstRound } = startExchanges(config, registry, new AbortController().signal, async () => {});
+      const ingestor = new Ingestor({ db: handle.db, config, sources, registry });
+      const { serveApi } = await import("./src/api/server.ts");
+      serveApi({ db: handle.db, config, registry, ingest: ingestor }, {
+        hostname: config.apiHost,
+        port: config.apiPort,
+      });
+      return { ingestor, firstRound };
+    })();
+    // A failed start (database unreachable) is tried again by the next call.
+    ready.catch(() => (ready = undefined));
+    return ready;
+  };
+  return {
+    config,
+    serve: async () => {
+      try {
+        await boot();
+      } catch (error) {
+        log.fatal("Cannot start: {message}", { message: (error as Error).message ?? String(error) });
+        Deno.exit(EXIT_FAILED);
+      }
+    },
+    run: async (kind) => {
+      const { ingestor, firstRound } = await boot();
+      await firstRound;
+      const report = await ingestor.boundedRun(kind, { budgetMs: config.tickBudgetMs });
+      log.info(
+        "{kind} run: {series} series in {elapsedMs} ms; budget spent: {budgetSpent}; backfills pending: {pending}; failed: {failed}",
+        { kind, ...report, failures: undefined, failed: report.failures.length },
+      );
+      reportFailures(report.failures);
+    },
+  };
+}
+
+/** True when `DENO_DEPLOY` is set (Deno Deploy sets it); false when it cannot be read. */
+function deployRequested(): boolean {
+  try {
+    return Deno.env.get("DENO_DEPLOY") !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  if (deployRequested()) {
+    // Deno Deploy accepts Deno.cron only from the main module's top-level code, before the
+    // server starts: register both here, then serve.
+    const deploy = prepareDeploy();
+    Deno.cron("candlekeep-live", deploy.config.liveSchedule, { backoffSchedule: [] }, () => deploy.run("live"));
+    Deno.cron("candlekeep-repair", deploy.config.repairSchedule, { backoffSchedule: [] }, () => deploy.run("repair"));
+    await deploy.serve();
+  } else {
+    Deno.exit(await main(Deno.args));
+  }
 }

@@ -29,6 +29,9 @@ export const CONFIG_VARIABLES = [
   "BACKFILL_CONCURRENCY",
   "LEASE_TTL",
   "DB_POOL_MAX",
+  "TICK_BUDGET",
+  "INSTANCE_ID",
+  "DENO_DEPLOY",
 ] as const;
 
 /** Name of a configuration variable. */
@@ -48,12 +51,13 @@ export class ConfigError extends Error {
   /** Creates the error from its issues. */
   constructor(issues: ConfigIssue[]) {
     const lines = issues.map((i) =>
-      `  ${i.variable}=${i.value === undefined ? "(unset)" : JSON.stringify(i.value)}: ${i.expected}`
+      `${i.variable}=${i.value === undefined ? "(unset)" : JSON.stringify(i.value)}: ${i.expected}`
     );
+    // One bad variable is one line; several are listed one per line.
     super(
-      `Cannot start: invalid configuration (${issues.length} variable${issues.length === 1 ? "" : "s"}):\n${
-        lines.join("\n")
-      }`,
+      issues.length === 1
+        ? `Cannot start: invalid configuration: ${lines[0]}`
+        : `Cannot start: invalid configuration (${issues.length} variables):\n${lines.map((l) => `  ${l}`).join("\n")}`,
     );
     this.name = "ConfigError";
     this.issues = issues;
@@ -261,13 +265,13 @@ function schema() {
       }
       return n;
     });
-  const duration = (what: string) =>
+  const duration = (what: string, examples = "12h, 7d or 2w") =>
     z.string().transform((text, ctx) => {
       const ms = parseDuration(text);
       if (ms === null) {
         ctx.addIssue({
           code: "custom",
-          message: `${what}: a duration such as 12h, 7d or 2w`,
+          message: `${what}: a duration such as ${examples}`,
         });
         return z.NEVER;
       }
@@ -393,6 +397,24 @@ function schema() {
       { message: "at least 3s" },
     ),
     DB_POOL_MAX: int(2, 200, 10),
+    TICK_BUDGET: duration("how long one cron run may keep starting exchange requests", "5s, 30s or 2m").default(5_000)
+      .refine(
+        (ms) => ms <= 15 * 60_000,
+        { message: "at most 15m" },
+      ),
+    INSTANCE_ID: opt(z.string()).refine((v) => v === undefined || /^[\w.:@-]{1,100}$/.test(v.trim()), {
+      message: "1 to 100 letters, digits or . : @ _ -",
+    }),
+    DENO_DEPLOY: opt(z.string()),
+  }).superRefine((v, ctx) => {
+    if (v.DENO_DEPLOY !== undefined && !v.DATABASE_URL?.trim()) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["DATABASE_URL"],
+        message:
+          "a postgres:// connection URL: required when DENO_DEPLOY is set (a Deploy-style host runs no embedded database and writes no files)",
+      });
+    }
   });
 }
 
@@ -457,5 +479,8 @@ export function loadConfig(env: Env = readEnv()): Config {
     backfillConcurrency: v.BACKFILL_CONCURRENCY,
     leaseTtlMs: v.LEASE_TTL,
     dbPoolMax: v.DB_POOL_MAX,
+    tickBudgetMs: v.TICK_BUDGET,
+    instanceId: v.INSTANCE_ID?.trim(),
+    deploy: v.DENO_DEPLOY !== undefined,
   };
 }

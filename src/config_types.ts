@@ -61,4 +61,10 @@ export interface Config {
   leaseTtlMs: number;
   /** Maximum connections in the postgres pool. */
   dbPoolMax: number;
+  /** On a Deploy-style host: how long one cron run may keep starting exchange requests, in ms. */
+  tickBudgetMs: number;
+  /** This instance's lease identity; by default derived from the host name and API port. */
+  instanceId?: string;
+  /** True when `DENO_DEPLOY` is set: crons at top level, bounded work per run, no files. */
+  deploy: boolean;
 }

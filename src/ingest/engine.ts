@@ -12,7 +12,7 @@ import {
   LeaseLostError,
   type SeriesTarget,
 } from "./backfill.ts";
-import { heartbeat, rebalance, releaseAll } from "./leases.ts";
+import { heartbeat, instanceIdentity, rebalance, releaseAll } from "./leases.ts";
 import { updateSeries } from "./live.ts";
 import { repairSeries } from "./repair.ts";
 import { registerSeries, type SeriesKey, setSeriesState, syncConfiguredSeries } from "./series.ts";
@@ -43,11 +43,29 @@ export interface IngestorOptions {
   /** Candle sources by exchange id. */
   sources: ReadonlyMap<string, ExchangeSource>;
   registry?: Registry;
-  /** This instance's id (default: hostname, pid and a random suffix). */
+  /**
+   * This instance's lease identity. Default: `INSTANCE_ID`, else host name and pid with a
+   * random suffix (a one-shot run); the service passes {@linkcode instanceIdentity} so that a
+   * restarted process takes back its own leases at once.
+   */
   owner?: string;
   /** Lease and heartbeat timeout in ms (default `LEASE_TTL`); leases are renewed every third of it. */
   leaseTtlMs?: number;
   now?: () => number;
+}
+
+/** What one {@linkcode Ingestor.boundedRun} did. */
+export interface BoundedRunReport {
+  /** Series worked on. */
+  series: number;
+  /** Series whose job failed, with reasons. */
+  failures: SeriesFailure[];
+  /** True when the budget ran out and some work was left for the next run. */
+  budgetSpent: boolean;
+  /** Series whose backfill is not complete yet. */
+  pending: number;
+  /** Wall time of the run, in ms. */
+  elapsedMs: number;
 }
 
 /** A failed series with the reason, for exit statuses and reports. */
@@ -112,6 +130,8 @@ export class Ingestor {
   #liveRunning = false;
   #repairRunning = false;
   #coordinating: Promise<void> | null = null;
+  #boundedRuns = 0;
+  #syncedAt = -Infinity;
   #timer: ReturnType<typeof setInterval> | undefined;
   #syncTimer: ReturnType<typeof setInterval> | undefined;
   readonly #cronAbort = new AbortController();
@@ -123,8 +143,7 @@ export class Ingestor {
     this.#sources = options.sources;
     this.#ttl = options.leaseTtlMs ?? options.config.leaseTtlMs;
     this.#now = options.now ?? Date.now;
-    this.owner = options.owner ??
-      `${Deno.hostname?.() ?? "host"}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+    this.owner = options.owner ?? options.config.instanceId ?? instanceIdentity({});
     const r = options.registry;
     this.#metrics = r
       ? {
@@ -387,6 +406,7 @@ export class Ingestor {
     since: BackfillSince,
     runStartedAt: number,
     onProgress?: (p: BackfillProgress) => void,
+    stop?: () => boolean,
   ): Promise<SeriesFailure | null> {
     const source = this.#sources.get(series.exchange)!;
     return this.#runJob("backfill", series, async () => {
@@ -394,7 +414,7 @@ export class Ingestor {
         "mark backfilling",
         (sql) => setSeriesState(sql, series.id, "backfilling"),
       );
-      const result = await backfillSeries(this.#context(), source, series, {
+      const result = await backfillSeries(this.#context(stop), source, series, {
         since,
         runStartedAt,
         onProgress: (p) => {
@@ -490,6 +510,72 @@ export class Ingestor {
       return true;
     } finally {
       this.#repairRunning = false;
+    }
+  }
+
+  /**
+   * One bounded run for a Deploy-style host, where each cron invocation must end quickly and
+   * may land on a fresh process: claims this instance's share of the series, then backfills
+   * (resuming from its checkpoint) or live-updates each one (`live`), or repairs the gaps of
+   * each backfilled one (`repair`). Once `budgetMs` of wall time has passed no new exchange
+   * request is started; every page already fetched is written with its checkpoint, so the
+   * next run continues where this one stopped. Leases are released at the end (when no other
+   * run of this process is in flight), so the next run may land anywhere.
+   */
+  async boundedRun(kind: "live" | "repair", options: { budgetMs: number }): Promise<BoundedRunReport> {
+    const started = performance.now();
+    let spent = false;
+    const stop = () => {
+      if (!spent && performance.now() - started >= options.budgetMs) spent = true;
+      return spent || this.#stopping;
+    };
+    this.#boundedRuns++;
+    try {
+      if (this.#now() - this.#syncedAt >= 3_600_000) {
+        await this.syncSeries();
+        this.#syncedAt = this.#now();
+      }
+      await this.coordinate();
+      const owned = this.owned;
+      let ids = owned;
+      if (kind === "repair") {
+        // Only series whose backfill finished (here or in an earlier process) are repaired.
+        const done = owned.length === 0 ? [] : await this.#db.retry("backfilled series", (sql) =>
+          sql<{ id: number }[]>`
+            select series_id as id from backfill_checkpoints
+            where status = 'done' and series_id = any(${owned}::int[])`);
+        ids = owned.filter((id) => this.#backfilled.has(id) || done.some((r) => r.id === id));
+      }
+      const runStartedAt = this.#now();
+      const context = this.#context(stop);
+      const jobs = ids.map((id) => {
+        const series = this.#series.get(id)!;
+        const source = this.#sources.get(series.exchange)!;
+        if (kind === "repair") {
+          return this.#runJob("gap repair", series, () => repairSeries(context, source, series));
+        }
+        if (!this.#backfilled.has(id)) {
+          return this.#backfill(series, this.#config.backfillSince, runStartedAt, undefined, stop);
+        }
+        return this.#runJob("live update", series, () => updateSeries(context, source, series));
+      });
+      const failures = (await Promise.all(jobs)).filter((f): f is SeriesFailure => f !== null);
+      return {
+        series: ids.length,
+        failures,
+        budgetSpent: spent,
+        pending: ids.filter((id) => !this.#backfilled.has(id)).length,
+        elapsedMs: Math.round(performance.now() - started),
+      };
+    } finally {
+      this.#boundedRuns--;
+      if (this.#boundedRuns === 0) {
+        // What was backfilled stays known to this process; only the leases go.
+        this.#owned.clear();
+        await releaseAll(this.#db.sql, this.owner).catch((error) =>
+          this.#log.warn("Cannot release leases: {reason}", { reason: errorMessage(error) })
+        );
+      }
     }
   }
 

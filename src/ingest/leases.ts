@@ -1,5 +1,25 @@
 import type { Queryable } from "./store.ts";
 
+/**
+ * The lease identity of an instance. A service bound to a fixed API port is
+ * `<hostname>:<port>`: one host cannot run two of those at once, and the same command
+ * restarted after a crash gets the same identity, so it takes back its own leases at once
+ * instead of waiting for them to expire. Anything else (a one-shot CLI run, port 0, a
+ * Deploy isolate) gets `<hostname>:<pid>:<random>`.
+ */
+export function instanceIdentity(options: { hostname?: string; port?: number }): string {
+  let host = options.hostname;
+  if (host === undefined) {
+    try {
+      host = Deno.hostname();
+    } catch {
+      host = "host";
+    }
+  }
+  if (options.port !== undefined && options.port > 0) return `${host}:${options.port}`;
+  return `${host}:${Deno.pid}:${crypto.randomUUID().slice(0, 8)}`;
+}
+
 /** Options of {@linkcode rebalance}. */
 export interface LeaseOptions {
   /** How long a lease (and an instance heartbeat) lives without renewal, in ms. */

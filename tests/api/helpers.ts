@@ -44,6 +44,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     backfillConcurrency: 1,
     leaseTtlMs: 60_000,
     dbPoolMax: 4,
+    tickBudgetMs: 5_000,
+    deploy: false,
     ...overrides,
   };
 }

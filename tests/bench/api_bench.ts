@@ -113,6 +113,8 @@ function benchConfig(): Config {
     backfillConcurrency: 1,
     leaseTtlMs: 60_000,
     dbPoolMax: 10,
+    tickBudgetMs: 5_000,
+    deploy: false,
   };
 }
 

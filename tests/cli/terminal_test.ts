@@ -1,0 +1,101 @@
+/**
+ * `deno task start` as a person runs it: on a real pseudo-terminal (util-linux `script`),
+ * where Deno would *prompt* for a permission it was not given and wait forever. The service
+ * must serve, print no prompt, and stop on Ctrl+C typed into the terminal.
+ */
+import { assert, assertEquals } from "../support/assert.ts";
+import { waitFor } from "../support/child.ts";
+import { ingestWorld } from "../ingest/helpers.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Terminal output without carriage returns and colour codes. */
+function plain(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replaceAll("\r", "").replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
+}
+
+/** Runs `command` (a shell line) under `script`, with a pseudo-terminal as stdin, stdout and stderr. */
+function onTerminal(command: string, env: Record<string, string>) {
+  const child = new Deno.Command("script", {
+    args: ["-qefc", command, "/dev/null"],
+    cwd: ROOT,
+    env: { TERM: "xterm", ...env },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  const drained = Promise.all([child.stdout, child.stderr].map(async (stream) => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  }));
+  const writer = child.stdin.getWriter();
+  return {
+    output: () => plain(text),
+    /** Types `keys` into the terminal. */
+    type: (keys: string) => writer.write(new TextEncoder().encode(keys)),
+    status: drained.then(() => child.status),
+    kill: () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    },
+    close: () => writer.close().catch(() => {}),
+  };
+}
+
+Deno.test({
+  name: "terminal: `deno task start` on a pseudo-terminal serves, never prompts, and stops on Ctrl+C",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const w = await ingestWorld({ env: { SYMBOLS: "BTC/USDT", TIMEFRAMES: "1m", BACKFILL_SINCE: "2h" } });
+    const port = freePort();
+    const term = onTerminal("deno task start", { ...w.env, API_PORT: String(port), LOG_FORMAT: "pretty" });
+    try {
+      await waitFor("the API to answer /ready with 200", async () => {
+        if (/Allow\?|requests \w+ access/.test(term.output())) return true;
+        try {
+          const response = await fetch(`http://127.0.0.1:${port}/ready`);
+          await response.body?.cancel();
+          return response.status === 200;
+        } catch {
+          return false;
+        }
+      }, 60_000).catch((error) => {
+        throw new Error(`${error.message}\n${term.output()}`);
+      });
+      assert(!/Allow\?|requests \w+ access/.test(term.output()), `a permission prompt appeared:\n${term.output()}`);
+      await waitFor("candles stored", async () => {
+        const [row] = await w.t.sql<{ n: number }[]>`select count(*)::int as n from candles`;
+        return row.n >= 100;
+      }, 60_000).catch((error) => {
+        throw new Error(`${error.message}\n${term.output()}`);
+      });
+      // Ctrl+C typed on the terminal: the foreground process group gets SIGINT.
+      await term.type("\x03");
+      const status = await Promise.race([
+        term.status,
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), 30_000)),
+      ]);
+      assert(status !== null, `still running 30 s after Ctrl+C:\n${term.output()}`);
+      assert(term.output().includes("Stopped"), `no clean stop on Ctrl+C:\n${term.output()}`);
+      assert(!/Allow\?/.test(term.output()), term.output());
+      const [leases] = await w.t.sql<{ n: number }[]>`
+        select count(*)::int as n from series where lease_owner is not null`;
+      assertEquals(leases.n, 0, "leases released on Ctrl+C");
+    } finally {
+      term.kill();
+      await term.close();
+      await term.status;
+      await w.close();
+    }
+  },
+});
