@@ -791,6 +791,16 @@ export class Ingestor {
    */
   async start(options: { cron?: boolean } = {}): Promise<void> {
     await this.syncSeries();
+    const [{ held }] = await this.#db.retry(
+      "own leases",
+      (sql) => sql<{ held: number }[]>`select count(*)::int as held from series where lease_owner = ${this.owner}`,
+    );
+    if (held > 0) {
+      this.#log.info("Taking back {count} series leased by this instance ({owner}) before it restarted", {
+        count: held,
+        owner: this.owner,
+      });
+    }
     await this.coordinate();
     this.#timer = setInterval(() => {
       this.coordinate().then(() => {
@@ -808,7 +818,9 @@ export class Ingestor {
         this.#log.error("Cannot re-evaluate series: {reason}", { reason: errorMessage(error) })
       );
     }, 3_600_000);
-    this.#track(this.backfillPending().then(() => this.repairTick())).catch(
+    // Catch up at once (after a restart the last candles before the stop are missing), not
+    // at the next scheduled tick; then repair gaps.
+    this.#track(this.backfillPending().then(() => this.liveTick()).then(() => this.repairTick())).catch(
       () => {},
     );
     if (options.cron !== false) {

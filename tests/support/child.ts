@@ -27,10 +27,20 @@ export interface Child {
   status: Promise<Deno.CommandStatus>;
 }
 
-/** Runs `main.ts <args>` in a child process with the test permissions and `env`. */
-export function spawnCandlekeep(args: string[], env: Record<string, string>): Child {
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissions(), "main.ts", ...args],
+/**
+ * Runs `main.ts <args>` in a child process with the test permissions and `env`. With
+ * `group: true` it leads a process group of its own (through `setsid`), so that
+ * {@linkcode killGroup} can kill it with everything it started, as a terminal's kill would.
+ */
+export function spawnCandlekeep(
+  args: string[],
+  env: Record<string, string>,
+  options: { group?: boolean } = {},
+): Child {
+  const deno = [Deno.execPath(), "run", ...permissions(), "main.ts", ...args];
+  const [program, ...rest] = options.group ? ["setsid", ...deno] : deno;
+  const command = new Deno.Command(program, {
+    args: rest,
     cwd: ROOT,
     env: { LOG_FORMAT: "json", LOG_LEVEL: "info", NO_COLOR: "1", ...env },
     stdin: "null",
@@ -50,6 +60,17 @@ export function spawnCandlekeep(args: string[], env: Record<string, string>): Ch
   };
   const drained = Promise.all([drain(process.stdout, true), drain(process.stderr, false)]);
   return { process, output: () => text, stdout: () => out, status: drained.then(() => process.status) };
+}
+
+/** Sends `signal` to the whole process group of a child spawned with `group: true`. */
+export function killGroup(child: Child, signal: Deno.Signal = "SIGKILL"): void {
+  const result = new Deno.Command("kill", { args: [`-${signal.replace(/^SIG/, "")}`, "--", `-${child.process.pid}`] })
+    .outputSync();
+  if (!result.success) {
+    throw new Error(
+      `Cannot kill process group ${child.process.pid}: ${new TextDecoder().decode(result.stderr).trim()}`,
+    );
+  }
 }
 
 /** Polls `check` every 100 ms until it holds; throws after `timeoutMs`. */
