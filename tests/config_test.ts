@@ -12,6 +12,7 @@ import {
   resolveSince,
   splitList,
 } from "../src/config.ts";
+import { instanceIdentity } from "../src/ingest/leases.ts";
 
 Deno.test("config: defaults for an empty environment", () => {
   const c = loadConfig({});
@@ -192,4 +193,30 @@ Deno.test("config: secrets are masked for logging", () => {
   for (const secret of ["topsecret", "abcdefghijklmnopqrstuvwxyz", "KEY123", "SEC456"]) {
     assert(!text.includes(secret), `${secret} leaked`);
   }
+});
+
+Deno.test("config: deploy mode needs DATABASE_URL; TICK_BUDGET and INSTANCE_ID are checked; one bad variable is one line", () => {
+  const deploy = assertThrows(() => loadConfig({ DENO_DEPLOY: "1" }), ConfigError);
+  assertEquals(deploy.issues.map((i) => i.variable), ["DATABASE_URL"]);
+  assert(!deploy.message.includes("\n"), deploy.message);
+  assert(deploy.message.startsWith("Cannot start: invalid configuration: DATABASE_URL=(unset): "), deploy.message);
+  const ok = loadConfig({ DENO_DEPLOY: "1", DATABASE_URL: "postgres://u@h/db", TICK_BUDGET: "30s" });
+  assertEquals([ok.deploy, ok.tickBudgetMs], [true, 30_000]);
+  const plain = loadConfig({});
+  assertEquals([plain.deploy, plain.tickBudgetMs, plain.instanceId], [false, 5_000, undefined]);
+  for (const bad of ["5x", "0s", "1h", "-1s"]) {
+    const error = assertThrows(() => loadConfig({ TICK_BUDGET: bad }), ConfigError);
+    assertEquals(error.issues.map((i) => i.variable), ["TICK_BUDGET"], bad);
+    assert(error.message.startsWith(`Cannot start: invalid configuration: TICK_BUDGET="${bad}": `), error.message);
+  }
+  assertEquals(loadConfig({ INSTANCE_ID: "worker-1.eu" }).instanceId, "worker-1.eu");
+  assertEquals(assertThrows(() => loadConfig({ INSTANCE_ID: "a b" }), ConfigError).issues[0].variable, "INSTANCE_ID");
+});
+
+Deno.test("config: an instance identity is host:port for a fixed port, random otherwise", () => {
+  assertEquals(instanceIdentity({ hostname: "box", port: 8000 }), "box:8000");
+  const a = instanceIdentity({ hostname: "box", port: 0 });
+  const b = instanceIdentity({ hostname: "box" });
+  assert(a.startsWith(`box:${Deno.pid}:`) && b.startsWith(`box:${Deno.pid}:`), `${a} ${b}`);
+  assert(a !== b, "random identities differ");
 });
