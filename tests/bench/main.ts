@@ -1,6 +1,6 @@
 /**
  * `deno task bench [name ...]`: runs every benchmark, or the named ones (exchange, write,
- * ingest, api). Each prints its figures and its ratio against a baseline measured in the same
+ * ingest, restart, api). Each prints its figures and its ratio against a baseline measured in the same
  * run; none asserts on timings.
  *
  * @module
@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   exchange: async () => (await import("./exchange_bench.ts")).runExchangeBench(),
   write: async () => (await import("./write_bench.ts")).runWriteBench(),
   ingest: async () => (await import("./ingest_bench.ts")).runIngestBench(),
+  restart: async () => (await import("./restart_bench.ts")).runRestartBench(),
   api: async () => {
     const bench = await import("./api_bench.ts");
     bench.printApiBench(await bench.runApiBench());
