@@ -437,7 +437,14 @@ function prepareDeploy(): DeployService {
       const report = await ingestor.boundedRun(kind, { budgetMs: config.tickBudgetMs });
       log.info(
         "{kind} run: {series} series in {elapsedMs} ms; budget spent: {budgetSpent}; backfills pending: {pending}; failed: {failed}",
-        { kind, ...report, failures: undefined, failed: report.failures.length },
+        {
+          kind,
+          series: report.series,
+          elapsedMs: report.elapsedMs,
+          budgetSpent: report.budgetSpent,
+          pending: report.pending,
+          failed: report.failures.length,
+        },
       );
       reportFailures(report.failures);
     },
