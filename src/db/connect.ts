@@ -6,16 +6,20 @@ import { type Database, openDatabase } from "./client.ts";
 export interface DatabaseHandle {
   /** The pool with retry policy and readiness flag. */
   db: Database;
-  /** True when Candlekeep started its own embedded PostgreSQL. */
+  /**
+   * True when this process started the embedded PostgreSQL (it stops it on close); false with
+   * `DATABASE_URL` or as a client of the server another process runs on the same DATA_DIR.
+   */
   embedded: boolean;
-  /** Ends the pool and stops the embedded server, if any. */
+  /** Ends the pool and, when this process runs the embedded server, stops it. */
   close(): Promise<void>;
 }
 
 /**
- * Connects to `DATABASE_URL`, or, when it is unset, starts the embedded PostgreSQL in
- * `DATA_DIR/postgres` first. The embedded module is imported only in that case, so with a
- * URL nothing spawns processes or writes files.
+ * Connects to `DATABASE_URL`, or, when it is unset, to the embedded PostgreSQL in
+ * `DATA_DIR/postgres`: to the server another Candlekeep process already runs there (published
+ * in `DATA_DIR/postgres.json`), else to one it starts itself. The embedded module is imported
+ * only in that case, so with a URL nothing spawns processes or writes files.
  */
 export async function connectDatabase(config: Config): Promise<DatabaseHandle> {
   const log = getLogger("db");
@@ -25,33 +29,38 @@ export async function connectDatabase(config: Config): Promise<DatabaseHandle> {
     });
     return { db, embedded: false, close: () => db.close() };
   }
-  const { startEmbeddedPostgres } = await import("./embedded.ts");
+  const { openSharedEmbeddedPostgres } = await import("./embedded.ts");
   const pgLog = getLogger("postgres");
-  log.info(
-    "DATABASE_URL is not set: starting the embedded PostgreSQL in {dir}",
-    {
-      dir: `${config.dataDir}/postgres`,
-    },
-  );
-  const server = await startEmbeddedPostgres(config.dataDir, {
+  const dir = `${config.dataDir}/postgres`;
+  log.info("DATABASE_URL is not set: using the embedded PostgreSQL in {dir}", { dir });
+  const server = await openSharedEmbeddedPostgres(config.dataDir, {
     log: (message: string, fields?: Record<string, unknown>) => pgLog.debug(message, fields ?? {}),
+    notice: (message: string, fields?: Record<string, unknown>) => log.info(message, fields ?? {}),
   });
-  log.info("Embedded PostgreSQL is running on 127.0.0.1:{port}", {
-    port: server.port,
-  });
+  if (server.owner) {
+    log.info("Embedded PostgreSQL is running on 127.0.0.1:{port}; this process stops it on exit", {
+      port: server.port,
+    });
+  } else {
+    log.info(
+      "Embedded PostgreSQL is already run by process {pid} on 127.0.0.1:{port}: connecting as a client (this process neither starts nor stops it)",
+      { pid: server.ownerPid, port: server.port },
+    );
+  }
   try {
     const db = await openDatabase(server.url, { max: config.dbPoolMax });
     return {
       db,
-      embedded: true,
+      embedded: server.owner,
       close: async () => {
         await db.close().catch(() => {});
-        await server.stop();
-        log.info("Embedded PostgreSQL stopped");
+        const owner = server.owner;
+        await server.close();
+        if (owner) log.info("Embedded PostgreSQL stopped");
       },
     };
   } catch (error) {
-    await server.stop();
+    await server.close();
     throw error;
   }
 }

@@ -13,7 +13,13 @@
  * runtime live under `/var/lib/candlekeep/<hash of DATA_DIR>/` and `DATA_DIR/postgres` is a
  * symlink to the cluster there.
  *
- * Nothing here runs at import time: only {@link startEmbeddedPostgres} spawns or writes.
+ * The process that starts the server publishes it in `DATA_DIR/postgres.json` (port, its own
+ * pid, the postmaster's pid, start time); {@link openSharedEmbeddedPostgres} connects other
+ * processes on the same DATA_DIR to that server instead of starting a second one, and lets one
+ * of them take the server over when its owner goes away.
+ *
+ * Nothing here runs at import time: only {@link startEmbeddedPostgres} and
+ * {@link openSharedEmbeddedPostgres} spawn or write.
  *
  * @module
  */
@@ -57,6 +63,18 @@ const STDERR_TAIL_LINES = 40;
 const MAX_SOCKET_DIR_LENGTH = 80;
 const CONF_FILE = "candlekeep.conf";
 const RUNTIME_MARKER = ".candlekeep-runtime-complete";
+/** In DATA_DIR: how other processes reach the running server (see {@link PublishedPostgres}). */
+const PUBLISHED_FILE = "postgres.json";
+/** In DATA_DIR: held (flock) while a process checks for a running server and starts one. */
+const LOCK_FILE = "postgres.lock";
+/** How long a process keeps trying to start the server while another process still runs it. */
+const TAKEOVER_TIMEOUT_MS = 30_000;
+/** How long the process that runs the server waits, when it stops, for other processes to leave. */
+const LINGER_MS = 10_000;
+/** How often a client checks that the process running the server is still there. */
+const WATCH_INTERVAL_MS = 1_000;
+/** Every this many checks, the owner's pid is checked too (one `cat` child). */
+const WATCH_PID_EVERY = 5;
 
 type Log = (message: string, fields?: Record<string, unknown>) => void;
 
@@ -85,6 +103,23 @@ interface RunResult {
 /** Errors thrown by this module all start with this text. */
 function failure(message: string): Error {
   return new Error(`Cannot start embedded PostgreSQL: ${message}`);
+}
+
+/**
+ * Thrown when the cluster is in use by a live server of another process: a caller sharing
+ * DATA_DIR waits and connects to that server instead.
+ */
+export class ClusterBusyError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ClusterBusyError";
+  }
+}
+
+function isBusy(error: unknown): boolean {
+  return error instanceof ClusterBusyError ||
+    /lock file "postmaster\.pid" already exists/.test((error as Error)?.message ?? "");
 }
 
 function tail(text: string, lines = 15): string {
@@ -567,8 +602,8 @@ async function clearStalePostmaster(clusterDir: string, log: Log): Promise<void>
   const parent = await procInfo(info.ppid);
   const orphaned = info.ppid === 1 || !parent || !/deno|candlekeep/.test(parent.cmdline);
   if (!orphaned) {
-    throw failure(
-      `another process already runs PostgreSQL on ${clusterDir}: current value is pid ${pid} (parent pid ${info.ppid})`,
+    throw new ClusterBusyError(
+      `Cannot start embedded PostgreSQL: another process already runs PostgreSQL on ${clusterDir}: current value is pid ${pid} (parent pid ${info.ppid})`,
     );
   }
   log("Stopping the orphaned PostgreSQL (pid {pid}) left by an earlier run", { pid });
@@ -621,6 +656,7 @@ function hookUnload(): void {
     const cell = new Int32Array(new SharedArrayBuffer(4));
     const deadline = Date.now() + STOP_GRACE_MS;
     while (pidFiles.some(present) && Date.now() < deadline) Atomics.wait(cell, 0, 0, 50);
+    for (const file of publishedByUs) unpublishSync(file);
   });
 }
 
@@ -671,8 +707,10 @@ class Server implements EmbeddedPostgres {
     private readonly password: string,
     private readonly launcher: Launcher,
     private readonly log: Log,
+    /** DATA_DIR, where the server is published for other processes. */
+    private readonly home: string,
   ) {
-    this.url = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`;
+    this.url = serverUrl(port, password);
   }
 
   start(): Promise<void> {
@@ -747,6 +785,13 @@ class Server implements EmbeddedPostgres {
     });
     try {
       await this.#waitReady(child);
+      await publish(this.home, {
+        port: this.port,
+        ownerPid: Deno.pid,
+        postmasterPid: await postmasterPid(this.dataDir) ?? child.pid,
+        startedAt: new Date().toISOString(),
+        clusterDir: this.dataDir,
+      });
     } catch (error) {
       await this.stop().catch(() => {});
       throw error;
@@ -827,6 +872,8 @@ class Server implements EmbeddedPostgres {
   }
 
   async #stop(child: Deno.ChildProcess): Promise<void> {
+    // Withdrawn first: from now on other processes must not connect to this server.
+    await unpublish(join(this.home, PUBLISHED_FILE), this.port);
     const exited = this.#exited!;
     let done = false;
     exited.then(() => (done = true));
@@ -901,11 +948,389 @@ export async function startEmbeddedPostgres(
   }
 
   const port = options.port ?? await freePort();
-  const server = new Server(port, where.clusterDir, password, launcher, log);
+  const server = new Server(port, where.clusterDir, password, launcher, log, dir);
   await server.start();
   log("Embedded PostgreSQL is ready on 127.0.0.1:{port} (cluster {dir})", {
     port,
     dir: where.clusterDir,
   });
   return server;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One server for every process of a DATA_DIR
+
+/**
+ * What `DATA_DIR/postgres.json` holds while a process runs the embedded PostgreSQL. The file is
+ * written (atomically, mode 0600) once the server accepts connections and removed when that
+ * process stops the server.
+ */
+export interface PublishedPostgres {
+  /** The loopback TCP port. */
+  port: number;
+  /** Pid of the Candlekeep process that runs the server and will stop it. */
+  ownerPid: number;
+  /** Pid of the postmaster. */
+  postmasterPid: number;
+  /** When the server became ready, ISO-8601. */
+  startedAt: string;
+  /** The real cluster folder. */
+  clusterDir: string;
+}
+
+/** Published files of this process, withdrawn at unload. */
+const publishedByUs = new Set<string>();
+
+function serverUrl(port: number, password: string): string {
+  return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`;
+}
+
+async function postmasterPid(clusterDir: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await Deno.readTextFile(join(clusterDir, "postmaster.pid"))).split("\n")[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function publish(home: string, info: PublishedPostgres): Promise<void> {
+  const file = join(home, PUBLISHED_FILE);
+  const tmp = `${file}.tmp-${randomToken(6)}`;
+  try {
+    await Deno.writeTextFile(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+    await Deno.chmod(tmp, 0o600);
+    await Deno.rename(tmp, file);
+  } catch (error) {
+    await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+  publishedByUs.add(file);
+}
+
+function parsePublished(text: string): PublishedPostgres | undefined {
+  try {
+    const v = JSON.parse(text);
+    const positive = (x: unknown) => Number.isInteger(x) && (x as number) > 0;
+    if (
+      positive(v?.port) && positive(v.ownerPid) && positive(v.postmasterPid) &&
+      typeof v.startedAt === "string" && typeof v.clusterDir === "string"
+    ) {
+      return {
+        port: v.port,
+        ownerPid: v.ownerPid,
+        postmasterPid: v.postmasterPid,
+        startedAt: v.startedAt,
+        clusterDir: v.clusterDir,
+      };
+    }
+  } catch {
+    // not JSON: treated as absent
+  }
+  return undefined;
+}
+
+/** Reads `DATA_DIR/postgres.json`; undefined when it is absent or not valid. */
+export async function readPublished(dataDir: string): Promise<PublishedPostgres | undefined> {
+  try {
+    return parsePublished(await Deno.readTextFile(join(absolute(dataDir), PUBLISHED_FILE)));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+/** Removes `file` when it still describes this process's server on `port`. */
+async function unpublish(file: string, port: number): Promise<void> {
+  publishedByUs.delete(file);
+  let info: PublishedPostgres | undefined;
+  try {
+    info = parsePublished(await Deno.readTextFile(file));
+  } catch {
+    return;
+  }
+  if (info?.ownerPid === Deno.pid && info.port === port) await Deno.remove(file).catch(() => {});
+}
+
+function unpublishSync(file: string): void {
+  try {
+    if (parsePublished(Deno.readTextFileSync(file))?.ownerPid === Deno.pid) Deno.removeSync(file);
+  } catch {
+    // gone already
+  }
+}
+
+/** True when `pid` is a live Candlekeep (Deno) process. */
+async function isCandlekeep(pid: number): Promise<boolean> {
+  const info = await procInfo(pid);
+  return info !== undefined && info.state !== "Z" && info.state !== "X" &&
+    /deno|candlekeep/.test(info.cmdline);
+}
+
+/** True when the server on `port` accepts our password and serves `clusterDir`. */
+async function answers(port: number, password: string, clusterDir: string): Promise<boolean> {
+  const sql = connect(port, password, DATABASE);
+  try {
+    const [row] = await sql<{ dir: string }[]>`select current_setting('data_directory') as dir`;
+    return row?.dir === clusterDir;
+  } catch {
+    return false;
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+async function portFree(port: number): Promise<boolean> {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    return await Promise.resolve(true);
+  } catch {
+    return false;
+  }
+}
+
+interface Running extends PublishedPostgres {
+  url: string;
+}
+
+/** The published server when its owner is alive and it answers; else undefined (logged why). */
+async function findRunning(dir: string, log: Log): Promise<Running | undefined> {
+  const info = await readPublished(dir);
+  if (!info) return undefined;
+  let password: string;
+  try {
+    password = (await Deno.readTextFile(join(dir, "postgres.password"))).trim();
+  } catch {
+    return undefined;
+  }
+  if (!(await isCandlekeep(info.ownerPid))) {
+    log("{file} names process {pid}, which has exited: the file is stale", {
+      file: join(dir, PUBLISHED_FILE),
+      pid: info.ownerPid,
+    });
+    return undefined;
+  }
+  if (!(await answers(info.port, password, info.clusterDir))) {
+    log("The embedded PostgreSQL of process {pid} does not answer on 127.0.0.1:{port}", {
+      pid: info.ownerPid,
+      port: info.port,
+    });
+    return undefined;
+  }
+  return { ...info, url: serverUrl(info.port, password) };
+}
+
+/** Runs `fn` holding the exclusive lock `DATA_DIR/postgres.lock` (released if the process dies). */
+async function withStartLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const file = await Deno.open(join(dir, LOCK_FILE), { read: true, write: true, create: true, mode: 0o600 });
+  try {
+    await file.lock(true);
+    return await fn();
+  } finally {
+    file.close();
+  }
+}
+
+type Acquired = { server: EmbeddedPostgres; running?: undefined } | { running: Running; server?: undefined };
+
+/**
+ * Finds the published server, else starts one under the lock (on `port`, else on the stale
+ * file's port when free, else a free one). While another process still runs PostgreSQL on the
+ * cluster (it is stopping, or starting without the lock), it retries for a while.
+ */
+async function acquire(
+  dir: string,
+  options: SharedEmbeddedOptions,
+  port?: number,
+  cancelled: () => boolean = () => false,
+): Promise<Acquired> {
+  const log: Log = options.log ?? (() => {});
+  const deadline = Date.now() + TAKEOVER_TIMEOUT_MS;
+  for (;;) {
+    if (cancelled()) throw new Error("Cannot start embedded PostgreSQL: cancelled");
+    const found = await findRunning(dir, options.notice ?? log);
+    if (found) return { running: found };
+    try {
+      return await withStartLock(dir, async (): Promise<Acquired> => {
+        // Another process may have started it while this one waited for the lock.
+        const again = await findRunning(dir, log);
+        if (again) return { running: again };
+        const stale = (await readPublished(dir))?.port;
+        const use = port ?? (stale !== undefined && await portFree(stale) ? stale : undefined);
+        return { server: await startEmbeddedPostgres(dir, { ...options, port: use }) };
+      });
+    } catch (error) {
+      if (!isBusy(error) || Date.now() > deadline) throw error;
+      log("Another process still runs the embedded PostgreSQL of {dir}: retrying", { dir });
+      await sleep(250);
+    }
+  }
+}
+
+/** Options for {@link openSharedEmbeddedPostgres}. */
+export interface SharedEmbeddedOptions extends EmbeddedOptions {
+  /** Receives what is worth telling the user (sharing, taking over); default: `log`. */
+  notice?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** This process's way to the embedded PostgreSQL of a DATA_DIR, shared by its processes. */
+export interface SharedEmbeddedPostgres {
+  /** The connection URL; it stays the same when the server changes hands. */
+  readonly url: string;
+  /** The loopback TCP port. */
+  readonly port: number;
+  /** True while this process runs the server; false while it is a client of another one's. */
+  readonly owner: boolean;
+  /** Pid of the process that runs the server (this one's when `owner`). */
+  readonly ownerPid: number;
+  /**
+   * Ends this process's part. A client only stops watching. The owner waits (at most a few
+   * seconds) for other processes' connections to close, then stops the server; processes
+   * still connected take it over on the same port.
+   */
+  close(): Promise<void>;
+}
+
+class Shared implements SharedEmbeddedPostgres {
+  readonly url: string;
+  readonly port: number;
+  #server: EmbeddedPostgres | undefined;
+  #ownerPid: number;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #check: Promise<void> | undefined;
+  #ticks = 0;
+  #closing: Promise<void> | undefined;
+  #movedReported = false;
+  readonly #log: Log;
+  readonly #notice: Log;
+
+  constructor(private readonly dir: string, acquired: Acquired, private readonly options: SharedEmbeddedOptions) {
+    this.#log = options.log ?? (() => {});
+    this.#notice = options.notice ?? this.#log;
+    if (acquired.server) {
+      this.#server = acquired.server;
+      this.#ownerPid = Deno.pid;
+      this.url = acquired.server.url;
+      this.port = acquired.server.port;
+    } else {
+      this.#ownerPid = acquired.running.ownerPid;
+      this.url = acquired.running.url;
+      this.port = acquired.running.port;
+      this.#timer = setInterval(() => {
+        this.#check ??= this.#watch().catch((error) => {
+          if (this.#closing) return;
+          this.#notice("Cannot take over the embedded PostgreSQL: {reason}", { reason: (error as Error).message });
+        }).finally(() => (this.#check = undefined));
+      }, WATCH_INTERVAL_MS);
+      Deno.unrefTimer(this.#timer);
+    }
+  }
+
+  get owner(): boolean {
+    return this.#server !== undefined;
+  }
+
+  get ownerPid(): number {
+    return this.#ownerPid;
+  }
+
+  /** A client's check: is the owner still there? If not, take the server over. */
+  async #watch(): Promise<void> {
+    const info = await readPublished(this.dir);
+    this.#ticks++;
+    const unchanged = info?.ownerPid === this.#ownerPid && info.port === this.port;
+    if (unchanged && (this.#ticks % WATCH_PID_EVERY !== 0 || await isCandlekeep(this.#ownerPid))) return;
+    if (this.#closing) return;
+    const acquired = await acquire(this.dir, this.options, this.port, () => this.#closing !== undefined);
+    if (acquired.server) {
+      if (this.#closing) {
+        await acquired.server.stop();
+        return;
+      }
+      clearInterval(this.#timer);
+      this.#server = acquired.server;
+      this.#notice(
+        "Process {pid}, which ran the embedded PostgreSQL, is gone: this process runs it now on 127.0.0.1:{port}",
+        { pid: this.#ownerPid, port: this.port },
+      );
+      this.#ownerPid = Deno.pid;
+    } else if (acquired.running.port !== this.port) {
+      if (!this.#movedReported) {
+        this.#notice(
+          "The embedded PostgreSQL now runs on 127.0.0.1:{port} (process {pid}), but this process connects to port {ours}: restart it",
+          { port: acquired.running.port, pid: acquired.running.ownerPid, ours: this.port },
+        );
+        this.#movedReported = true;
+      }
+    } else if (acquired.running.ownerPid !== this.#ownerPid) {
+      this.#notice("The embedded PostgreSQL is now run by process {pid}", { pid: acquired.running.ownerPid });
+      this.#ownerPid = acquired.running.ownerPid;
+    }
+  }
+
+  /** Waits (bounded) until no other process is connected to the server this process runs. */
+  async #linger(): Promise<void> {
+    const password = decodeURIComponent(new URL(this.url).password);
+    const sql = connect(this.port, password, "postgres");
+    const deadline = Date.now() + LINGER_MS;
+    let announced = false;
+    try {
+      for (;;) {
+        const [{ n }] = await sql<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity
+          where backend_type = 'client backend' and pid <> pg_backend_pid()`;
+        if (n === 0) return;
+        if (Date.now() > deadline) {
+          this.#notice(
+            "Stopping the embedded PostgreSQL with {count} connection(s) of other processes still open: they take it over",
+            {
+              count: n,
+            },
+          );
+          return;
+        }
+        if (!announced) {
+          this.#notice(
+            "Waiting up to {seconds} s for {count} connection(s) of other processes to the embedded PostgreSQL to close",
+            { seconds: LINGER_MS / 1000, count: n },
+          );
+          announced = true;
+        }
+        await sleep(200);
+      }
+    } catch {
+      // the server is gone already
+    } finally {
+      await sql.end({ timeout: 1 }).catch(() => {});
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#timer);
+      await this.#check;
+      const server = this.#server;
+      if (!server) return;
+      await this.#linger();
+      await server.stop();
+    })();
+    return this.#closing;
+  }
+}
+
+/**
+ * The embedded PostgreSQL of `dataDir`, shared by every Candlekeep process on that DATA_DIR.
+ * When `DATA_DIR/postgres.json` names a live process whose server answers, this process
+ * connects to that server as a client: it never starts or stops it, and takes it over (on the
+ * same port, so its connections resume) if that process goes away. Otherwise it starts the
+ * server itself, under a lock so that processes starting together start only one, and
+ * publishes it; a stale file or an orphaned server of a killed owner is cleared first.
+ */
+export async function openSharedEmbeddedPostgres(
+  dataDir: string,
+  options: SharedEmbeddedOptions = {},
+): Promise<SharedEmbeddedPostgres> {
+  const dir = absolute(dataDir);
+  await Deno.mkdir(dir, { recursive: true });
+  return new Shared(dir, await acquire(dir, options), options);
 }

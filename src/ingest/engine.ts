@@ -606,29 +606,24 @@ export class Ingestor {
       if (reason) failures.push({ series: row, reason });
       else valid.push(row);
     }
-    for (const s of await this.#claimOrWait(valid)) {
-      failures.push({ series: s, reason: "held by another running instance (its lease has not expired)" });
-    }
-    const runStartedAt = this.#now();
-    const jobs = valid.filter((s) => this.#owned.has(s.id)).map(async (s) => {
-      const failure = await this.#backfill(
-        s,
-        options.since ?? this.#config.backfillSince,
-        runStartedAt,
-        options.onProgress,
-      );
-      if (failure) return failure;
-      return await this.#runJob(
-        "gap repair",
-        s,
-        () => repairSeries(this.#context(), this.#sources.get(s.exchange)!, s),
-      );
-    });
-    const renew = setInterval(
-      () => this.coordinate(valid.map((s) => s.id)),
-      this.#ttl / 3,
-    );
+    const renew = this.#renewOneShot();
     try {
+      failures.push(...await this.#claimOrWait(valid));
+      const runStartedAt = this.#now();
+      const jobs = valid.filter((s) => this.#owned.has(s.id)).map(async (s) => {
+        const failure = await this.#backfill(
+          s,
+          options.since ?? this.#config.backfillSince,
+          runStartedAt,
+          options.onProgress,
+        );
+        if (failure) return failure;
+        return await this.#runJob(
+          "gap repair",
+          s,
+          () => repairSeries(this.#context(), this.#sources.get(s.exchange)!, s),
+        );
+      });
       for (const r of await Promise.all(jobs)) if (r) failures.push(r);
     } finally {
       clearInterval(renew);
@@ -638,32 +633,88 @@ export class Ingestor {
   }
 
   /**
-   * Claims the leases of `series` for a one-shot run. Leases of an instance that stopped
-   * heart-beating (killed) are waited for until they expire; series held by a live instance
-   * are returned as not held.
+   * Claims free (or expired) leases among `ids` for a one-shot run and renews the ones held,
+   * without a heartbeat: a one-shot run is not an instance the running ones share with, so
+   * their fair share (and what they hold) does not change because of it.
    */
-  async #claimOrWait(series: readonly SeriesTarget[]): Promise<SeriesTarget[]> {
+  async #claimOneShot(ids: readonly number[]): Promise<void> {
+    const held = await this.#db.retry(
+      "claim leases",
+      (sql) => rebalance(sql, this.owner, { ttlMs: this.#ttl, onlyIds: ids, max: ids.length }),
+    );
+    const rows = held.length === 0 ? [] : await this.#db.retry("load series", (sql) =>
+      sql<SeriesTarget[]>`
+        select id, exchange, symbol, timeframe from series where id = any(${held}::int[])`);
+    for (const id of [...this.#owned]) if (!held.includes(id)) this.#owned.delete(id);
+    for (const row of rows) {
+      this.#series.set(row.id, row);
+      this.#owned.add(row.id);
+    }
+  }
+
+  /** Renews a one-shot run's leases every third of the lease timeout; clear the interval after. */
+  #renewOneShot(): ReturnType<typeof setInterval> {
+    return setInterval(() => {
+      const ids = [...this.#owned];
+      if (ids.length === 0) return;
+      this.#claimOneShot(ids).catch((error) =>
+        this.#log.error("Cannot renew leases: {reason}", { reason: errorMessage(error) })
+      );
+    }, Math.max(1000, this.#ttl / 3));
+  }
+
+  /**
+   * Claims the leases of `series` for a one-shot run. Leases of an instance that stopped
+   * heart-beating (killed) are waited for until they expire. A series kept by a live instance
+   * (it heart-beat or renewed the lease since this run began) is skipped with a notice: that
+   * instance does the work. Returns, as failures, only series that could be neither claimed
+   * nor attributed to a live instance.
+   */
+  async #claimOrWait(series: readonly SeriesTarget[]): Promise<SeriesFailure[]> {
     const ids = series.map((s) => s.id);
     const deadline = Date.now() + this.#ttl + 2000;
+    const ttl = `${Math.ceil(this.#ttl / 1000)} seconds`;
     const [{ since }] = await this.#db.retry("now", (sql) => sql<{ since: Date }[]>`select now() as since`);
     let announced = false;
     for (;;) {
-      await this.coordinate(ids);
+      await this.#claimOneShot(ids);
       const missing = ids.filter((id) => !this.#owned.has(id));
       if (missing.length === 0) return [];
-      // A holder that heart-beat since we started waiting is alive: its series are not ours.
-      const holders = await this.#db.retry("lease holders", (sql) =>
-        sql<{ id: number; alive: boolean }[]>`
-          select s.id, coalesce(i.heartbeat_at > ${since}, false) as alive
+      // A holder that heart-beat, or renewed the lease, since we started waiting is alive:
+      // its series are not ours. (A lease renewed at t >= since expires after since + ttl.)
+      const holders = await this.#db.retry(
+        "lease holders",
+        (sql) =>
+          sql<{ id: number; owner: string | null; alive: boolean }[]>`
+          select s.id, s.lease_owner as owner,
+                 s.lease_owner is not null and s.lease_expires_at > now() and (
+                   coalesce(i.heartbeat_at > ${since}, false) or
+                   s.lease_expires_at > ${since}::timestamptz + ${ttl}::interval
+                 ) as alive
           from series s left join instances i on i.id = s.lease_owner
-          where s.id = any(${missing}::int[])`);
+          where s.id = any(${missing}::int[])`,
+      );
       if (holders.every((h) => h.alive) || Date.now() > deadline) {
-        return series.filter((s) => missing.includes(s.id));
+        const failures: SeriesFailure[] = [];
+        for (const s of series) {
+          const holder = holders.find((h) => h.id === s.id);
+          if (!holder) continue;
+          if (holder.alive) {
+            this.#log.info("{series} is kept by the running instance {owner}; skipped", {
+              series: describeSeries(s),
+              owner: holder.owner,
+            });
+          } else {
+            failures.push({ series: s, reason: "held by another instance (its lease has not expired)" });
+          }
+        }
+        return failures;
       }
       if (!announced) {
-        this.#log.info("Waiting up to {seconds} s for leases held by another instance to expire", {
-          seconds: Math.ceil(this.#ttl / 1000),
-        });
+        this.#log.info(
+          "{count} series are leased by another instance: waiting up to {seconds} s to see whether it is running",
+          { count: missing.length, seconds: Math.ceil((deadline - Date.now()) / 1000) },
+        );
         announced = true;
       }
       await new Promise((r) => setTimeout(r, 500));
@@ -672,27 +723,28 @@ export class Ingestor {
 
   /**
    * One-shot gap repair (the `gaps --repair` command) over every active series this instance
-   * can hold. Returns the series whose repair failed, with reasons.
+   * can hold; series kept by a running instance are skipped with a notice. Returns the series
+   * whose repair failed, with reasons.
    */
   async repairOnce(): Promise<SeriesFailure[]> {
     const rows = await this.#db.retry("list series", (sql) =>
       sql<SeriesTarget[]>`
         select id, exchange, symbol, timeframe from series where active and state <> 'invalid' order by id`);
     const usable = rows.filter((r) => this.#sources.has(r.exchange));
-    const failures: SeriesFailure[] = (await this.#claimOrWait(usable)).map((series) => ({
-      series,
-      reason: "held by another running instance (its lease has not expired)",
-    }));
-    const jobs = usable.filter((r) => this.#owned.has(r.id)).map((series) =>
-      this.#runJob(
-        "gap repair",
-        series,
-        () => repairSeries(this.#context(), this.#sources.get(series.exchange)!, series),
-      )
-    );
+    const failures: SeriesFailure[] = [];
+    const renew = this.#renewOneShot();
     try {
+      failures.push(...await this.#claimOrWait(usable));
+      const jobs = usable.filter((r) => this.#owned.has(r.id)).map((series) =>
+        this.#runJob(
+          "gap repair",
+          series,
+          () => repairSeries(this.#context(), this.#sources.get(series.exchange)!, series),
+        )
+      );
       for (const f of await Promise.all(jobs)) if (f) failures.push(f);
     } finally {
+      clearInterval(renew);
       await this.#releaseLeases();
     }
     return failures;
