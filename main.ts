@@ -451,10 +451,10 @@ function prepareDeploy(): DeployService {
   };
 }
 
-/** True when `DENO_DEPLOY` is set (Deno Deploy sets it); false when it cannot be read. */
+/** True when `DENO_DEPLOY` is set and not empty (Deno Deploy sets it); false when it cannot be read. */
 function deployRequested(): boolean {
   try {
-    return Deno.env.get("DENO_DEPLOY") !== undefined;
+    return (Deno.env.get("DENO_DEPLOY") ?? "").trim() !== "";
   } catch {
     return false;
   }

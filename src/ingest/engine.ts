@@ -44,9 +44,9 @@ export interface IngestorOptions {
   sources: ReadonlyMap<string, ExchangeSource>;
   registry?: Registry;
   /**
-   * This instance's lease identity. Default: `INSTANCE_ID`, else host name and pid with a
-   * random suffix (a one-shot run); the service passes {@linkcode instanceIdentity} so that a
-   * restarted process takes back its own leases at once.
+   * This instance's lease identity. Default: host name and pid with a random suffix (a one-shot
+   * run); the service passes `INSTANCE_ID` or {@linkcode instanceIdentity} of its API port so
+   * that a restarted process takes back its own leases at once.
    */
   owner?: string;
   /** Lease and heartbeat timeout in ms (default `LEASE_TTL`); leases are renewed every third of it. */
@@ -143,7 +143,9 @@ export class Ingestor {
     this.#sources = options.sources;
     this.#ttl = options.leaseTtlMs ?? options.config.leaseTtlMs;
     this.#now = options.now ?? Date.now;
-    this.owner = options.owner ?? options.config.instanceId ?? instanceIdentity({});
+    // One-shot runs (CLI commands, Deploy isolates) get a random identity of their own: with
+    // the service's, they would release its leases when they finish.
+    this.owner = options.owner ?? instanceIdentity({});
     const r = options.registry;
     this.#metrics = r
       ? {
