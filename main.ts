@@ -337,6 +337,19 @@ const COMMANDS: Record<string, (config: Config, args: string[]) => Promise<numbe
   gaps: commandGaps,
 };
 
+/** The configuration from the environment, or null after printing why it is invalid. */
+function loadConfigOrReport(): Config | null {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return null;
+    }
+    throw error;
+  }
+}
+
 async function main(args: string[]): Promise<number> {
   const [command = "start", ...rest] = args;
   if (command === "help" || command === "--help" || command === "-h") {
@@ -348,16 +361,8 @@ async function main(args: string[]): Promise<number> {
     console.error(`Unknown command: ${command}\n\n${USAGE}`);
     return EXIT_USAGE;
   }
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      return EXIT_USAGE;
-    }
-    throw error;
-  }
+  const config = loadConfigOrReport();
+  if (!config) return EXIT_USAGE;
   setupLogging({ level: config.logLevel, format: config.logFormat });
   const log = getLogger("main");
   log.info("Configuration loaded", { config: redactConfig(config) });
@@ -387,16 +392,8 @@ interface DeployService {
  * database is `DATABASE_URL`. Configuration errors exit 2 with one line naming the variable.
  */
 function prepareDeploy(): DeployService {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      Deno.exit(EXIT_USAGE);
-    }
-    throw error;
-  }
+  const config = loadConfigOrReport();
+  if (!config) Deno.exit(EXIT_USAGE);
   setupLogging({ level: config.logLevel, format: config.logFormat });
   const log = getLogger("deploy");
   log.info("Deploy mode: crons registered at top level, at most {budget} ms of exchange requests per run", {

@@ -11,16 +11,9 @@
  * @module
  */
 import { ingestWorld } from "../ingest/helpers.ts";
-import { killGroup, spawnCandlekeep, waitFor } from "../support/child.ts";
+import { freePort, killGroup, spawnCandlekeep, waitFor } from "../support/child.ts";
 
 const LEASE_TTL_S = 10;
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 /** Seconds from the restart until the deleted candles are stored again. */
 async function restartOnce(fixedPort: boolean): Promise<number> {

@@ -7,20 +7,13 @@
  */
 import postgres from "postgres";
 import { assert, assertEquals } from "../support/assert.ts";
-import { type Child, killGroup, spawnCandlekeep, waitFor } from "../support/child.ts";
+import { type Child, freePort, killGroup, spawnCandlekeep, waitFor } from "../support/child.ts";
 import { type FakeExchange, startFakeExchange } from "../support/fake_exchange.ts";
 import { ingestWorld } from "../ingest/helpers.ts";
 import { readPublished } from "../../src/db/embedded.ts";
 
 const TOKEN = "a-long-enough-test-token";
 const SYMBOLS = ["BTC/USDT", "ETH/USDT"];
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 function baseEnv(fake: FakeExchange): Record<string, string> {
   return {

@@ -4,17 +4,10 @@
  * must serve, print no prompt, and stop on Ctrl+C typed into the terminal.
  */
 import { assert, assertEquals } from "../support/assert.ts";
-import { waitFor } from "../support/child.ts";
+import { freePort, waitFor } from "../support/child.ts";
 import { ingestWorld } from "../ingest/helpers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 /** Terminal output without carriage returns and colour codes. */
 function plain(text: string): string {

@@ -5,7 +5,7 @@
  * @module
  */
 import { assert, assertEquals } from "../support/assert.ts";
-import { waitFor } from "../support/child.ts";
+import { freePort, waitFor } from "../support/child.ts";
 import { CRON_SOCK_ENV, startCronHost } from "../support/deploy_cron_host.ts";
 
 const REASON = "no new crons once the app serves";
@@ -36,13 +36,6 @@ Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, (request) => {
   return new Response("ok");
 });
 `;
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
 
 async function getJson(url: string): Promise<unknown> {
   const response = await fetch(url);

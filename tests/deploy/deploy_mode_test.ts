@@ -6,35 +6,13 @@
  * flags).
  */
 import { assert, assertEquals } from "../support/assert.ts";
-import { permissions, waitFor } from "../support/child.ts";
+import { freePort, permissions, spawnCandlekeep, waitFor } from "../support/child.ts";
 import { startCronHost } from "../support/deploy_cron_host.ts";
 import { ingestWorld, storedCandles } from "../ingest/helpers.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-/** `main.ts` with exactly the `deploy` task's flags. */
+/** `main.ts` with exactly the `deploy` task's flags, in deploy mode. */
 function spawnDeploy(env: Record<string, string>) {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissions("deploy"), "main.ts"],
-    cwd: ROOT,
-    env: { LOG_FORMAT: "json", NO_COLOR: "1", DENO_DEPLOY: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const decoder = new TextDecoder();
-  const drained = Promise.all([process.stdout, process.stderr].map(async (stream) => {
-    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
-  }));
-  return { process, output: () => text, status: drained.then(() => process.status) };
+  return spawnCandlekeep([], { DENO_DEPLOY: "1", ...env }, { task: "deploy" });
 }
 
 Deno.test("deploy: the flags of the deploy task deny writes, subprocesses and FFI", () => {

@@ -7,14 +7,7 @@
 import { assert, assertEquals } from "../support/assert.ts";
 import { timeframeMs } from "../../src/timeframe.ts";
 import { ingestWorld, storedCandles } from "./helpers.ts";
-import { type Child, killGroup, spawnCandlekeep, waitFor } from "../support/child.ts";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
+import { type Child, freePort, killGroup, spawnCandlekeep, waitFor } from "../support/child.ts";
 
 Deno.test("restart after kill -9 of the process group: own leases taken back at once, others' kept, data exact", async () => {
   const symbols = ["BTC/USDT", "ETH/USDT"];

@@ -29,15 +29,16 @@ export interface Child {
 
 /**
  * Runs `main.ts <args>` in a child process with the test permissions and `env`. With
+ * `task` the permission flags are those of that deno.json task (default `cli`). With
  * `group: true` it leads a process group of its own (through `setsid`), so that
  * {@linkcode killGroup} can kill it with everything it started, as a terminal's kill would.
  */
 export function spawnCandlekeep(
   args: string[],
   env: Record<string, string>,
-  options: { group?: boolean } = {},
+  options: { group?: boolean; task?: string } = {},
 ): Child {
-  const deno = [Deno.execPath(), "run", ...permissions(), "main.ts", ...args];
+  const deno = [Deno.execPath(), "run", ...permissions(options.task), "main.ts", ...args];
   const [program, ...rest] = options.group ? ["setsid", ...deno] : deno;
   const command = new Deno.Command(program, {
     args: rest,
@@ -60,6 +61,14 @@ export function spawnCandlekeep(
   };
   const drained = Promise.all([drain(process.stdout, true), drain(process.stderr, false)]);
   return { process, output: () => text, stdout: () => out, status: drained.then(() => process.status) };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
 }
 
 /** Sends `signal` to the whole process group of a child spawned with `group: true`. */
