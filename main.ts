@@ -337,6 +337,20 @@ const COMMANDS: Record<string, (config: Config, args: string[]) => Promise<numbe
   gaps: commandGaps,
 };
 
+/**
+ * Why the embedded database cannot live in `DATA_DIR` under this process's permissions, or
+ * null when it can (or `DATABASE_URL` is set). Checked before anything starts, so a folder
+ * outside the permission set is a one-line configuration error rather than a failure later.
+ */
+function dataDirDenied(config: Config): string | null {
+  if (config.databaseUrl) return null;
+  const { state } = Deno.permissions.querySync({ name: "write", path: config.dataDir });
+  if (state === "granted") return null;
+  return `Cannot start: invalid configuration: DATA_DIR=${
+    JSON.stringify(config.dataDir)
+  }: a folder this process may write to; the "service" permission set in deno.json allows ./data, /var/lib/candlekeep and /tmp (add yours to its "write" list, or set DATABASE_URL)`;
+}
+
 /** The configuration from the environment, or null after printing why it is invalid. */
 function loadConfigOrReport(): Config | null {
   try {
@@ -363,6 +377,11 @@ async function main(args: string[]): Promise<number> {
   }
   const config = loadConfigOrReport();
   if (!config) return EXIT_USAGE;
+  const denied = dataDirDenied(config);
+  if (denied) {
+    console.error(denied);
+    return EXIT_USAGE;
+  }
   setupLogging({ level: config.logLevel, format: config.logFormat });
   const log = getLogger("main");
   log.info("Configuration loaded", { config: redactConfig(config) });
@@ -396,10 +415,15 @@ function prepareDeploy(): DeployService {
   if (!config) Deno.exit(EXIT_USAGE);
   setupLogging({ level: config.logLevel, format: config.logFormat });
   const log = getLogger("deploy");
-  log.info("Deploy mode: crons registered at top level, at most {budget} ms of exchange requests per run", {
-    budget: config.tickBudgetMs,
-    config: redactConfig(config),
-  });
+  log.info(
+    "Deploy mode: crons registered at top level (live: {live}, repair: {repair}, UTC), at most {budget} ms of exchange requests per run",
+    {
+      live: config.liveSchedule,
+      repair: config.repairSchedule,
+      budget: config.tickBudgetMs,
+      config: redactConfig(config),
+    },
+  );
   let ready: Promise<{ ingestor: Ingestor; firstRound: Promise<void> }> | undefined;
   const registry = new Registry();
   const boot = () => {

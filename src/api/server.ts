@@ -130,12 +130,22 @@ export function serveApi(
 ): ApiServer {
   const handler = createHandler(deps);
   const log = getLogger("api");
-  const server = Deno.serve({
-    hostname: options.hostname,
-    port: options.port,
-    signal: options.signal,
-    onListen: ({ hostname, port }) => log.info("API listening on http://{hostname}:{port}", { hostname, port }),
-  }, handler);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: options.hostname,
+      port: options.port,
+      signal: options.signal,
+      onListen: ({ hostname, port }) => log.info("API listening on http://{hostname}:{port}", { hostname, port }),
+    }, handler);
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `Cannot serve the API on ${options.hostname}:${options.port}: the port is in use (is Candlekeep already running there?); set API_PORT to another port`,
+      );
+    }
+    throw error;
+  }
   return {
     finished: server.finished,
     port: server.addr.port,

@@ -128,6 +128,7 @@ export class Ingestor {
   readonly #metrics;
   #stopping = false;
   #liveRunning = false;
+  #liveAgain = false;
   #repairRunning = false;
   #coordinating: Promise<void> | null = null;
   #boundedRuns = 0;
@@ -461,35 +462,49 @@ export class Ingestor {
 
   /**
    * One live tick: for every held, backfilled series, fetch the closed candles after its last
-   * stored one. A tick still running when the next fires is not run twice (returns false).
+   * stored one. A tick that fires while one is still running is not run at the same time
+   * (returns false): the running one goes round once more when it ends, so the candle that
+   * closed meanwhile is not left for the next tick.
    */
   async liveTick(): Promise<boolean> {
-    if (this.#liveRunning || this.#stopping) return false;
+    if (this.#stopping) return false;
+    if (this.#liveRunning) {
+      this.#liveAgain = true;
+      this.#log.debug("A live tick is still running: it runs once more when it ends");
+      return false;
+    }
     this.#liveRunning = true;
     try {
-      await this.coordinate();
-      // Newly acquired series (or ones that failed) are backfilled first, in the background.
-      const pending = this.owned.filter((id) => !this.#backfilled.has(id) && !this.#busy.has(id));
-      if (pending.length > 0) {
-        this.#track(this.backfillPending()).catch(() => {});
-      }
-      const jobs = this.owned.filter((id) => this.#backfilled.has(id)).map(
-        (id) => {
-          const series = this.#series.get(id)!;
-          // Per-series lag is exported by the API's collector, from the database, so it covers
-          // the series of every instance.
-          return this.#runJob(
-            "live update",
-            series,
-            () => updateSeries(this.#context(), this.#sources.get(series.exchange)!, series),
-          );
-        },
-      );
-      await Promise.all(jobs);
+      do {
+        this.#liveAgain = false;
+        await this.#liveOnce();
+      } while (this.#liveAgain && !this.#stopping);
       return true;
     } finally {
       this.#liveRunning = false;
     }
+  }
+
+  async #liveOnce(): Promise<void> {
+    await this.coordinate();
+    // Newly acquired series (or ones that failed) are backfilled first, in the background.
+    const pending = this.owned.filter((id) => !this.#backfilled.has(id) && !this.#busy.has(id));
+    if (pending.length > 0) {
+      this.#track(this.backfillPending()).catch(() => {});
+    }
+    const jobs = this.owned.filter((id) => this.#backfilled.has(id)).map(
+      (id) => {
+        const series = this.#series.get(id)!;
+        // Per-series lag is exported by the API's collector, from the database, so it covers
+        // the series of every instance.
+        return this.#runJob(
+          "live update",
+          series,
+          () => updateSeries(this.#context(), this.#sources.get(series.exchange)!, series),
+        );
+      },
+    );
+    await Promise.all(jobs);
   }
 
   /** One gap repair run over every held, backfilled series. */

@@ -30,6 +30,34 @@ Deno.test("cli: usage and configuration errors exit 2 with a precise message", a
   const help = spawnCandlekeep(["help"], {});
   assertEquals((await help.status).code, 0);
   assert(help.stdout().includes("backfill"));
+
+  // A DATA_DIR the service may not write to: one line naming it, before anything starts.
+  const outside = spawnCandlekeep(["status"], { DATA_DIR: "/srv/candlekeep-not-allowed" });
+  assertEquals((await outside.status).code, 2, outside.output());
+  const lines = outside.output().split("\n").filter((l) => l.startsWith("Cannot"));
+  assertEquals(lines.length, 1, outside.output());
+  assert(
+    lines[0].startsWith('Cannot start: invalid configuration: DATA_DIR="/srv/candlekeep-not-allowed": '),
+    lines[0],
+  );
+  assert(!outside.output().includes("PostgreSQL"), `nothing started: ${outside.output()}`);
+});
+
+Deno.test("cli: a port already in use is named, with what to do", async () => {
+  const w = await ingestWorld();
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (busy.addr as Deno.NetAddr).port;
+    const child = spawnCandlekeep(["start"], { ...w.env, API_PORT: String(port) });
+    assertEquals((await child.status).code, 1, child.output());
+    assert(
+      child.output().includes(`Cannot serve the API on 127.0.0.1:${port}: the port is in use`),
+      child.output(),
+    );
+  } finally {
+    busy.close();
+    await w.close();
+  }
 });
 
 Deno.test("cli: backfill exits 1 naming a failed series, others complete; status and gaps as JSON", async () => {

@@ -30,6 +30,30 @@ Deno.test("live: catches up after the clock moves on, and a tick still running i
   }
 });
 
+Deno.test("live: a tick fired while one runs makes the running one go round again, catching the candle closed meanwhile", async () => {
+  const w = await ingestWorld({ env: { BACKFILL_SINCE: "6h" }, behaviour: { latencyMs: 300 } });
+  try {
+    const ing = w.ingestor();
+    assertEquals(await ing.backfillOnce(), []);
+    await ing.coordinate();
+    await ing.backfillPending();
+    w.advance(30 * MIN);
+    const klines = () => klineRequests(w.fake.stats);
+    const requestsBefore = klines();
+    const first = ing.liveTick();
+    // Once the running tick has asked the exchange (its target is fixed), five more minutes close.
+    while (klines() === requestsBefore) await new Promise((r) => setTimeout(r, 10));
+    w.advance(5 * MIN);
+    assertEquals(await ing.liveTick(), false, "not run at the same time");
+    assertEquals(await first, true);
+    const after = await storedCandles(w, { symbol: "BTC/USDT", timeframe: "1m" });
+    assert(after.at(-1)!.ts + 2 * MIN > w.now(), "the candles closed during the running tick are stored");
+    assertEquals(after, w.fake.expected("BTC/USDT", "1m", after[0].ts, after.at(-1)!.ts + MIN));
+  } finally {
+    await w.close();
+  }
+});
+
 Deno.test("live: PostgreSQL stopped during live updates, then started: no missing candles", async () => {
   const lines: string[] = [];
   setupLogging({ level: "info", format: "json", write: (l) => lines.push(l) });
