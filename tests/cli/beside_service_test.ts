@@ -135,6 +135,15 @@ function checkCommandOutputs(done: Map<string, Done>): void {
   assert(/BTC\/USDT\s+1m\s+\S+Z\s+\S+Z/.test(done.get("backfill")!.stdout), done.get("backfill")!.stdout);
 }
 
+/** The commands run beside the service, by name. */
+const COMMANDS: Record<string, string[]> = {
+  status: ["status", "--json"],
+  gaps: ["gaps", "--json"],
+  repair: ["gaps", "--repair"],
+  backfill: ["backfill"],
+  migrate: ["migrate"],
+};
+
 Deno.test("cli beside the service on the embedded database: one server, clients exit 0, a killed owner is taken over", async () => {
   const fake = await startFakeExchange({ dialect: "binance" });
   const dataDir = await Deno.makeTempDir({ prefix: "candlekeep-beside-" });
@@ -169,13 +178,7 @@ Deno.test("cli beside the service on the embedded database: one server, clients 
     assert(owner, "the service holds every series");
 
     const watch = watchService(base, sql, owner);
-    const done = await runAll({
-      status: ["status", "--json"],
-      gaps: ["gaps", "--json"],
-      repair: ["gaps", "--repair"],
-      backfill: ["backfill"],
-      migrate: ["migrate"],
-    }, env);
+    const done = await runAll(COMMANDS, env);
     const { problems, checks } = await watch.stop();
     expectExit0(done);
     for (const d of done.values()) {
@@ -246,13 +249,7 @@ Deno.test("cli beside the service with DATABASE_URL: clients exit 0, the service
       select min(lease_owner) as owner from series where active having count(distinct lease_owner) = 1`;
     assert(owner, "the service holds every series");
     const watch = watchService(base, w.t.sql, owner);
-    const done = await runAll({
-      status: ["status", "--json"],
-      gaps: ["gaps", "--json"],
-      repair: ["gaps", "--repair"],
-      backfill: ["backfill"],
-      migrate: ["migrate"],
-    }, env);
+    const done = await runAll(COMMANDS, env);
     const { problems, checks } = await watch.stop();
     expectExit0(done);
     checkCommandOutputs(done);
