@@ -84,12 +84,15 @@ export class UnsupportedMediaTypeError extends Error {
   }
 }
 
-/** A dependency (database, ingest engine) is not available right now. */
+/** A dependency (database, ingest engine) is not available right now, or the service is full. */
 export class ServiceUnavailableError extends Error {
+  /** Seconds the client is told to wait (`Retry-After`). */
+  readonly retryAfterSeconds: number;
   /** Creates the error. */
-  constructor(message: string) {
+  constructor(message: string, retryAfterSeconds = 5) {
     super(message);
     this.name = "ServiceUnavailableError";
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
@@ -146,7 +149,9 @@ export function errorResponse(error: unknown): Response {
   const headers = new Headers();
   if (error instanceof MethodNotAllowedError) headers.set("allow", error.allow.join(", "));
   if (error instanceof UnauthorizedError) headers.set("www-authenticate", 'Bearer realm="candlekeep"');
-  if (status === 503) headers.set("retry-after", "5");
+  if (status === 503) {
+    headers.set("retry-after", String(error instanceof ServiceUnavailableError ? error.retryAfterSeconds : 5));
+  }
   let body: ErrorBody;
   if (status === 500) {
     body = { error: "Internal server error; the details are in the service log" };
