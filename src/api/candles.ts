@@ -11,12 +11,17 @@
  *   Monday) and read whole, never clipped by `start`/`end`. A bucket with fewer stored
  *   candles than it spans (the still-open newest one, or one over a gap) is returned with
  *   `partial: true` in JSON; complete buckets carry no flag. CSV has the fixed six columns.
+ * - Pages are streamed, JSON and CSV alike: written batch by batch from a database cursor
+ *   as the client reads, never built as one string. At most a few pages run at once per
+ *   database pool; the rest wait briefly or get 503 with `Retry-After` (`admission.ts`).
  *
  * @module
  */
 import type { Sql } from "../db/client.ts";
 import { type CandleRow, type PagePlan, pageQuery, type PageSpec, planPage } from "./candle_query.ts";
-import { BadRequestError, json, NotFoundError } from "./errors.ts";
+import { BadRequestError, NotFoundError } from "./errors.ts";
+import { type AdmissionGate, admissionGate, type Permit } from "./admission.ts";
+import { getLogger } from "../log.ts";
 import { CandlesQuery, DEFAULT_LIMIT, MAX_LIMIT, maxLimitFor, parseQuery, stepOf } from "./params.ts";
 import { bucketOrigin } from "../timeframe.ts";
 
@@ -106,90 +111,217 @@ function nextUrl(url: URL, plan: PagePlan): string | null {
 
 const CSV_HEADER = "time,open,high,low,close,volume\n";
 
-function csvLine(r: CandleRow): string {
-  return `${r.time},${r.open},${r.high},${r.low},${r.close},${r.volume}\n`;
+/** Rows read from the database cursor per chunk of a streamed page. */
+export const CURSOR_ROWS = 500;
+
+/**
+ * A streamed page whose client has taken no chunk for this long is aborted, and its cursor's
+ * connection and admission permit are freed (a stalled client, or a `HEAD` request whose
+ * body is never read).
+ */
+export const STREAM_IDLE_MS = 30_000;
+
+/** Options of {@linkcode getCandles}, for tests. */
+export interface CandlesOptions {
+  /** The admission gate (default: the pool's, see `admission.ts`). */
+  gate?: AdmissionGate;
+  /** See {@linkcode STREAM_IDLE_MS}. */
+  idleMs?: number;
 }
 
-/** Streams the rows of a page as CSV through a postgres.js cursor. */
-function csvStream(query: ReturnType<typeof pageQuery>): ReadableStream<Uint8Array> {
+/** How a page is written: what comes before the rows, each batch of rows, and what comes after. */
+interface PageFormat {
+  head: string;
+  /** Text of one batch; `first` is true for the page's first batch. */
+  rows(rows: CandleRow[], first: boolean): string;
+  tail: string;
+}
+
+function csvFormat(): PageFormat {
+  return {
+    head: CSV_HEADER,
+    rows(rows) {
+      let text = "";
+      for (const r of rows) text += `${r.time},${r.open},${r.high},${r.low},${r.close},${r.volume}\n`;
+      return text;
+    },
+    tail: "",
+  };
+}
+
+/** A number as JSON writes it (`null` for NaN and infinities). */
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : "null";
+}
+
+/**
+ * The JSON page, byte for byte what `JSON.stringify` gives for
+ * `{exchange, symbol, timeframe, source_timeframe, candles, next}`, written batch by batch.
+ */
+function jsonFormat(
+  fields: { exchange: string; symbol: string; timeframe: string; source_timeframe: string },
+  next: string | null,
+  source: ResolvedSource,
+): PageFormat {
+  const full = source.stepMs / source.sourceStepMs;
+  const resampled = source.stepMs !== source.sourceStepMs;
+  const head = JSON.stringify(fields);
+  return {
+    head: `${head.slice(0, -1)},"candles":[`,
+    rows(rows, first) {
+      // Built as text (no object per candle): the same bytes JSON.stringify writes.
+      let text = "";
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i];
+        text += `${first && i === 0 ? "" : ","}{"time":${JSON.stringify(r.time)},"open":${num(r.open)},"high":${
+          num(r.high)
+        },"low":${num(r.low)},"close":${num(r.close)},"volume":${num(r.volume)}${
+          resampled && (r.n ?? 0) < full ? ',"partial":true' : ""
+        }}`;
+      }
+      return text;
+    },
+    tail: `],"next":${JSON.stringify(next)}}`,
+  };
+}
+
+/**
+ * Opens the page's cursor and reads its first batch (so that a failing query is still an
+ * error status), then streams the rest: one chunk per batch, read only when the client has
+ * taken the previous one. The permit is released when the stream ends, fails, is cancelled
+ * (client gone) or idles for `idleMs`. After the headers are sent, a failure aborts the body
+ * (the client sees a truncated response) and is logged.
+ */
+async function pageStream(
+  query: ReturnType<typeof pageQuery>,
+  format: PageFormat,
+  permit: Permit,
+  idleMs: number,
+  what: string,
+): Promise<ReadableStream<Uint8Array>> {
+  const log = getLogger("api");
   const encoder = new TextEncoder();
-  let iterator: AsyncIterator<CandleRow[]> | undefined;
+  const iterator = query.cursor(CURSOR_ROWS)[Symbol.asyncIterator]();
+  let pending: IteratorResult<CandleRow[]> | undefined = await iterator.next();
+  let first = true;
+  let ended = false;
+  let idle: ReturnType<typeof setTimeout> | undefined;
+  const closeCursor = async () => {
+    try {
+      await iterator.return?.();
+    } catch { /* the query has already ended */ }
+  };
+  const finish = () => {
+    if (ended) return;
+    ended = true;
+    clearTimeout(idle);
+    permit.release();
+  };
   return new ReadableStream<Uint8Array>({
     start(controller) {
-      controller.enqueue(encoder.encode(CSV_HEADER));
+      controller.enqueue(encoder.encode(format.head));
+      idle = setTimeout(() => stalled(controller), idleMs);
     },
     async pull(controller) {
-      iterator ??= query.cursor(500)[Symbol.asyncIterator]();
-      const step = await iterator.next();
+      clearTimeout(idle);
+      let step: IteratorResult<CandleRow[]>;
+      try {
+        step = pending ?? await iterator.next();
+        pending = undefined;
+      } catch (error) {
+        if (ended) return;
+        log.error("Cannot finish {what}: the query failed after the headers were sent: {error}", { what, error });
+        finish();
+        controller.error(error);
+        return;
+      }
+      if (ended) {
+        // Cancelled while the batch was read: close the cursor that batch left open.
+        await closeCursor();
+        return;
+      }
       if (step.done) {
+        finish();
+        controller.enqueue(encoder.encode(format.tail));
         controller.close();
         return;
       }
-      let text = "";
-      for (const row of step.value) text += csvLine(row);
-      controller.enqueue(encoder.encode(text));
+      controller.enqueue(encoder.encode(format.rows(step.value, first)));
+      first = false;
+      idle = setTimeout(() => stalled(controller), idleMs);
     },
     async cancel() {
-      await iterator?.return?.();
+      finish();
+      await closeCursor();
     },
   });
+
+  function stalled(controller: ReadableStreamDefaultController<Uint8Array>) {
+    if (ended) return;
+    log.warn("Aborting {what}: current value is {idleMs} ms without the client reading", { what, idleMs });
+    finish();
+    controller.error(new Error(`Cannot keep ${what} open: current value is ${idleMs} ms without the client reading`));
+    closeCursor();
+  }
 }
 
-/** Handles `GET /v1/candles` (see the module documentation for the paging contract). */
-export async function getCandles(sql: Sql, url: URL): Promise<Response> {
+/**
+ * Handles `GET /v1/candles` (see the module documentation for the paging contract). Pages
+ * are admitted by the pool's {@linkcode AdmissionGate} (a full gate answers 503 with
+ * `Retry-After`) and streamed from a database cursor, JSON and CSV alike.
+ */
+export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {}): Promise<Response> {
   const q = parseQuery(url, CandlesQuery);
   if (q.start !== undefined && q.end !== undefined && q.start >= q.end) {
     const detail = { parameter: "end", problem: "must be later than start" };
     throw new BadRequestError(`Cannot accept the query: end must be later than start`, [detail]);
   }
-  const source = await resolveSource(sql, q.exchange, q.symbol, q.timeframe);
-  const cap = maxLimitFor(source.stepMs, source.sourceStepMs);
-  if (q.limit !== undefined && q.limit > cap) {
-    const problem = `must be at most ${cap} for ${q.timeframe} resampled from ${source.sourceTimeframe} ` +
-      `(a page reads at most ${cap * (source.stepMs / source.sourceStepMs)} stored candles; ` +
-      `${MAX_LIMIT} for stored timeframes)`;
-    throw new BadRequestError(`Cannot accept the query: limit ${problem}`, [{ parameter: "limit", problem }]);
-  }
-  const spec: PageSpec = {
-    seriesId: source.seriesId,
-    stepMs: source.stepMs,
-    sourceStepMs: source.sourceStepMs,
-    start: q.start ?? null,
-    end: q.end ?? null,
-    limit: q.limit ?? Math.min(DEFAULT_LIMIT, cap),
-  };
-  const plan = await planPage(sql, spec);
-  const next = nextUrl(url, plan);
-  const query = pageQuery(sql, spec, plan);
-  if (q.format === "csv") {
-    const headers = new Headers({
-      "content-type": "text/csv; charset=utf-8",
-      "x-source-timeframe": source.sourceTimeframe,
-    });
-    if (next) headers.set("link", `<${next}>; rel="next"`);
-    return new Response(csvStream(query), { headers });
-  }
-  const rows = await query;
-  const full = source.stepMs / source.sourceStepMs;
-  const resampled = source.stepMs !== source.sourceStepMs;
-  const candles = rows.map((r) => {
-    const c: Record<string, unknown> = {
-      time: r.time,
-      open: r.open,
-      high: r.high,
-      low: r.low,
-      close: r.close,
-      volume: r.volume,
+  const permit = await (options.gate ?? admissionGate(sql)).acquire();
+  try {
+    const source = await resolveSource(sql, q.exchange, q.symbol, q.timeframe);
+    const cap = maxLimitFor(source.stepMs, source.sourceStepMs);
+    if (q.limit !== undefined && q.limit > cap) {
+      const problem = `must be at most ${cap} for ${q.timeframe} resampled from ${source.sourceTimeframe} ` +
+        `(a page reads at most ${cap * (source.stepMs / source.sourceStepMs)} stored candles; ` +
+        `${MAX_LIMIT} for stored timeframes)`;
+      throw new BadRequestError(`Cannot accept the query: limit ${problem}`, [{ parameter: "limit", problem }]);
+    }
+    const spec: PageSpec = {
+      seriesId: source.seriesId,
+      stepMs: source.stepMs,
+      sourceStepMs: source.sourceStepMs,
+      start: q.start ?? null,
+      end: q.end ?? null,
+      limit: q.limit ?? Math.min(DEFAULT_LIMIT, cap),
     };
-    if (resampled && (r.n ?? 0) < full) c.partial = true;
-    return c;
-  });
-  return json({
-    exchange: q.exchange,
-    symbol: q.symbol,
-    timeframe: q.timeframe,
-    source_timeframe: source.sourceTimeframe,
-    candles,
-    next,
-  });
+    const plan = await planPage(sql, spec);
+    const next = nextUrl(url, plan);
+    const query = pageQuery(sql, spec, plan);
+    const what = `the ${q.format} page ${q.exchange} ${q.symbol} ${q.timeframe}`;
+    const idleMs = options.idleMs ?? STREAM_IDLE_MS;
+    if (q.format === "csv") {
+      const headers = new Headers({
+        "content-type": "text/csv; charset=utf-8",
+        "x-source-timeframe": source.sourceTimeframe,
+      });
+      if (next) headers.set("link", `<${next}>; rel="next"`);
+      return new Response(await pageStream(query, csvFormat(), permit, idleMs, what), { headers });
+    }
+    const format = jsonFormat(
+      {
+        exchange: q.exchange,
+        symbol: q.symbol,
+        timeframe: q.timeframe,
+        source_timeframe: source.sourceTimeframe,
+      },
+      next,
+      source,
+    );
+    return new Response(await pageStream(query, format, permit, idleMs, what), {
+      headers: { "content-type": "application/json; charset=utf-8" },
+    });
+  } catch (error) {
+    permit.release();
+    throw error;
+  }
 }

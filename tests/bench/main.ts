@@ -1,6 +1,6 @@
 /**
  * `deno task bench [name ...]`: runs every benchmark, or the named ones (exchange, write,
- * ingest, restart, api). Each prints its figures and its ratio against a baseline measured in the same
+ * ingest, restart, api, memory). Each prints its figures and its ratio against a baseline measured in the same
  * run; none asserts on timings.
  *
  * @module
@@ -13,6 +13,10 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   api: async () => {
     const bench = await import("./api_bench.ts");
     bench.printApiBench(await bench.runApiBench());
+  },
+  memory: async () => {
+    const bench = await import("./memory_bench.ts");
+    bench.printMemoryBench(await bench.runMemoryBench());
   },
 };
 
