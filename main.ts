@@ -22,6 +22,7 @@ import { normalizeSymbol } from "./src/config.ts";
 import { isTimeframe, timeframeMs } from "./src/timeframe.ts";
 import { registerExchangeMetrics } from "./src/exchange/metrics.ts";
 import { instanceIdentity } from "./src/ingest/leases.ts";
+import { configRedactor, redactor } from "./src/secrets.ts";
 
 const USAGE = `Candlekeep: gap-free crypto candles in PostgreSQL.
 
@@ -42,6 +43,16 @@ Exit status: 0 done, 1 some series failed (each named with its reason), 2 usage 
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
+
+/** Command output on stdout, with every secret masked. */
+function print(text: string): void {
+  console.log(redactor().scrub(text));
+}
+
+/** A message on stderr, with every secret masked. */
+function printError(text: string): void {
+  console.error(redactor().scrub(text));
+}
 
 /** Resolves when SIGINT or SIGTERM arrives; a second signal exits at once. */
 function shutdownSignal(): Promise<string> {
@@ -90,7 +101,7 @@ function closeExchanges(clients: Iterable<ExchangeClient>): void {
 }
 
 function reportFailures(failures: SeriesFailure[]): void {
-  for (const f of failures) console.error(`FAILED ${describeSeries(f.series)}: ${f.reason}`);
+  for (const f of failures) printError(`FAILED ${describeSeries(f.series)}: ${f.reason}`);
 }
 
 async function commandMigrate(config: Config): Promise<number> {
@@ -254,7 +265,7 @@ async function commandBackfill(config: Config, args: string[]): Promise<number> 
       r.active && narrowed.exchanges.includes(r.exchange) &&
       (!symbol || r.symbol === symbol) && (!timeframe || r.timeframe === timeframe)
     );
-    console.log(renderStatusTable(done, Date.now()));
+    print(renderStatusTable(done, Date.now()));
     reportFailures(outcome);
     await ingestor.stop();
     return outcome.length > 0 ? EXIT_FAILED : 0;
@@ -270,8 +281,8 @@ async function commandStatus(config: Config, args: string[]): Promise<number> {
   try {
     const now = Date.now();
     const rows = await seriesOverview(handle.db.sql, { nowMs: now });
-    if (opts.flags.has("json")) console.log(JSON.stringify(statusJson(rows, now), null, 2));
-    else console.log(renderStatusTable(rows, now));
+    if (opts.flags.has("json")) print(JSON.stringify(statusJson(rows, now), null, 2));
+    else print(renderStatusTable(rows, now));
     return 0;
   } finally {
     await handle.close();
@@ -313,12 +324,12 @@ async function commandGaps(config: Config, args: string[]): Promise<number> {
       });
     }
     if (opts.flags.has("json")) {
-      console.log(JSON.stringify(report, null, 2));
+      print(JSON.stringify(report, null, 2));
     } else {
       for (const r of report) {
-        console.log(`${describeSeries(r.series)} (id ${r.series.id}): ${r.gaps.length} gaps, ${r.holes.length} holes`);
-        for (const g of r.gaps) console.log(`  gap  ${g.from} .. ${g.to}  ${g.count} candles missing`);
-        for (const h of r.holes) console.log(`  hole ${h.from} .. ${h.to}  ${h.reason} (checked ${h.checked_at})`);
+        print(`${describeSeries(r.series)} (id ${r.series.id}): ${r.gaps.length} gaps, ${r.holes.length} holes`);
+        for (const g of r.gaps) print(`  gap  ${g.from} .. ${g.to}  ${g.count} candles missing`);
+        for (const h of r.holes) print(`  hole ${h.from} .. ${h.to}  ${h.reason} (checked ${h.checked_at})`);
       }
     }
     reportFailures(failures);
@@ -357,7 +368,7 @@ function loadConfigOrReport(): Config | null {
     return loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
-      console.error(error.message);
+      printError(error.message);
       return null;
     }
     throw error;
@@ -382,17 +393,22 @@ async function main(args: string[]): Promise<number> {
     console.error(denied);
     return EXIT_USAGE;
   }
-  setupLogging({ level: config.logLevel, format: config.logFormat });
+  setupLogging({ level: config.logLevel, format: config.logFormat, redactor: configRedactor(config) });
   const log = getLogger("main");
   log.info("Configuration loaded", { config: redactConfig(config) });
   try {
     return await run(config, rest);
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`${error.message}\n\n${USAGE}`);
+      printError(`${error.message}\n\n${USAGE}`);
       return EXIT_USAGE;
     }
-    log.fatal("{message}", { message: (error as Error).message ?? String(error), error });
+    if (error instanceof ConfigError) {
+      // A DATABASE_URL that postgres.js cannot parse: reported like any configuration error.
+      printError(error.message);
+      return EXIT_USAGE;
+    }
+    log.fatal("{reason}", { reason: redactor().message(error), error });
     return EXIT_FAILED;
   }
 }
@@ -413,7 +429,7 @@ interface DeployService {
 function prepareDeploy(): DeployService {
   const config = loadConfigOrReport();
   if (!config) Deno.exit(EXIT_USAGE);
-  setupLogging({ level: config.logLevel, format: config.logFormat });
+  setupLogging({ level: config.logLevel, format: config.logFormat, redactor: configRedactor(config) });
   const log = getLogger("deploy");
   log.info(
     "Deploy mode: crons registered at top level (live: {live}, repair: {repair}, UTC), at most {budget} ms of exchange requests per run",
@@ -448,7 +464,7 @@ function prepareDeploy(): DeployService {
       try {
         await boot();
       } catch (error) {
-        log.fatal("Cannot start: {message}", { message: (error as Error).message ?? String(error) });
+        log.fatal("Cannot start: {reason}", { reason: redactor().message(error) });
         Deno.exit(EXIT_FAILED);
       }
     },

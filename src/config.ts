@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { BackfillSince, Config } from "./config_types.ts";
 import { isTimeframe } from "./timeframe.ts";
+import { configSecrets, createRedactor, MASK, structureSecrets } from "./secrets.ts";
 
 export type { BackfillSince, Config, LogLevel } from "./config_types.ts";
 
@@ -40,9 +41,15 @@ export type ConfigVariable = typeof CONFIG_VARIABLES[number];
 /** One problem found in the configuration. */
 export interface ConfigIssue {
   variable: string;
+  /** The value as given, or undefined when unset or when it is secret (see `hidden`). */
   value: string | undefined;
   expected: string;
+  /** True for DATABASE_URL, CCXT_CONFIG and API_TOKEN, whose values are never shown. */
+  hidden?: boolean;
 }
+
+/** Variables whose value may hold a secret: a problem with them never shows the value. */
+export const SECRET_VARIABLES: ReadonlySet<string> = new Set(["DATABASE_URL", "CCXT_CONFIG", "API_TOKEN"]);
 
 /** Thrown by {@linkcode loadConfig} when one or more variables are invalid. */
 export class ConfigError extends Error {
@@ -51,7 +58,9 @@ export class ConfigError extends Error {
   /** Creates the error from its issues. */
   constructor(issues: ConfigIssue[]) {
     const lines = issues.map((i) =>
-      `${i.variable}=${i.value === undefined ? "(unset)" : JSON.stringify(i.value)}: ${i.expected}`
+      i.hidden
+        ? `${i.variable} (value not shown): ${i.expected}`
+        : `${i.variable}=${i.value === undefined ? "(unset)" : JSON.stringify(i.value)}: ${i.expected}`
     );
     // One bad variable is one line; several are listed one per line.
     super(
@@ -168,40 +177,100 @@ export function isCron(text: string): boolean {
   return fields.length === 5 && fields.every((f) => CRON_FIELD.test(f));
 }
 
-const SECRET_KEYS = /^(apikey|secret|password|passphrase|uid|privatekey|token|walletaddress)$/i;
-
-/** Masks the password in a postgres URL. */
+/**
+ * Masks the password in a postgres URL (the user name stays). A text that does not parse as a
+ * URL keeps only its scheme, the user name and what follows the last `@`.
+ */
 export function maskUrl(url: string): string {
   try {
     const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
+    if (parsed.password) parsed.password = MASK;
     return parsed.toString();
   } catch {
-    return url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@");
+    const m = /^([a-z][a-z0-9+.-]*:\/\/)(.*)@([^@]*)$/is.exec(url.trim());
+    if (!m) return url;
+    return `${m[1]}${m[2].split(":")[0]}:${MASK}@${m[3]}`;
   }
 }
 
-/** Returns a deep copy of `value` with every secret-looking key (apiKey, secret, password, ...) masked. */
+/**
+ * Returns a deep copy of `value` with every secret-looking key (apiKey, secret, password, uid,
+ * privateKey, token, twofa, login, walletAddress, secret headers, see `isSecretKey` in
+ * secrets.ts) masked, and the userinfo of every URL in it (proxy URLs) replaced by `***`.
+ */
 export function maskSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(maskSecrets);
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      out[k] = SECRET_KEYS.test(k) && v !== undefined && v !== "" ? "***" : maskSecrets(v);
-    }
-    return out;
-  }
-  return value;
+  return createRedactor(structureSecrets(value)).mask(value);
 }
 
 /** The configuration with every secret masked, safe to log. */
 export function redactConfig(config: Config): Record<string, unknown> {
-  return {
+  return createRedactor(configSecrets(config)).mask({
     ...config,
     databaseUrl: config.databaseUrl === undefined ? undefined : maskUrl(config.databaseUrl),
-    apiToken: config.apiToken === undefined ? undefined : "***",
-    ccxtConfig: maskSecrets(config.ccxtConfig),
-  };
+    apiToken: config.apiToken === undefined ? undefined : MASK,
+  }) as Record<string, unknown>;
+}
+
+/**
+ * What is wrong with a `DATABASE_URL`, or null when postgres.js can use it. The answer never
+ * quotes the value (it holds the password): an unencoded character in the user name or
+ * password, a malformed IPv6 host, a port outside 1 to 65535, or a text that is no URL.
+ */
+export function databaseUrlProblem(text: string): string | null {
+  const value = text.trim();
+  if (!/^postgres(ql)?:\/\/./i.test(value)) {
+    return "a postgres:// or postgresql:// connection URL, or unset for the embedded database";
+  }
+  try {
+    // A URL that parses with no '@' after its host (a sign of an unencoded '/' in a password).
+    const url = new URL(value);
+    if (!`${url.pathname}${url.hash}`.includes("@") && url.port !== "0") return null;
+  } catch { /* find out why below */ }
+  const cannot = (what: string) => `cannot be parsed: ${what}`;
+  const scheme = /^[a-z]+:\/\//i.exec(value)![0];
+  const rest = value.slice(scheme.length);
+  const at = rest.lastIndexOf("@");
+  const userinfo = at >= 0 ? rest.slice(0, at) : "";
+  const afterUser = at >= 0 ? rest.slice(at + 1) : rest;
+  if (/[/?#\s]/.test(userinfo)) {
+    return cannot(
+      "the user name or password holds an unencoded '/', '?', '#' or space (percent-encode it, e.g. with encodeURIComponent)",
+    );
+  }
+  const hostList = afterUser.split(/[/?#]/)[0];
+  const hosts = hostList.split(",");
+  for (const host of hosts) {
+    let name = host;
+    let port = "";
+    if (host.startsWith("[")) {
+      const end = host.indexOf("]");
+      if (end < 0) return cannot("malformed IPv6 host (no closing ']')");
+      name = host.slice(0, end + 1);
+      const after = host.slice(end + 1);
+      if (after !== "" && !after.startsWith(":")) return cannot("malformed IPv6 host (text after ']')");
+      port = after.slice(1);
+      try {
+        new URL(`http://${name}/`);
+      } catch {
+        return cannot("malformed IPv6 host (not an IPv6 address between '[' and ']')");
+      }
+    } else {
+      const colon = host.lastIndexOf(":");
+      if (colon >= 0) [name, port] = [host.slice(0, colon), host.slice(colon + 1)];
+      if (name.includes(":")) return cannot("malformed IPv6 host (an IPv6 address must be written in brackets: [::1])");
+    }
+    if (port !== "" && (!/^[0-9]+$/.test(port) || Number(port) < 1 || Number(port) > 65535)) {
+      return cannot("invalid port (expected a number from 1 to 65535)");
+    }
+  }
+  // The check postgres.js makes: the URL with its first host must parse.
+  const single = `${scheme}${at >= 0 ? `${userinfo}@` : ""}${hosts[0]}${afterUser.slice(hostList.length)}`;
+  try {
+    new URL(single);
+  } catch {
+    return cannot("it is not a valid URL");
+  }
+  return null;
 }
 
 const MARKET_TYPES = ["spot", "margin", "swap", "future", "option"] as const;
@@ -215,23 +284,6 @@ const LOG_LEVELS = [
 ] as const;
 
 type Env = Partial<Record<ConfigVariable, string>>;
-
-function maskedValue(
-  variable: string,
-  value: string | undefined,
-): string | undefined {
-  if (value === undefined) return undefined;
-  if (variable === "API_TOKEN") return "***";
-  if (variable === "DATABASE_URL") return maskUrl(value);
-  if (variable === "CCXT_CONFIG") {
-    try {
-      return JSON.stringify(maskSecrets(JSON.parse(value)));
-    } catch {
-      return value.length > 80 ? `${value.slice(0, 77)}...` : value;
-    }
-  }
-  return value;
-}
 
 /** Builds the zod schema over the raw environment. */
 function schema() {
@@ -290,14 +342,10 @@ function schema() {
     );
 
   return z.object({
-    DATABASE_URL: opt(z.string()).refine(
-      (v) =>
-        v === undefined || v.trim() === "" ||
-        /^postgres(ql)?:\/\/./.test(v.trim()),
-      {
-        message: "a postgres:// or postgresql:// connection URL, or unset for the embedded database",
-      },
-    ),
+    DATABASE_URL: opt(z.string()).superRefine((v, ctx) => {
+      const problem = v === undefined || v.trim() === "" ? null : databaseUrlProblem(v);
+      if (problem !== null) ctx.addIssue({ code: "custom", message: problem });
+    }),
     DATA_DIR: z.string().default("./data").refine((v) => v.trim() !== "", {
       message: "a folder path",
     }),
@@ -352,9 +400,11 @@ function schema() {
       try {
         parsed = JSON.parse(text);
       } catch (e) {
+        // The parser's message may quote the text (and the secrets in it): keep the position only.
+        const at = /position ([0-9]+)/.exec((e as Error).message)?.[1];
         ctx.addIssue({
           code: "custom",
-          message: `a JSON object keyed by exchange id; it does not parse: ${(e as Error).message}`,
+          message: `a JSON object keyed by exchange id; it is not valid JSON${at ? ` (error at character ${at})` : ""}`,
         });
         return z.NEVER;
       }
@@ -446,11 +496,9 @@ export function loadConfig(env: Env = readEnv()): Config {
       const key = `${variable}:${issue.message}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      issues.push({
-        variable,
-        value: maskedValue(variable, cleaned[variable as ConfigVariable]),
-        expected: issue.message,
-      });
+      const value = cleaned[variable as ConfigVariable];
+      const hidden = SECRET_VARIABLES.has(variable) && value !== undefined;
+      issues.push({ variable, value: hidden ? undefined : value, expected: issue.message, hidden });
     }
     throw new ConfigError(issues);
   }

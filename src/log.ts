@@ -6,8 +6,8 @@ import {
   resetSync,
   type Sink,
 } from "@logtape/logtape";
-import { maskSecrets } from "./config.ts";
 import type { LogLevel } from "./config_types.ts";
+import { installRedactor, type Redactor, redactor } from "./secrets.ts";
 
 export type { Logger } from "@logtape/logtape";
 
@@ -19,6 +19,11 @@ export interface LoggingOptions {
   format: "json" | "pretty";
   /** Where lines go; standard error by default so stdout stays free for command output. */
   write?: (line: string) => void;
+  /**
+   * The redactor built from the loaded configuration; installed for every output path (see
+   * secrets.ts). Until one is installed, lines are masked with the raw environment's secrets.
+   */
+  redactor?: Redactor;
 }
 
 const encoder = new TextEncoder();
@@ -27,39 +32,53 @@ function writeStderr(line: string): void {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
 }
 
+/** The message with its placeholders filled in, every value masked and the text scrubbed. */
 function renderMessage(record: LogRecord): string {
-  return record.message.map((part, i) =>
-    i % 2 === 0 ? String(part) : typeof part === "string" ? part : JSON.stringify(part)
-  ).join("");
+  const r = redactor();
+  return r.scrub(
+    record.message.map((part, i) => {
+      if (i % 2 === 0 || typeof part === "string") return String(part);
+      if (part instanceof Error) return part.message;
+      return JSON.stringify(jsonValue(r.mask(part)));
+    }).join(""),
+  );
 }
 
 function jsonValue(value: unknown): unknown {
-  if (value instanceof Error) {
-    return {
-      name: value.name,
-      message: value.message,
-      code: (value as { code?: unknown }).code,
-    };
-  }
   if (value instanceof Date) return value.toISOString();
   if (typeof value === "bigint") return value.toString();
   return value;
 }
 
-/** Formats a record as one JSON line: time (ISO-8601 UTC), level, category, message, fields. */
-export function formatJson(record: LogRecord): string {
-  const fields = maskSecrets(
-    Object.fromEntries(
-      Object.entries(record.properties).map(([k, v]) => [k, jsonValue(v)]),
-    ),
+/** The record's properties, masked (errors as name, message, code and cause). */
+function maskedFields(record: LogRecord): Record<string, unknown> {
+  return redactor().mask(
+    Object.fromEntries(Object.entries(record.properties).map(([k, v]) => [k, jsonValue(v)])),
   ) as Record<string, unknown>;
-  return JSON.stringify({
+}
+
+/** Keys of the JSON line itself, which properties never overwrite. */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set(["time", "timestamp", "level", "category", "message"]);
+
+/**
+ * Formats a record as one JSON line: time (ISO-8601 UTC), level, category, message, fields.
+ * A property named like one of the line's own keys ({@linkcode RESERVED_KEYS}) is written as
+ * `field_<name>` (`message` → `field_message`), so the line keeps its message. Secrets are
+ * masked by the installed redactor.
+ */
+export function formatJson(record: LogRecord): string {
+  const line: Record<string, unknown> = {
     time: new Date(record.timestamp).toISOString(),
     level: record.level,
     category: record.category.join("."),
     message: renderMessage(record),
-    ...fields,
-  });
+  };
+  for (const [key, value] of Object.entries(maskedFields(record))) {
+    let name = RESERVED_KEYS.has(key) ? `field_${key}` : key;
+    while (name in line) name = `field_${name}`;
+    line[name] = value;
+  }
+  return JSON.stringify(line);
 }
 
 const LEVEL_LABEL: Record<string, string> = {
@@ -73,11 +92,7 @@ const LEVEL_LABEL: Record<string, string> = {
 
 /** Formats a record as one readable line for terminals. */
 export function formatPretty(record: LogRecord): string {
-  const fields = maskSecrets(
-    Object.fromEntries(
-      Object.entries(record.properties).map(([k, v]) => [k, jsonValue(v)]),
-    ),
-  ) as Record<string, unknown>;
+  const fields = maskedFields(record);
   const extra = Object.entries(fields)
     .filter(([k]) => !String(record.rawMessage).includes(`{${k}}`))
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
@@ -89,6 +104,7 @@ export function formatPretty(record: LogRecord): string {
 
 /** Configures logtape once for the process; safe to call again (it resets first). */
 export function setupLogging(options: LoggingOptions): void {
+  if (options.redactor) installRedactor(options.redactor);
   const write = options.write ?? writeStderr;
   const format = options.format === "pretty" ? formatPretty : formatJson;
   const sink: Sink = (record) => write(format(record));

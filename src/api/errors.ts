@@ -6,6 +6,7 @@
  */
 import { isTransientDbError } from "../db/client.ts";
 import { SeriesRequestError } from "../ingest/engine.ts";
+import { redactor } from "../secrets.ts";
 
 /** One problem with one request parameter. */
 export interface ErrorDetail {
@@ -142,7 +143,8 @@ export function errorStatus(error: unknown): number {
 
 /**
  * Maps an error to its response: the one place that knows which error class means which
- * status. Unexpected errors become a 500 whose body does not leak internals.
+ * status. Unexpected errors become a 500 whose body does not leak internals; every message
+ * that is sent is scrubbed of secrets (see secrets.ts).
  */
 export function errorResponse(error: unknown): Response {
   const status = errorStatus(error);
@@ -158,8 +160,11 @@ export function errorResponse(error: unknown): Response {
   } else if (status === 503 && !(error instanceof ServiceUnavailableError)) {
     body = { error: "Database unavailable; try again shortly" };
   } else {
-    body = { error: (error as Error).message };
-    if (error instanceof BadRequestError) body.details = error.details;
+    const r = redactor();
+    body = { error: r.message(error) };
+    if (error instanceof BadRequestError) {
+      body.details = error.details.map((d) => ({ parameter: r.scrub(d.parameter), problem: r.scrub(d.problem) }));
+    }
   }
   return json(body, { status, headers });
 }

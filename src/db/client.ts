@@ -1,6 +1,7 @@
 import postgres from "postgres";
-import { maskUrl } from "../config.ts";
+import { ConfigError, databaseUrlProblem, maskUrl } from "../config.ts";
 import { getLogger } from "../log.ts";
+import { redactor } from "../secrets.ts";
 
 /** A postgres.js pool. */
 export type Sql = postgres.Sql;
@@ -90,11 +91,7 @@ export class DatabaseUnavailableError extends Error {
   readonly attempts: number;
   /** Creates the error. */
   constructor(target: string, attempts: number, cause: unknown) {
-    super(
-      `Cannot connect to PostgreSQL at ${target} after ${attempts} attempts: ${
-        cause instanceof Error ? cause.message : String(cause)
-      }`,
-    );
+    super(`Cannot connect to PostgreSQL at ${target} after ${attempts} attempts: ${redactor().message(cause)}`);
     this.name = "DatabaseUnavailableError";
     this.cause = cause;
     this.attempts = attempts;
@@ -202,11 +199,29 @@ export class Database {
   }
 }
 
-/** Creates a postgres.js pool for `url` with Candlekeep's settings; does not connect yet. */
+/**
+ * Creates a postgres.js pool for `url` with Candlekeep's settings; does not connect yet. A URL
+ * postgres.js cannot parse is a {@linkcode ConfigError} on DATABASE_URL that never quotes it
+ * (postgres.js's own error does, password included).
+ */
 export function createPool(
   url: string,
   options: { max?: number; connectTimeout?: number } = {},
 ): Sql {
+  try {
+    return newPool(url, options);
+  } catch (error) {
+    throw new ConfigError([{
+      variable: "DATABASE_URL",
+      value: undefined,
+      hidden: true,
+      expected: databaseUrlProblem(url) ??
+        `cannot be parsed: postgres.js rejects it (${error instanceof Error ? error.name : typeof error})`,
+    }]);
+  }
+}
+
+function newPool(url: string, options: { max?: number; connectTimeout?: number }): Sql {
   return postgres(url, {
     max: options.max ?? 10,
     connect_timeout: options.connectTimeout ?? 10,
@@ -245,10 +260,9 @@ export async function openDatabase(
       if (!isTransientDbError(error) || attempt > retries) {
         await sql.end({ timeout: 1 }).catch(() => {});
         if (!isTransientDbError(error)) {
-          throw new Error(
-            `Cannot connect to PostgreSQL at ${target}: ${(error as Error).message ?? String(error)}`,
-            { cause: error },
-          );
+          throw new Error(`Cannot connect to PostgreSQL at ${target}: ${redactor().message(error)}`, {
+            cause: error,
+          });
         }
         throw new DatabaseUnavailableError(target, attempt, error);
       }

@@ -6,6 +6,7 @@
  * @module
  */
 import ccxt from "ccxt";
+import { redactor } from "../secrets.ts";
 
 /** What a failed request means for the caller. */
 export type FailureKind =
@@ -52,13 +53,13 @@ export class ExchangeRequestError extends Error {
   readonly status?: number;
   /** Requests made for this operation. */
   readonly attempts: number;
-  /** Creates the error. */
+  /** Creates the error; secrets in `message` (ccxt may quote URLs and headers) are masked. */
   constructor(
     message: string,
     fields: { kind: ExchangeErrorKind; code: string; exchange: string; status?: number; attempts: number },
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(redactor().scrub(message), options);
     this.name = "ExchangeRequestError";
     this.kind = fields.kind;
     this.code = fields.code;
