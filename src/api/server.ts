@@ -1,13 +1,15 @@
 /**
  * The HTTP API: {@linkcode createHandler} builds a plain `Request → Response` function
- * (testable without a port); {@linkcode serveApi} serves it with `Deno.serve`. Errors thrown
- * by handlers are mapped to statuses in one place, `errors.ts`.
+ * (testable without a port); {@linkcode serveApi} serves it with `Deno.serve` behind the
+ * connection limits of `guard.ts`. Errors thrown by handlers are mapped to statuses in one
+ * place, `errors.ts`.
  *
  * @module
  */
 import type { Config } from "../config_types.ts";
 import type { Database } from "../db/client.ts";
 import { getLogger } from "../log.ts";
+import { type ConnectionLimits, type GuardedServer, serveGuarded } from "./guard.ts";
 import type { Registry } from "../metrics.ts";
 import { getCandles } from "./candles.ts";
 import { asset } from "./dashboard.ts";
@@ -20,6 +22,7 @@ import { health, installApiMetrics, metrics, ready } from "./system.ts";
 
 export type { IngestControl } from "./series.ts";
 export { IngestRequestError } from "./errors.ts";
+export { type ConnectionLimits, DEFAULT_LIMITS } from "./guard.ts";
 
 /** What the API needs. */
 export interface ApiDeps {
@@ -66,6 +69,20 @@ export function createRouter(deps: ApiDeps): Router {
     .on("GET", "/assets/lightweight-charts.js", () => asset("/assets/lightweight-charts.js"));
 }
 
+const TEXT_TYPE = /^(text\/|application\/(json|javascript|xml|[^;]*\+json|[^;]*\+xml)\b)/i;
+
+/**
+ * `response` with `; charset=utf-8` added to a text content type that names no charset, so
+ * every text response the API serves says its charset.
+ */
+export function withCharset(response: Response): Response {
+  const type = response.headers.get("content-type");
+  if (type === null || !TEXT_TYPE.test(type) || /;\s*charset=/i.test(type)) return response;
+  const headers = new Headers(response.headers);
+  headers.set("content-type", `${type}; charset=utf-8`);
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}
+
 /**
  * The API as one `Request → Response` function: routes, maps errors to statuses, records
  * `candlekeep_http_request_duration_seconds{method,route,status}` and logs method, path,
@@ -95,6 +112,7 @@ export function createHandler(deps: ApiDeps): (req: Request) => Promise<Response
       route = match.route;
       response = await match.handler(req, { url, params: match.params });
       if (method === "HEAD") response = new Response(null, { status: response.status, headers: response.headers });
+      response = withCharset(response);
     } catch (error) {
       response = errorResponse(error);
       if (response.status >= 500) {
@@ -123,21 +141,28 @@ export interface ApiServer {
   shutdown(): Promise<void>;
 }
 
-/** Serves the API on `hostname:port` (0 picks a free port) until `signal` aborts or `shutdown()`. */
+/**
+ * Serves the API on `hostname:port` (0 picks a free port) until `signal` aborts or `shutdown()`,
+ * behind the front of `guard.ts`: request heads must arrive within `limits.headerTimeoutMs`,
+ * idle keep-alive connections are closed after `limits.idleTimeoutMs` and at most
+ * `limits.maxConnections` are open ({@linkcode DEFAULT_LIMITS} unless given).
+ */
 export function serveApi(
   deps: ApiDeps,
-  options: { hostname: string; port: number; signal?: AbortSignal },
+  options: { hostname: string; port: number; signal?: AbortSignal; limits?: Partial<ConnectionLimits> },
 ): ApiServer {
   const handler = createHandler(deps);
   const log = getLogger("api");
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: GuardedServer;
   try {
-    server = Deno.serve({
+    server = serveGuarded(handler, {
       hostname: options.hostname,
       port: options.port,
       signal: options.signal,
+      limits: options.limits,
       onListen: ({ hostname, port }) => log.info("API listening on http://{hostname}:{port}", { hostname, port }),
-    }, handler);
+      onClose: (reason) => log.debug("Closed a client connection: {reason}", { reason }),
+    });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
       throw new Error(
@@ -148,7 +173,7 @@ export function serveApi(
   }
   return {
     finished: server.finished,
-    port: server.addr.port,
+    port: server.port,
     shutdown: () => server.shutdown(),
   };
 }

@@ -1,0 +1,411 @@
+/**
+ * Connection hardening of the API server (issue 9): request-head deadline (slowloris), idle
+ * keep-alive timeout, connection cap, normal traffic through the front, and `charset=utf-8`
+ * on every text response. Real TCP connections to 127.0.0.1.
+ *
+ * @module
+ */
+import { assert, assertEquals } from "../support/assert.ts";
+import { Database } from "../../src/db/client.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { Registry } from "../../src/metrics.ts";
+import { type ApiDeps, type ConnectionLimits, type IngestControl, serveApi } from "../../src/api/server.ts";
+import { registerSeries } from "../../src/ingest/series.ts";
+import { createTestDatabase, type TestDatabase } from "../support/pg.ts";
+import { makeCandles, MIN, seed, SETTINGS, testConfig } from "./helpers.ts";
+
+const TOKEN = "slowloris-test-token-0123456789";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+interface Served {
+  base: string;
+  port: number;
+  t: TestDatabase;
+  close(): Promise<void>;
+}
+
+async function serve(limits: Partial<ConnectionLimits>, ingest?: IngestControl): Promise<Served> {
+  const t = await createTestDatabase();
+  await migrate(t.sql, SETTINGS);
+  const deps: ApiDeps = {
+    db: new Database(t.sql, t.name),
+    config: testConfig({ apiToken: TOKEN }),
+    registry: new Registry(),
+    ingest,
+  };
+  const ac = new AbortController();
+  const server = serveApi(deps, { hostname: "127.0.0.1", port: 0, signal: ac.signal, limits });
+  return {
+    base: `http://127.0.0.1:${server.port}`,
+    port: server.port,
+    t,
+    async close() {
+      ac.abort();
+      await server.finished;
+      await t.drop();
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Reads until the server closes the connection (or `deadlineMs` passes); returns what it sent. */
+async function readUntilClosed(conn: Deno.Conn, deadlineMs: number): Promise<{ closed: boolean; text: string }> {
+  const chunks: string[] = [];
+  const buf = new Uint8Array(16 * 1024);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }, deadlineMs);
+  let closed = false;
+  try {
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      chunks.push(decoder.decode(buf.subarray(0, n), { stream: true }));
+    }
+    closed = !timedOut;
+  } catch {
+    // ECONNRESET is the server closing too; after the deadline it is our own close.
+    closed = !timedOut;
+  } finally {
+    clearTimeout(timer);
+  }
+  return { closed, text: chunks.join("") };
+}
+
+const pending = new WeakMap<Deno.Conn, Uint8Array>();
+
+/**
+ * Reads one response with a Content-Length body (none after a HEAD) from a keep-alive
+ * connection; bytes after it are kept for the next call.
+ */
+async function readResponse(conn: Deno.Conn, head = false): Promise<{ status: number; headers: string; body: string }> {
+  let data = pending.get(conn) ?? new Uint8Array(0);
+  const buf = new Uint8Array(16 * 1024);
+  while (true) {
+    const text = decoder.decode(data);
+    const end = text.indexOf("\r\n\r\n");
+    if (end >= 0) {
+      const headers = text.slice(0, end);
+      const length = head ? 0 : Number(/content-length:\s*(\d+)/i.exec(headers)?.[1] ?? "0");
+      const headBytes = encoder.encode(text.slice(0, end + 4)).byteLength;
+      if (data.byteLength >= headBytes + length) {
+        pending.set(conn, data.slice(headBytes + length));
+        return {
+          status: Number(headers.split(" ")[1]),
+          headers,
+          body: decoder.decode(data.subarray(headBytes, headBytes + length)),
+        };
+      }
+    }
+    const n = await conn.read(buf);
+    if (n === null) throw new Error(`Cannot read a response: current bytes are ${JSON.stringify(text)}`);
+    const next = new Uint8Array(data.byteLength + n);
+    next.set(data);
+    next.set(buf.subarray(0, n), data.byteLength);
+    data = next;
+  }
+}
+
+/** Probes `/health` every `everyMs` until `stop` resolves; returns every latency in ms. */
+async function probeHealth(base: string, stop: Promise<unknown>, everyMs = 100): Promise<number[]> {
+  let stopped = false;
+  stop.finally(() => stopped = true);
+  const latencies: number[] = [];
+  while (!stopped) {
+    const started = performance.now();
+    const res = await fetch(`${base}/health`, { signal: AbortSignal.timeout(5_000) });
+    const body = await res.json();
+    latencies.push(performance.now() - started);
+    assertEquals(res.status, 200);
+    assertEquals(body.status, "ok");
+    await sleep(everyMs);
+  }
+  return latencies;
+}
+
+const HEAD = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slowloris\r\nX-Padding: " + "a".repeat(200);
+
+Deno.test("slowloris: 50 connections dribbling a head are closed while /health answers within 1 s", async () => {
+  const api = await serve({ headerTimeoutMs: 2_000, idleTimeoutMs: 30_000 });
+  try {
+    const conns = await Promise.all(
+      Array.from({ length: 50 }, () => Deno.connect({ hostname: "127.0.0.1", port: api.port })),
+    );
+    const started = performance.now();
+    const results = conns.map(async (conn) => {
+      // One byte every 250 ms: always within any per-byte timeout, never a whole head.
+      let stop = false;
+      const dribble = (async () => {
+        for (let i = 0; i < HEAD.length && !stop; i++) {
+          try {
+            await conn.write(encoder.encode(HEAD[i]));
+          } catch {
+            return;
+          }
+          await sleep(250);
+        }
+      })();
+      const result = await readUntilClosed(conn, 60_000);
+      stop = true;
+      await dribble;
+      try {
+        conn.close();
+      } catch { /* closed by the deadline */ }
+      return { ...result, afterMs: performance.now() - started };
+    });
+    const all = Promise.all(results);
+    const latencies = await probeHealth(api.base, all);
+    const closed = await all;
+    const max = Math.max(...latencies);
+    console.log(
+      `slowloris: ${closed.filter((c) => c.closed).length}/50 closed, the last after ${
+        Math.round(Math.max(...closed.map((c) => c.afterMs)))
+      } ms; /health: ${latencies.length} probes, max ${Math.round(max)} ms`,
+    );
+    assertEquals(closed.filter((c) => c.closed).length, 50, "every slow connection is closed by the server");
+    for (const c of closed) {
+      assert(c.text.startsWith("HTTP/1.1 408 "), `a 408 before closing: ${c.text}`);
+      assert(/content-type: application\/json; charset=utf-8/i.test(c.text), c.text);
+      assert(c.afterMs < 60_000, `closed within 60 s: ${c.afterMs}`);
+    }
+    assert(latencies.length >= 5, `several probes ran: ${latencies.length}`);
+    assert(max < 1_000, `/health answers within 1 s throughout: max ${max} ms`);
+  } finally {
+    await api.close();
+  }
+});
+
+Deno.test("slowloris: a connection that sends nothing is closed; an idle keep-alive one after the idle timeout", async () => {
+  const api = await serve({ headerTimeoutMs: 1_000, idleTimeoutMs: 1_500 });
+  try {
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: api.port });
+    const silentResult = readUntilClosed(silent, 15_000);
+
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: api.port });
+    // Keep-alive works: two requests on one connection, the second after a pause longer than
+    // the header timeout (an idle connection waits for the idle timeout, not the header one).
+    await conn.write(encoder.encode("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    const first = await readResponse(conn);
+    assertEquals(first.status, 200);
+    await sleep(1_200);
+    await conn.write(encoder.encode("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    const second = await readResponse(conn);
+    assertEquals(second.status, 200);
+    assertEquals(JSON.parse(second.body).status, "ok");
+    // Then nothing: the server closes it.
+    const idle = await readUntilClosed(conn, 15_000);
+    assert(idle.closed, "the idle keep-alive connection is closed by the server");
+    assertEquals(idle.text, "", "nothing is written to an idle connection before closing it");
+    conn.close();
+
+    const quiet = await silentResult;
+    assert(quiet.closed, "a connection that never sends a head is closed");
+    assert(quiet.text.startsWith("HTTP/1.1 408 "), quiet.text);
+    silent.close();
+  } finally {
+    await api.close();
+  }
+});
+
+Deno.test("slowloris: a slow body is closed after the body timeout", async () => {
+  const api = await serve({ headerTimeoutMs: 1_000, bodyTimeoutMs: 1_500 }, fakeIngest());
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: api.port });
+    await conn.write(encoder.encode(
+      `POST /v1/series HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    ));
+    let stop = false;
+    const dribble = (async () => {
+      while (!stop) {
+        await sleep(200);
+        if (!stop) await conn.write(encoder.encode(" ")).catch(() => stop = true);
+      }
+    })();
+    const result = await readUntilClosed(conn, 15_000);
+    stop = true;
+    await dribble;
+    assert(result.closed, "the slow body's connection is closed by the server");
+    conn.close();
+  } finally {
+    await api.close();
+  }
+});
+
+Deno.test("slowloris: at the connection cap, waiting connections make room and busy ones get a 503", async () => {
+  const api = await serve({ headerTimeoutMs: 30_000, bodyTimeoutMs: 30_000, maxConnections: 5 }, fakeIngest());
+  const opened: Deno.Conn[] = [];
+  try {
+    // Five connections with a partial head: the cap is reached.
+    const slow = await Promise.all(
+      Array.from({ length: 5 }, () => Deno.connect({ hostname: "127.0.0.1", port: api.port })),
+    );
+    opened.push(...slow);
+    for (const c of slow) await c.write(encoder.encode("GET /health HTTP/1.1\r\nHost"));
+    await sleep(200);
+    const closedSlow = slow.map((c) => readUntilClosed(c, 20_000));
+    // /health still answers within 1 s: each new connection evicts the oldest waiting one.
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const res = await fetch(`${api.base}/health`, { headers: { connection: "close" } });
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+      const ms = performance.now() - started;
+      assert(ms < 1_000, `/health within 1 s at the cap: ${ms} ms`);
+    }
+    await sleep(200);
+    // Five connections in the middle of a request body: nothing can be evicted.
+    const busy = await Promise.all(
+      Array.from({ length: 5 }, () => Deno.connect({ hostname: "127.0.0.1", port: api.port })),
+    );
+    opened.push(...busy);
+    for (const c of busy) {
+      await c.write(encoder.encode(
+        `POST /v1/series HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+          "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+      ));
+    }
+    await sleep(300);
+    const slowResults = await Promise.all(closedSlow);
+    assertEquals(slowResults.filter((r) => r.closed).length, 5, "every waiting connection was evicted");
+    const refused = await Deno.connect({ hostname: "127.0.0.1", port: api.port });
+    opened.push(refused);
+    const answer = await readUntilClosed(refused, 10_000);
+    assert(answer.closed, "the connection over the cap is closed");
+    assert(answer.text.startsWith("HTTP/1.1 503 "), answer.text);
+    assert(/retry-after: 1/i.test(answer.text), answer.text);
+    assert(/content-type: application\/json; charset=utf-8/i.test(answer.text), answer.text);
+    const body = JSON.parse(answer.text.slice(answer.text.indexOf("\r\n\r\n") + 4));
+    assertEquals(body.error, "Cannot accept the connection: current open connections are 5, the limit");
+    // The busy requests complete normally once their bodies arrive.
+    const payload = JSON.stringify({ exchange: "binance", symbol: "BTC/USDT", timeframe: "1m" });
+    for (const c of busy) {
+      await c.write(encoder.encode(`${" ".repeat(100 - payload.length)}${payload.slice(1)}`));
+      const res = await readResponse(c);
+      assertEquals(res.status, 201, res.body);
+    }
+  } finally {
+    for (const c of opened) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await api.close();
+  }
+});
+
+function fakeIngest(): IngestControl {
+  return {
+    addSeries: () => Promise.resolve({ id: 1, created: true }),
+    removeSeries: () => Promise.resolve(true),
+  };
+}
+
+Deno.test("slowloris: large CSV pages, POST bodies (sized and chunked) and HEAD work through the front", async () => {
+  const api = await serve({ headerTimeoutMs: 2_000, idleTimeoutMs: 2_000 }, fakeIngest());
+  try {
+    const T0 = Date.UTC(2024, 0, 1);
+    const id = (await registerSeries(api.t.sql, { exchange: "binance", symbol: "BTC/USDT", timeframe: "1m" })).id;
+    await seed(api.t.sql, id, makeCandles(T0, 12_000));
+    const q = `${api.base}/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1m&start=${T0}&end=${
+      T0 + 12_000 * MIN
+    }&limit=10000`;
+    const csv = await fetch(`${q}&format=csv`);
+    assertEquals(csv.status, 200);
+    const text = await csv.text();
+    assertEquals(text.trimEnd().split("\n").length, 10_001);
+    assert(text.length > 500_000, `a large page: ${text.length} characters`);
+    const page = await (await fetch(q)).json();
+    assertEquals(page.candles.length, 10_000);
+
+    const payload = { exchange: "binance", symbol: "ETH/USDT", timeframe: "1h" };
+    const sized = await fetch(`${api.base}/v1/series`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(payload),
+    });
+    assertEquals(sized.status, 201);
+    assertEquals(await sized.json(), { id: 1, created: true });
+    const bytes = encoder.encode(JSON.stringify(payload));
+    const chunked = await fetch(`${api.base}/v1/series`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < bytes.length; i += 7) controller.enqueue(bytes.subarray(i, i + 7));
+          controller.close();
+        },
+      }),
+    });
+    assertEquals(chunked.status, 201);
+    await chunked.body?.cancel();
+
+    // Pipelined requests with bodies on one raw connection.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: api.port });
+    const body = JSON.stringify(payload);
+    const post = `POST /v1/series HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${encoder.encode(body).byteLength}\r\n\r\n${body}`;
+    await conn.write(encoder.encode(post + "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n" + post));
+    assertEquals((await readResponse(conn)).status, 201);
+    const head = await readResponse(conn, true);
+    assertEquals(head.status, 200);
+    assertEquals((await readResponse(conn)).status, 201);
+    conn.close();
+  } finally {
+    await api.close();
+  }
+});
+
+Deno.test("charset: every text response of the API and dashboard says charset=utf-8", async () => {
+  const api = await serve({}, fakeIngest());
+  try {
+    const id = (await registerSeries(api.t.sql, { exchange: "binance", symbol: "BTC/USDT", timeframe: "1m" })).id;
+    await seed(api.t.sql, id, makeCandles(Date.UTC(2024, 0, 1), 10));
+    const auth = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+    const requests: [string, RequestInit?][] = [
+      ["/"],
+      ["/assets/app.js"],
+      ["/assets/style.css"],
+      ["/assets/lightweight-charts.js"],
+      ["/openapi.json"],
+      ["/health"],
+      ["/ready"],
+      ["/metrics"],
+      ["/v1/series"],
+      [`/v1/series/${id}/gaps`],
+      ["/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1m"],
+      ["/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1m&format=csv"],
+      ["/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1h"],
+      ["/v1/candles?exchange=nope"], // 400
+      ["/nowhere"], // 404
+      ["/health", { method: "POST" }], // 405
+      ["/v1/series", { method: "POST", headers: auth, body: "{}" }], // 400
+      ["/v1/series", { method: "POST", body: "{}" }], // 401
+      ["/v1/series", {
+        method: "POST",
+        headers: auth,
+        body: '{"exchange":"binance","symbol":"BTC/USDT","timeframe":"1m"}',
+      }],
+      [`/v1/series/${id}`, { method: "DELETE", headers: auth }],
+      ["/health", { method: "HEAD" }],
+    ];
+    for (const [path, init] of requests) {
+      const res = await fetch(`${api.base}${path}`, init);
+      await res.body?.cancel();
+      const type = res.headers.get("content-type");
+      assert(type !== null, `${init?.method ?? "GET"} ${path} (${res.status}) has a content type`);
+      assert(
+        /;\s*charset=utf-8/i.test(type),
+        `${init?.method ?? "GET"} ${path} (${res.status}): content-type "${type}" says charset=utf-8`,
+      );
+    }
+  } finally {
+    await api.close();
+  }
+});
