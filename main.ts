@@ -185,6 +185,7 @@ async function commandStart(config: Config): Promise<number> {
     api = serveApi({ db: handle.db, config, registry, ingest: ingestor }, {
       hostname: config.apiHost,
       port: config.apiPort,
+      limits: config.http,
     });
     await Promise.race([firstRound, stopping]);
     await ingestor.start();
@@ -451,6 +452,7 @@ function prepareDeploy(): DeployService {
       serveApi({ db: handle.db, config, registry, ingest: ingestor }, {
         hostname: config.apiHost,
         port: config.apiPort,
+        limits: config.http,
       });
       return { ingestor, firstRound };
     })();

@@ -32,6 +32,11 @@ export const CONFIG_VARIABLES = [
   "DB_POOL_MAX",
   "TICK_BUDGET",
   "INSTANCE_ID",
+  "HTTP_HEADER_TIMEOUT",
+  "HTTP_BODY_TIMEOUT",
+  "HTTP_IDLE_TIMEOUT",
+  "HTTP_MAX_CONNECTIONS",
+  "HTTP_MAX_PAGES",
   "DENO_DEPLOY",
 ] as const;
 
@@ -329,6 +334,11 @@ function schema() {
       }
       return ms;
     });
+  const httpTimeout = (what: string, fallback: number) =>
+    duration(what, "10s, 30s or 2m").default(fallback).refine(
+      (ms) => ms >= 1_000 && ms <= 3_600_000,
+      { message: "from 1s to 1h" },
+    );
   const cron = (fallback: string) =>
     z.string().default(fallback).refine(isCron, {
       message: "a five-field cron expression such as '* * * * *' (minute hour day month weekday)",
@@ -455,6 +465,11 @@ function schema() {
     INSTANCE_ID: opt(z.string()).refine((v) => v === undefined || /^[\w.:@-]{1,100}$/.test(v.trim()), {
       message: "1 to 100 letters, digits or . : @ _ -",
     }),
+    HTTP_HEADER_TIMEOUT: httpTimeout("how long a client may take to send a request head", 10_000),
+    HTTP_BODY_TIMEOUT: httpTimeout("how long a client may take to send a request body", 30_000),
+    HTTP_IDLE_TIMEOUT: httpTimeout("how long an idle keep-alive connection stays open", 30_000),
+    HTTP_MAX_CONNECTIONS: int(1, 100_000, 256),
+    HTTP_MAX_PAGES: int(1, 200, 8),
     DENO_DEPLOY: opt(z.string()),
   }).superRefine((v, ctx) => {
     if (v.DENO_DEPLOY !== undefined && !v.DATABASE_URL?.trim()) {
@@ -529,6 +544,13 @@ export function loadConfig(env: Env = readEnv()): Config {
     dbPoolMax: v.DB_POOL_MAX,
     tickBudgetMs: v.TICK_BUDGET,
     instanceId: v.INSTANCE_ID?.trim(),
+    http: {
+      headerTimeoutMs: v.HTTP_HEADER_TIMEOUT,
+      bodyTimeoutMs: v.HTTP_BODY_TIMEOUT,
+      idleTimeoutMs: v.HTTP_IDLE_TIMEOUT,
+      maxConnections: v.HTTP_MAX_CONNECTIONS,
+      maxPages: v.HTTP_MAX_PAGES,
+    },
     deploy: v.DENO_DEPLOY !== undefined,
   };
 }

@@ -13,6 +13,20 @@ export type LogLevel =
   | "error"
   | "fatal";
 
+/** Limits on API clients: timeouts and connection cap of the TCP front, pages served at once. */
+export interface HttpLimits {
+  /** A request head must arrive whole within this many ms (`HTTP_HEADER_TIMEOUT`). */
+  headerTimeoutMs: number;
+  /** A request body must arrive whole within this many ms of its head (`HTTP_BODY_TIMEOUT`). */
+  bodyTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this many ms (`HTTP_IDLE_TIMEOUT`). */
+  idleTimeoutMs: number;
+  /** Open client connections at most (`HTTP_MAX_CONNECTIONS`). */
+  maxConnections: number;
+  /** Candle pages served at once, at most (`HTTP_MAX_PAGES`; also capped by the pool size). */
+  maxPages: number;
+}
+
 /** The validated configuration, loaded once in `main.ts` and passed down. */
 export interface Config {
   /** postgres connection string; absent means the embedded PostgreSQL. */
@@ -65,6 +79,8 @@ export interface Config {
   tickBudgetMs: number;
   /** This instance's lease identity; by default derived from the host name and API port. */
   instanceId?: string;
+  /** Limits of the HTTP front (see the README's Security section). */
+  http: HttpLimits;
   /** True when `DENO_DEPLOY` is set: crons at top level, bounded work per run, no files. */
   deploy: boolean;
 }

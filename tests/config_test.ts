@@ -220,3 +220,41 @@ Deno.test("config: an instance identity is host:port for a fixed port, random ot
   assert(a.startsWith(`box:${Deno.pid}:`) && b.startsWith(`box:${Deno.pid}:`), `${a} ${b}`);
   assert(a !== b, "random identities differ");
 });
+
+Deno.test("config: HTTP limits have defaults, accept durations and integers, and name a bad variable", () => {
+  assertEquals(loadConfig({}).http, {
+    headerTimeoutMs: 10_000,
+    bodyTimeoutMs: 30_000,
+    idleTimeoutMs: 30_000,
+    maxConnections: 256,
+    maxPages: 8,
+  });
+  const set = loadConfig({
+    HTTP_HEADER_TIMEOUT: "5s",
+    HTTP_BODY_TIMEOUT: "1m",
+    HTTP_IDLE_TIMEOUT: "15s",
+    HTTP_MAX_CONNECTIONS: "64",
+    HTTP_MAX_PAGES: "2",
+  });
+  assertEquals(set.http, {
+    headerTimeoutMs: 5_000,
+    bodyTimeoutMs: 60_000,
+    idleTimeoutMs: 15_000,
+    maxConnections: 64,
+    maxPages: 2,
+  });
+  for (
+    const [variable, value] of [
+      ["HTTP_HEADER_TIMEOUT", "0s"],
+      ["HTTP_HEADER_TIMEOUT", "10"],
+      ["HTTP_BODY_TIMEOUT", "2h"],
+      ["HTTP_IDLE_TIMEOUT", "soon"],
+      ["HTTP_MAX_CONNECTIONS", "0"],
+      ["HTTP_MAX_PAGES", "1000"],
+    ]
+  ) {
+    const error = assertThrows(() => loadConfig({ [variable]: value }), ConfigError);
+    assertEquals(error.issues.map((i) => i.variable), [variable], `${variable}=${value}`);
+    assert(error.message.includes(`${variable}="${value}"`), error.message);
+  }
+});

@@ -30,9 +30,12 @@ export const QUEUE_WAIT_MS = 5_000;
 /** Seconds a client is told to wait (`Retry-After`) when the gate is full. */
 export const RETRY_AFTER_SECONDS = 1;
 
-/** The running limit for a pool of `max` connections: `HEAVY_QUERY_LIMIT`, at most `max − POOL_RESERVE`, at least 1. */
-export function limitForPool(max: number): number {
-  return Math.max(1, Math.min(HEAVY_QUERY_LIMIT, max - POOL_RESERVE));
+/**
+ * The running limit for a pool of `max` connections: `wanted` (default `HEAVY_QUERY_LIMIT`),
+ * at most `max − POOL_RESERVE`, at least 1.
+ */
+export function limitForPool(max: number, wanted: number = HEAVY_QUERY_LIMIT): number {
+  return Math.max(1, Math.min(wanted, max - POOL_RESERVE));
 }
 
 /** The gate is full: the request is turned away with 503 and `Retry-After`. */
@@ -144,12 +147,15 @@ export class AdmissionGate {
 
 const gates = new WeakMap<Sql, AdmissionGate>();
 
-/** The gate of a pool (one per pool, sized by {@linkcode limitForPool} from its `max`). */
-export function admissionGate(sql: Sql): AdmissionGate {
+/**
+ * The gate of a pool (one per pool, sized by {@linkcode limitForPool} from its `max` and
+ * `options.limit`, `HTTP_MAX_PAGES`, when the gate is first asked for).
+ */
+export function admissionGate(sql: Sql, options: { limit?: number } = {}): AdmissionGate {
   let gate = gates.get(sql);
   if (!gate) {
     const max = Number((sql.options as { max?: number }).max ?? 10);
-    gate = new AdmissionGate(limitForPool(max));
+    gate = new AdmissionGate(limitForPool(max, options.limit));
     gates.set(sql, gate);
   }
   return gate;

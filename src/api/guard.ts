@@ -25,7 +25,8 @@ export interface ConnectionLimits {
   idleTimeoutMs: number;
   /**
    * Open client connections at most. One more evicts the connection that has waited longest
-   * for a request head; when every connection has a request in progress it gets a 503.
+   * for a request head (a partial head since its first byte, an idle keep-alive connection
+   * since its last traffic); when every connection has a request in progress it gets a 503.
    */
   maxConnections: number;
   /** Largest request head in bytes; a larger one gets a 431 and the connection is closed. */
@@ -48,6 +49,8 @@ export type CloseReason = "header-timeout" | "body-timeout" | "idle" | "evicted"
 export interface GuardedServer {
   /** The public port (useful with port 0). */
   port: number;
+  /** The loopback port of the internal `Deno.serve`: it refuses every connection not made by the front. */
+  internalPort: number;
   /** Resolves when the server and every connection have stopped. */
   finished: Promise<void>;
   /** Stops accepting, lets running requests finish, then closes every connection. */
@@ -288,14 +291,20 @@ export function serveGuarded(
   try {
     inner = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req, info) => {
       const front = byInnerPort.get(info.remoteAddr.port);
-      if (front) front.busy++;
+      if (!front) {
+        // Not one of the front's own connections: someone found the loopback port. Nothing
+        // bypasses the limits, so refuse.
+        return new Response(
+          JSON.stringify({ error: "Cannot serve this connection: connect through the API port" }),
+          { status: 403, headers: { "content-type": "application/json; charset=utf-8", connection: "close" } },
+        );
+      }
+      front.busy++;
       try {
         return await handler(req);
       } finally {
-        if (front) {
-          front.busy--;
-          front.lastActivity = Date.now();
-        }
+        front.busy--;
+        front.lastActivity = Date.now();
       }
     });
   } catch (error) {
@@ -348,8 +357,9 @@ export function serveGuarded(
     let victimKey = Infinity;
     for (const f of fronts) {
       if (f.closed || !f.waiting) continue;
-      // Partial heads first (oldest start), then idle keep-alive connections (oldest traffic).
-      const key = f.headStartedAt !== null ? f.headStartedAt - 1e15 : f.lastActivity;
+      // The one waiting longest: a partial head since its start (bytes dribbled in do not count),
+      // an idle keep-alive connection since its last traffic.
+      const key = f.headStartedAt ?? f.lastActivity;
       if (key < victimKey) {
         victim = f;
         victimKey = key;
@@ -469,6 +479,7 @@ export function serveGuarded(
   options.onListen?.(addr);
   return {
     port: addr.port,
+    internalPort: innerPort,
     finished: allFinished,
     shutdown,
     connections: () => fronts.size,

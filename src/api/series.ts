@@ -114,7 +114,15 @@ async function readJsonBody(req: Request): Promise<unknown> {
   let size = 0;
   if (reader) {
     while (true) {
-      const { done, value } = await reader.read();
+      let step: ReadableStreamReadResult<Uint8Array>;
+      try {
+        step = await reader.read();
+      } catch {
+        // The connection went away mid-body (the client, or the front's body timeout).
+        const problem = `ended after ${size} bytes: the connection closed before the whole body arrived`;
+        throw new BadRequestError(`Cannot read the body: ${problem}`, [{ parameter: "body", problem }]);
+      }
+      const { done, value } = step;
       if (done) break;
       size += value.byteLength;
       if (size > MAX_BODY_BYTES) {

@@ -12,6 +12,7 @@ import { getLogger } from "../log.ts";
 import { type ConnectionLimits, type GuardedServer, serveGuarded } from "./guard.ts";
 import type { Registry } from "../metrics.ts";
 import { getCandles } from "./candles.ts";
+import { admissionGate } from "./admission.ts";
 import { asset } from "./dashboard.ts";
 import { errorResponse, json } from "./errors.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -42,12 +43,13 @@ export function createRouter(deps: ApiDeps): Router {
   const now = deps.now ?? Date.now;
   const startedAt = deps.startedAt ?? now();
   const sql = deps.db.sql;
+  const gate = admissionGate(sql, { limit: deps.config.http?.maxPages });
   const noQuery = (fn: () => Response | Promise<Response>): Handler => (_req, { url }) => {
     parseQuery(url, NoQuery);
     return fn();
   };
   return new Router()
-    .on("GET", "/v1/candles", (_req, { url }) => getCandles(sql, url))
+    .on("GET", "/v1/candles", (_req, { url }) => getCandles(sql, url, { gate }))
     .on("GET", "/v1/series", (_req, { url }) => listSeriesRoute(sql, url, now()))
     .on("POST", "/v1/series", (req, { url }) => addSeriesRoute(req, url, deps.config.apiToken, deps.ingest))
     .on(
@@ -111,7 +113,11 @@ export function createHandler(deps: ApiDeps): (req: Request) => Promise<Response
       const match = router.match(method, url.pathname);
       route = match.route;
       response = await match.handler(req, { url, params: match.params });
-      if (method === "HEAD") response = new Response(null, { status: response.status, headers: response.headers });
+      if (method === "HEAD") {
+        // The GET body is never sent: cancel it so a streamed page frees its cursor and permit now.
+        await response.body?.cancel().catch(() => {});
+        response = new Response(null, { status: response.status, headers: response.headers });
+      }
       response = withCharset(response);
     } catch (error) {
       response = errorResponse(error);

@@ -451,7 +451,7 @@ export class ExchangeClient {
         this.#stats.errorsByClass[c.code] = (this.#stats.errorsByClass[c.code] ?? 0) + 1;
         const where = { exchange: this.id, operation, series, code: c.code, status: c.status, attempt };
         if (c.kind === "fatal") {
-          logger.error("{exchange} {operation} failed ({code}): {message}", { ...where, message: c.message });
+          logger.error("{exchange} {operation} failed ({code}): {reason}", { ...where, reason: c.message });
           throw new ExchangeRequestError(
             `Cannot ${operation} on ${this.id}${series ? ` for ${series}` : ""}: ${c.code}${
               c.status ? ` (HTTP ${c.status})` : ""
@@ -478,10 +478,10 @@ export class ExchangeClient {
           });
         } else {
           const wait = c.retryAfterMs ?? backoff;
-          logger.warn("{exchange} {operation}: {code}, retrying in {waitMs} ms: {message}", {
+          logger.warn("{exchange} {operation}: {code}, retrying in {waitMs} ms: {reason}", {
             ...where,
             waitMs: Math.round(wait),
-            message: c.message,
+            reason: c.message,
           });
           await this.#clock.sleep(wait);
         }

@@ -380,7 +380,7 @@ export class Ingestor {
       return null;
     } catch (error) {
       if (error instanceof LeaseLostError) {
-        this.#log.warn("{message}", { message: error.message });
+        this.#log.warn("{reason}", { reason: error.message, series: describeSeries(series) });
         this.#owned.delete(series.id);
         return null;
       }

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import type { IngestControl } from "../../src/api/server.ts";
+import { createHandler, type IngestControl } from "../../src/api/server.ts";
 import { makeCandles, seed, startApi } from "./helpers.ts";
 
 interface Case {
@@ -288,6 +288,40 @@ Deno.test(`bad input: ${cases.length} malformed requests get their documented st
     assertEquals(await fingerprint(), before, "the candles table is unchanged");
     const tables = await api.t.sql`select count(*)::int as n from series`;
     assertEquals(tables[0].n, 1);
+  } finally {
+    await api.close();
+  }
+});
+
+Deno.test("bad input: a POST body cut off by the connection is a 400 naming the body, not a 500", async () => {
+  let added = 0;
+  const ingest: IngestControl = {
+    addSeries: () => {
+      added++;
+      return Promise.resolve({ id: 1, created: true });
+    },
+    removeSeries: () => Promise.resolve(false),
+  };
+  const api = await startApi({ ingest, config: { apiToken: "tok" } });
+  try {
+    const handler = createHandler(api.deps);
+    let sent = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (!sent) {
+          sent = true;
+          controller.enqueue(new TextEncoder().encode('{"exchange":"binance",'));
+        } else controller.error(new Error("connection reset"));
+      },
+    });
+    const res = await handler(
+      new Request("http://localhost/v1/series", { method: "POST", headers: AUTH, body }),
+    );
+    assertEquals(res.status, 400);
+    const json = await res.json();
+    assertEquals(json.details?.[0]?.parameter, "body");
+    assert(json.error.startsWith("Cannot read the body: ended after 22 bytes"), json.error);
+    assertEquals(added, 0, "nothing was added");
   } finally {
     await api.close();
   }

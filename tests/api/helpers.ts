@@ -45,6 +45,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     leaseTtlMs: 60_000,
     dbPoolMax: 4,
     tickBudgetMs: 5_000,
+    http: { headerTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 30_000, maxConnections: 256, maxPages: 8 },
     deploy: false,
     ...overrides,
   };

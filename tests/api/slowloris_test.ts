@@ -13,6 +13,8 @@ import { type ApiDeps, type ConnectionLimits, type IngestControl, serveApi } fro
 import { registerSeries } from "../../src/ingest/series.ts";
 import { createTestDatabase, type TestDatabase } from "../support/pg.ts";
 import { makeCandles, MIN, seed, SETTINGS, testConfig } from "./helpers.ts";
+import { freePort, spawnCandlekeep, waitFor } from "../support/child.ts";
+import { serveGuarded } from "../../src/api/guard.ts";
 
 const TOKEN = "slowloris-test-token-0123456789";
 const encoder = new TextEncoder();
@@ -407,5 +409,82 @@ Deno.test("charset: every text response of the API and dashboard says charset=ut
     }
   } finally {
     await api.close();
+  }
+});
+
+Deno.test("slowloris: the service applies HTTP_HEADER_TIMEOUT and HTTP_MAX_CONNECTIONS from its environment", async () => {
+  const t = await createTestDatabase();
+  const port = freePort();
+  const service = spawnCandlekeep(["start"], {
+    DATABASE_URL: t.url,
+    API_PORT: String(port),
+    EXCHANGES: "binance",
+    // No exchange is reachable here and none is needed: nothing is configured to collect.
+    CCXT_CONFIG: JSON.stringify({ binance: { urls: { api: { public: "http://127.0.0.1:9/api/v3" } }, timeout: 500 } }),
+    HTTP_HEADER_TIMEOUT: "1s",
+    HTTP_MAX_CONNECTIONS: "3",
+    // With a token, POST /v1/series reads its body (without one it answers 403 at once).
+    API_TOKEN: TOKEN,
+  });
+  const opened: Deno.Conn[] = [];
+  try {
+    await waitFor("the API to listen", async () => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`);
+        await res.body?.cancel();
+        return res.ok;
+      } catch {
+        return false;
+      }
+    }, 60_000);
+    // A connection that sends half a head is closed after about 1 s (the default is 10 s).
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port });
+    opened.push(silent);
+    await silent.write(encoder.encode("GET /health HTTP/1.1\r\n"));
+    const started = performance.now();
+    const result = await readUntilClosed(silent, 8_000);
+    const ms = performance.now() - started;
+    assert(result.closed, "the slow head's connection is closed");
+    assert(ms < 5_000, `closed after ${ms.toFixed(0)} ms, with HTTP_HEADER_TIMEOUT=1s`);
+    assert(result.text.startsWith("HTTP/1.1 408 "), result.text);
+    // Three connections in the middle of a body fill the cap of 3: the fourth gets a 503.
+    for (let i = 0; i < 3; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      opened.push(c);
+      await c.write(encoder.encode(
+        `POST /v1/series HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+          "Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{",
+      ));
+    }
+    await sleep(300);
+    const over = await Deno.connect({ hostname: "127.0.0.1", port });
+    opened.push(over);
+    const answer = await readUntilClosed(over, 5_000);
+    assert(answer.text.startsWith("HTTP/1.1 503 "), answer.text);
+    assert(answer.text.includes("current open connections are 3, the limit"), answer.text);
+  } finally {
+    for (const c of opened) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    service.process.kill("SIGTERM");
+    await service.status;
+    await t.drop();
+  }
+});
+
+Deno.test("slowloris: the internal loopback server refuses connections that do not come through the front", async () => {
+  const ac = new AbortController();
+  const server = serveGuarded(() => new Response("ok"), { hostname: "127.0.0.1", port: 0, signal: ac.signal });
+  try {
+    const through = await fetch(`http://127.0.0.1:${server.port}/`);
+    assertEquals([through.status, await through.text()], [200, "ok"]);
+    const direct = await fetch(`http://127.0.0.1:${server.internalPort}/`);
+    assertEquals(direct.status, 403);
+    assertEquals((await direct.json()).error, "Cannot serve this connection: connect through the API port");
+  } finally {
+    ac.abort();
+    await server.finished;
   }
 });

@@ -9,6 +9,7 @@ import { AdmissionGate, admissionGate, OverloadedError } from "../../src/api/adm
 import { type CandleRow, pageQuery, type PageSpec, planPage } from "../../src/api/candle_query.ts";
 import { getCandles, resolveSource } from "../../src/api/candles.ts";
 import { errorResponse } from "../../src/api/errors.ts";
+import { createHandler } from "../../src/api/server.ts";
 import { waitFor } from "../support/child.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { apiCandle, makeCandles, MIN, seed, startApi, type TestApi } from "./helpers.ts";
@@ -297,4 +298,32 @@ Deno.test("admission: a queued request that waits too long is turned away; the e
   held.release();
   held.release();
   assertEquals(gate.stats(), { running: 0, queued: 0, admitted: 1, rejected: 1 });
+});
+
+Deno.test("streaming: a HEAD of a page frees its cursor and permit at once; HTTP_MAX_PAGES sizes the gate", async () => {
+  const api = await startApi({
+    config: {
+      http: { headerTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 30_000, maxConnections: 256, maxPages: 1 },
+    },
+  });
+  try {
+    const id = await api.series("binance", "BTC/USDT", "1m");
+    await seed(api.t.sql, id, ALL.slice(0, 3000));
+    const handler = createHandler(api.deps);
+    const gate = admissionGate(api.t.sql);
+    assertEquals(gate.limit, 1, "HTTP_MAX_PAGES=1");
+    for (let i = 0; i < 3; i++) {
+      const res = await handler(
+        new Request(`http://localhost/v1/candles?${Q}&timeframe=1m&limit=2000`, { method: "HEAD" }),
+      );
+      assertEquals(res.status, 200);
+      assertEquals(res.body, null);
+      // Released before the response is returned, not after the stream's idle time.
+      assertEquals(gate.stats().running, 0, `HEAD ${i + 1}`);
+    }
+    const res = await handler(new Request(`http://localhost/v1/candles?${Q}&timeframe=1m&limit=2000`));
+    assertEquals((await res.json()).candles.length, 2000);
+  } finally {
+    await api.close();
+  }
 });

@@ -3,7 +3,7 @@
  *
  * 2 series × 10 days of 1-minute candles (28,800 rows) are stored with one
  * `insert … select generate_series` per series; the real service (`main.ts start`, with the
- * `cli` task's flags, so `--v8-flags=--max-old-space-size=160`) runs as its own process against
+ * `cli` task's flags, so `--v8-flags=--max-old-space-size=160,--max-semi-space-size=4`) runs as its own process against
  * that database, with a fake exchange on 127.0.0.1 for its market list and no configured series
  * (nothing is ingested while measuring). Phases, each with the process's peak RSS (VmHWM from
  * /proc, reset before the phase through `/proc/<pid>/clear_refs`):
