@@ -6,7 +6,7 @@
  */
 import { ConfigError, loadConfig, parseBackfillSince, redactConfig } from "./src/config.ts";
 import type { BackfillSince, Config } from "./src/config_types.ts";
-import { getLogger, setupLogging } from "./src/log.ts";
+import { getLogger, resolveFormat, setupLogging } from "./src/log.ts";
 import { connectDatabase, type DatabaseHandle } from "./src/db/connect.ts";
 import { migrate } from "./src/db/migrate.ts";
 import { seriesOverview } from "./src/db/overview.ts";
@@ -15,31 +15,15 @@ import { Ingestor, type SeriesFailure } from "./src/ingest/engine.ts";
 import { describeSeries } from "./src/ingest/backfill.ts";
 import { findGaps, listHoles } from "./src/ingest/gaps.ts";
 import { Registry } from "./src/metrics.ts";
-import { parseArgs, UsageError } from "./src/cli/args.ts";
+import { type CommandArgs, commandHelp, parseCommandArgs, usage, UsageError } from "./src/cli/args.ts";
 import { ProgressDisplay } from "./src/cli/progress.ts";
 import { renderStatusTable, statusJson } from "./src/cli/status.ts";
+import { progressLine, seriesFrontier, startSummary } from "./src/cli/summary.ts";
 import { normalizeSymbol } from "./src/config.ts";
 import { isTimeframe, timeframeMs } from "./src/timeframe.ts";
 import { registerExchangeMetrics } from "./src/exchange/metrics.ts";
 import { instanceIdentity } from "./src/ingest/leases.ts";
 import { configRedactor, redactor } from "./src/secrets.ts";
-
-const USAGE = `Candlekeep: gap-free crypto candles in PostgreSQL.
-
-Usage: deno task cli <command> [options]
-
-Commands:
-  start      migrate, register series, backfill, keep them live, repair gaps, serve the API (default)
-  migrate    apply database migrations and exit
-  backfill   one-shot backfill and gap repair, then exit
-               [--exchange ID] [--symbol S] [--timeframe TF] [--since WHEN]
-  status     table of series: first and last candle, count, gaps, holes, lag, state  [--json]
-  gaps       list gaps and confirmed holes  [--repair] [--json]
-  help       show this text
-
-Settings come from the environment (and .env), see README.md and .env.example; flags narrow them.
-Exit status: 0 done, 1 some series failed (each named with its reason), 2 usage or configuration error.
-`;
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -161,6 +145,34 @@ function startExchanges(
   return { sources, all, firstRound };
 }
 
+/**
+ * Logs the backfill's progress every 10 s (one line) until every series is live, failed or
+ * invalid, then one closing line. Read from the database (two index look-ups a series), so it
+ * counts the work of every instance sharing it.
+ */
+async function reportProgress(sql: DatabaseHandle["db"]["sql"], signal: AbortSignal): Promise<void> {
+  const log = getLogger("main");
+  let last = "";
+  while (!signal.aborted) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 10_000);
+      signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+    if (signal.aborted) return;
+    try {
+      const report = progressLine(await seriesFrontier(sql), Date.now());
+      if (report && report.line !== last) log.info("{progress}", { progress: report.line });
+      last = report?.line ?? last;
+      if (report?.done) return;
+    } catch {
+      // The database is briefly unreachable: the next round reports.
+    }
+  }
+}
+
 async function commandStart(config: Config): Promise<number> {
   const log = getLogger("main");
   const stopping = shutdownSignal();
@@ -169,7 +181,8 @@ async function commandStart(config: Config): Promise<number> {
   const abort = new AbortController();
   let exchanges: ExchangeClient[] = [];
   let ingestor: Ingestor | undefined;
-  let api: { shutdown(): Promise<void> } | undefined;
+  let api: { port: number; shutdown(): Promise<void> } | undefined;
+  let progress: Promise<void> | undefined;
   try {
     let started = false;
     const { sources, all, firstRound } = startExchanges(config, registry, abort.signal, async () => {
@@ -190,18 +203,16 @@ async function commandStart(config: Config): Promise<number> {
     await Promise.race([firstRound, stopping]);
     await ingestor.start();
     started = true;
-    if (config.symbols.length === 0 && config.topSymbols === 0) {
-      log.warn("No series configured: set SYMBOLS (or TOP_SYMBOLS), or add series with POST /v1/series");
-    }
-    log.info("Candlekeep is running; dashboard on http://{host}:{port}/", {
-      host: config.apiHost,
-      port: config.apiPort,
-    });
+    const [first, ...rest] = startSummary(config, { port: api.port, database: handle.where });
+    log.info("Candlekeep is running. {summary}", { summary: first });
+    for (const line of rest) log.info("{summary}", { summary: line });
+    progress = reportProgress(handle.db.sql, abort.signal);
     const signal = await stopping;
     log.info("Received {signal}: shutting down", { signal });
     return 0;
   } finally {
     abort.abort();
+    await progress;
     await api?.shutdown().catch(() => {});
     await ingestor?.stop().catch(() => {});
     closeExchanges(exchanges);
@@ -219,26 +230,59 @@ function parseSince(text: string | undefined): BackfillSince | undefined {
   return since;
 }
 
-async function commandBackfill(config: Config, args: string[]): Promise<number> {
-  const opts = parseArgs(args, { values: ["exchange", "symbol", "timeframe", "since"] });
-  const symbol = opts.values.symbol === undefined ? undefined : normalizeSymbol(opts.values.symbol);
-  if (symbol === null) throw new UsageError(`Cannot parse --symbol: current value is "${opts.values.symbol}"`);
-  const timeframe = opts.values.timeframe;
-  if (timeframe !== undefined && !isTimeframe(timeframe)) {
-    throw new UsageError(`Cannot parse --timeframe: current value is "${timeframe}", expected e.g. 1m, 1h, 1d`);
+/** The symbols of `--symbol`, normalised; a UsageError names the ones that are not symbols. */
+function symbolsOf(opts: CommandArgs): string[] | undefined {
+  const given = opts.lists.symbol;
+  if (!given) return undefined;
+  const bad = given.filter((s) => normalizeSymbol(s) === null);
+  if (bad.length > 0) {
+    throw new UsageError(`Cannot parse --symbol: current value is "${bad.join(",")}", expected e.g. BTC/USDT`);
   }
-  const exchange = opts.values.exchange;
-  if (exchange !== undefined && !config.exchanges.includes(exchange)) {
-    throw new UsageError(`Cannot use --exchange ${exchange}: configured exchanges are ${config.exchanges.join(", ")}`);
+  return [...new Set(given.map((s) => normalizeSymbol(s)!))];
+}
+
+/** The timeframes of `--timeframe`; a UsageError names the invalid ones. */
+function timeframesOf(opts: CommandArgs): string[] | undefined {
+  const given = opts.lists.timeframe;
+  const bad = given?.filter((t) => !isTimeframe(t)) ?? [];
+  if (bad.length > 0) {
+    throw new UsageError(`Cannot parse --timeframe: current value is "${bad.join(",")}", expected e.g. 1m, 1h, 1d`);
+  }
+  return given;
+}
+
+/** Rows narrowed to the `--exchange`, `--symbol` and `--timeframe` of the command line. */
+function narrowRows<T extends { exchange: string; symbol: string; timeframe: string }>(
+  rows: T[],
+  opts: CommandArgs,
+): T[] {
+  const symbols = symbolsOf(opts);
+  const timeframes = timeframesOf(opts);
+  const exchanges = opts.lists.exchange;
+  return rows.filter((r) =>
+    (!exchanges || exchanges.includes(r.exchange)) && (!symbols || symbols.includes(r.symbol)) &&
+    (!timeframes || timeframes.includes(r.timeframe))
+  );
+}
+
+async function commandBackfill(config: Config, opts: CommandArgs): Promise<number> {
+  const symbols = symbolsOf(opts);
+  const timeframes = timeframesOf(opts);
+  const exchanges = opts.lists.exchange;
+  const unknown = exchanges?.filter((e) => !config.exchanges.includes(e)) ?? [];
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `Cannot use --exchange ${unknown.join(",")}: configured exchanges are ${config.exchanges.join(", ")} (EXCHANGES)`,
+    );
   }
   const since = parseSince(opts.values.since);
-  // Flags narrow the configuration; a symbol or timeframe not configured is added for this run.
+  // Options narrow the configuration; symbols or timeframes not configured are added for this run.
   const narrowed: Config = {
     ...config,
-    exchanges: exchange ? [exchange] : config.exchanges,
-    symbols: symbol ? [symbol] : config.symbols,
-    topSymbols: symbol ? 0 : config.topSymbols,
-    timeframes: timeframe ? [timeframe] : config.timeframes,
+    exchanges: exchanges ?? config.exchanges,
+    symbols: symbols ?? config.symbols,
+    topSymbols: symbols ? 0 : config.topSymbols,
+    timeframes: timeframes ?? config.timeframes,
   };
   const handle = await openAndMigrate(narrowed);
   const clients = await openExchanges(narrowed).catch(async (error) => {
@@ -248,7 +292,7 @@ async function commandBackfill(config: Config, args: string[]): Promise<number> 
   const log = getLogger("backfill");
   const ingestor = new Ingestor({ db: handle.db, config: narrowed, sources: clients });
   const progress = new ProgressDisplay({
-    tty: Deno.stderr.isTerminal() && config.logFormat === "pretty",
+    tty: Deno.stderr.isTerminal() && resolveFormat(config.logFormat, true) === "pretty",
     log: (fields) => log.info("Backfill progress {series}: {percent}%", fields),
   });
   const stopping = shutdownSignal();
@@ -262,9 +306,9 @@ async function commandBackfill(config: Config, args: string[]): Promise<number> 
       return EXIT_FAILED;
     }
     const rows = await seriesOverview(handle.db.sql, { nowMs: Date.now() });
-    const done = rows.filter((r) =>
-      r.active && narrowed.exchanges.includes(r.exchange) &&
-      (!symbol || r.symbol === symbol) && (!timeframe || r.timeframe === timeframe)
+    const done = narrowRows(rows, opts).filter((r) =>
+      r.active && narrowed.exchanges.includes(r.exchange) && narrowed.timeframes.includes(r.timeframe) &&
+      (!symbols || symbols.includes(r.symbol))
     );
     print(renderStatusTable(done, Date.now()));
     reportFailures(outcome);
@@ -276,12 +320,12 @@ async function commandBackfill(config: Config, args: string[]): Promise<number> 
   }
 }
 
-async function commandStatus(config: Config, args: string[]): Promise<number> {
-  const opts = parseArgs(args, { flags: ["json"] });
+async function commandStatus(config: Config, opts: CommandArgs): Promise<number> {
+  narrowRows([], opts); // a bad --symbol or --timeframe fails before the database is opened
   const handle = await openAndMigrate(config);
   try {
     const now = Date.now();
-    const rows = await seriesOverview(handle.db.sql, { nowMs: now });
+    const rows = narrowRows(await seriesOverview(handle.db.sql, { nowMs: now }), opts);
     if (opts.flags.has("json")) print(JSON.stringify(statusJson(rows, now), null, 2));
     else print(renderStatusTable(rows, now));
     return 0;
@@ -290,8 +334,8 @@ async function commandStatus(config: Config, args: string[]): Promise<number> {
   }
 }
 
-async function commandGaps(config: Config, args: string[]): Promise<number> {
-  const opts = parseArgs(args, { flags: ["json", "repair"] });
+async function commandGaps(config: Config, opts: CommandArgs): Promise<number> {
+  narrowRows([], opts);
   const handle = await openAndMigrate(config);
   let clients: Map<string, ExchangeClient> | undefined;
   try {
@@ -303,8 +347,11 @@ async function commandGaps(config: Config, args: string[]): Promise<number> {
       failures = await ingestor.repairOnce();
       await ingestor.stop();
     }
-    const series = await sql<{ id: number; exchange: string; symbol: string; timeframe: string }[]>`
-      select id, exchange, symbol, timeframe from series order by id`;
+    const series = narrowRows(
+      await sql<{ id: number; exchange: string; symbol: string; timeframe: string }[]>`
+        select id, exchange, symbol, timeframe from series order by id`,
+      opts,
+    );
     const report = [];
     for (const s of series) {
       const gaps = await findGaps(sql, s.id, timeframeMs(s.timeframe));
@@ -341,7 +388,7 @@ async function commandGaps(config: Config, args: string[]): Promise<number> {
   }
 }
 
-const COMMANDS: Record<string, (config: Config, args: string[]) => Promise<number>> = {
+const COMMANDS: Record<string, (config: Config, opts: CommandArgs) => Promise<number>> = {
   start: (config) => commandStart(config),
   migrate: (config) => commandMigrate(config),
   backfill: commandBackfill,
@@ -378,15 +425,27 @@ function loadConfigOrReport(): Config | null {
 
 async function main(args: string[]): Promise<number> {
   const [command = "start", ...rest] = args;
-  if (command === "help" || command === "--help" || command === "-h") {
-    console.log(USAGE);
+  let opts: CommandArgs;
+  try {
+    if (command === "help" || command === "--help" || command === "-h") {
+      const [topic, ...extra] = rest;
+      if (extra.length > 0) {
+        throw new UsageError(`Cannot show help: current value is "${rest.join(" ")}", expected one command`);
+      }
+      console.log(topic ? commandHelp(topic) : usage());
+      return 0;
+    }
+    opts = parseCommandArgs(command, rest);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(error.message);
+    return EXIT_USAGE;
+  }
+  if (opts.help) {
+    console.log(commandHelp(command));
     return 0;
   }
   const run = COMMANDS[command];
-  if (!run) {
-    console.error(`Unknown command: ${command}\n\n${USAGE}`);
-    return EXIT_USAGE;
-  }
   const config = loadConfigOrReport();
   if (!config) return EXIT_USAGE;
   const denied = dataDirDenied(config);
@@ -396,12 +455,12 @@ async function main(args: string[]): Promise<number> {
   }
   setupLogging({ level: config.logLevel, format: config.logFormat, redactor: configRedactor(config) });
   const log = getLogger("main");
-  log.info("Configuration loaded", { config: redactConfig(config) });
+  log.debug("Configuration loaded", { config: redactConfig(config) });
   try {
-    return await run(config, rest);
+    return await run(config, opts);
   } catch (error) {
     if (error instanceof UsageError) {
-      printError(`${error.message}\n\n${USAGE}`);
+      printError(error.message);
       return EXIT_USAGE;
     }
     if (error instanceof ConfigError) {

@@ -1,7 +1,8 @@
 import { z } from "zod";
-import type { BackfillSince, Config } from "./config_types.ts";
+import type { Config } from "./config_types.ts";
 import { isTimeframe } from "./timeframe.ts";
-import { configSecrets, createRedactor, MASK, structureSecrets } from "./secrets.ts";
+import { databaseUrlProblem } from "./config_redact.ts";
+import { isCron, normalizeSymbol, parseBackfillSince, parseDuration, splitList } from "./config_values.ts";
 
 export type { BackfillSince, Config, LogLevel } from "./config_types.ts";
 
@@ -78,205 +79,15 @@ export class ConfigError extends Error {
   }
 }
 
-const UNIT_MS: Record<string, number> = {
-  s: 1_000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-};
-
-/** Parses a duration such as `90s`, `15m`, `12h`, `30d` or `2w` into milliseconds; null when malformed. */
-export function parseDuration(text: string): number | null {
-  const match = /^([0-9]+)\s*([smhdw])$/.exec(text.trim());
-  if (!match) return null;
-  const ms = Number(match[1]) * UNIT_MS[match[2]];
-  return Number.isSafeInteger(ms) && ms > 0 ? ms : null;
-}
-
-/** Splits a comma list, trimming spaces and dropping empty items. */
-export function splitList(text: string): string[] {
-  return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
-}
-
-const KNOWN_QUOTES = [
-  "USDT",
-  "USDC",
-  "FDUSD",
-  "BUSD",
-  "TUSD",
-  "DAI",
-  "USD",
-  "EUR",
-  "GBP",
-  "TRY",
-  "BRL",
-  "JPY",
-  "BTC",
-  "ETH",
-  "BNB",
-];
-
-/**
- * Normalises a symbol to ccxt's unified `BASE/QUOTE` form (`btc-usdt`, `BTC_USDT`,
- * `BTCUSDT` → `BTC/USDT`; a settle suffix such as `BTC/USDT:USDT` is kept). Null when it cannot be.
- */
-export function normalizeSymbol(text: string): string | null {
-  const upper = text.trim().toUpperCase();
-  const [pair, settle, ...rest] = upper.split(":");
-  if (rest.length > 0 || settle === "") return null;
-  const part = "[A-Z0-9]{1,20}";
-  let normal: string | null = null;
-  const split = new RegExp(`^(${part})[/\\-_](${part})$`).exec(pair);
-  if (split) {
-    normal = `${split[1]}/${split[2]}`;
-  } else if (new RegExp(`^${part}$`).test(pair)) {
-    const quote = KNOWN_QUOTES.find((q) => pair.endsWith(q) && pair.length > q.length);
-    if (quote) normal = `${pair.slice(0, -quote.length)}/${quote}`;
-  }
-  if (normal === null) return null;
-  if (settle !== undefined) {
-    if (!new RegExp(`^${part}$`).test(settle)) return null;
-    return `${normal}:${settle}`;
-  }
-  return normal;
-}
-
-/** Parses `BACKFILL_SINCE`: an ISO date, a duration back from now (`30d`) or `earliest`. */
-export function parseBackfillSince(text: string): BackfillSince | null {
-  const value = text.trim();
-  if (value.toLowerCase() === "earliest") return { kind: "earliest" };
-  const duration = parseDuration(value);
-  if (duration !== null) return { kind: "duration", ms: duration };
-  if (/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) {
-    // A date without a zone is UTC: append Z when the time has none.
-    const iso = /T|\s/.test(value) && !/(Z|[+-]\d{2}:?\d{2})$/.test(value)
-      ? `${value.replace(" ", "T")}Z`
-      : value.replace(" ", "T");
-    const ms = Date.parse(iso);
-    if (Number.isFinite(ms) && ms >= 0) return { kind: "date", ms };
-  }
-  return null;
-}
-
-/** Resolves a {@linkcode BackfillSince} to an instant, given the moment the run starts. */
-export function resolveSince(
-  since: BackfillSince,
-  nowMs: number,
-): number | "earliest" {
-  switch (since.kind) {
-    case "date":
-      return since.ms;
-    case "duration":
-      return nowMs - since.ms;
-    case "earliest":
-      return "earliest";
-  }
-}
-
-const CRON_FIELD = /^(\*|[0-9]+(-[0-9]+)?)(\/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(\/[0-9]+)?)*$/;
-
-/** Whether `text` is a five-field cron expression of the kind `Deno.cron` accepts. */
-export function isCron(text: string): boolean {
-  const fields = text.trim().split(/\s+/);
-  return fields.length === 5 && fields.every((f) => CRON_FIELD.test(f));
-}
-
-/**
- * Masks the password in a postgres URL (the user name stays). A text that does not parse as a
- * URL keeps only its scheme, the user name and what follows the last `@`.
- */
-export function maskUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = MASK;
-    return parsed.toString();
-  } catch {
-    const m = /^([a-z][a-z0-9+.-]*:\/\/)(.*)@([^@]*)$/is.exec(url.trim());
-    if (!m) return url;
-    return `${m[1]}${m[2].split(":")[0]}:${MASK}@${m[3]}`;
-  }
-}
-
-/**
- * Returns a deep copy of `value` with every secret-looking key (apiKey, secret, password, uid,
- * privateKey, token, twofa, login, walletAddress, secret headers, see `isSecretKey` in
- * secrets.ts) masked, and the userinfo of every URL in it (proxy URLs) replaced by `***`.
- */
-export function maskSecrets(value: unknown): unknown {
-  return createRedactor(structureSecrets(value)).mask(value);
-}
-
-/** The configuration with every secret masked, safe to log. */
-export function redactConfig(config: Config): Record<string, unknown> {
-  return createRedactor(configSecrets(config)).mask({
-    ...config,
-    databaseUrl: config.databaseUrl === undefined ? undefined : maskUrl(config.databaseUrl),
-    apiToken: config.apiToken === undefined ? undefined : MASK,
-  }) as Record<string, unknown>;
-}
-
-/**
- * What is wrong with a `DATABASE_URL`, or null when postgres.js can use it. The answer never
- * quotes the value (it holds the password): an unencoded character in the user name or
- * password, a malformed IPv6 host, a port outside 1 to 65535, or a text that is no URL.
- */
-export function databaseUrlProblem(text: string): string | null {
-  const value = text.trim();
-  if (!/^postgres(ql)?:\/\/./i.test(value)) {
-    return "a postgres:// or postgresql:// connection URL, or unset for the embedded database";
-  }
-  try {
-    // A URL that parses with no '@' after its host (a sign of an unencoded '/' in a password).
-    const url = new URL(value);
-    if (!`${url.pathname}${url.hash}`.includes("@") && url.port !== "0") return null;
-  } catch { /* find out why below */ }
-  const cannot = (what: string) => `cannot be parsed: ${what}`;
-  const scheme = /^[a-z]+:\/\//i.exec(value)![0];
-  const rest = value.slice(scheme.length);
-  const at = rest.lastIndexOf("@");
-  const userinfo = at >= 0 ? rest.slice(0, at) : "";
-  const afterUser = at >= 0 ? rest.slice(at + 1) : rest;
-  if (/[/?#\s]/.test(userinfo)) {
-    return cannot(
-      "the user name or password holds an unencoded '/', '?', '#' or space (percent-encode it, e.g. with encodeURIComponent)",
-    );
-  }
-  const hostList = afterUser.split(/[/?#]/)[0];
-  const hosts = hostList.split(",");
-  for (const host of hosts) {
-    let name = host;
-    let port = "";
-    if (host.startsWith("[")) {
-      const end = host.indexOf("]");
-      if (end < 0) return cannot("malformed IPv6 host (no closing ']')");
-      name = host.slice(0, end + 1);
-      const after = host.slice(end + 1);
-      if (after !== "" && !after.startsWith(":")) return cannot("malformed IPv6 host (text after ']')");
-      port = after.slice(1);
-      try {
-        new URL(`http://${name}/`);
-      } catch {
-        return cannot("malformed IPv6 host (not an IPv6 address between '[' and ']')");
-      }
-    } else {
-      const colon = host.lastIndexOf(":");
-      if (colon >= 0) [name, port] = [host.slice(0, colon), host.slice(colon + 1)];
-      if (name.includes(":")) return cannot("malformed IPv6 host (an IPv6 address must be written in brackets: [::1])");
-    }
-    if (port !== "" && (!/^[0-9]+$/.test(port) || Number(port) < 1 || Number(port) > 65535)) {
-      return cannot("invalid port (expected a number from 1 to 65535)");
-    }
-  }
-  // The check postgres.js makes: the URL with its first host must parse.
-  const single = `${scheme}${at >= 0 ? `${userinfo}@` : ""}${hosts[0]}${afterUser.slice(hostList.length)}`;
-  try {
-    new URL(single);
-  } catch {
-    return cannot("it is not a valid URL");
-  }
-  return null;
-}
+export {
+  isCron,
+  normalizeSymbol,
+  parseBackfillSince,
+  parseDuration,
+  resolveSince,
+  splitList,
+} from "./config_values.ts";
+export { databaseUrlProblem, maskSecrets, maskUrl, redactConfig } from "./config_redact.ts";
 
 const MARKET_TYPES = ["spot", "margin", "swap", "future", "option"] as const;
 const LOG_LEVELS = [
@@ -289,6 +100,22 @@ const LOG_LEVELS = [
 ] as const;
 
 type Env = Partial<Record<ConfigVariable, string>>;
+
+/** What is collected when neither `SYMBOLS` nor `TOP_SYMBOLS` is set (on `binance`, `1m`, 30 days back). */
+export const DEFAULT_SYMBOLS: readonly string[] = Object.freeze(["BTC/USDT", "ETH/USDT"]);
+
+/** The normalised, de-duplicated symbols of a comma list, or what is wrong with it. */
+function symbolList(text: string): string[] | string {
+  const out: string[] = [];
+  const bad: string[] = [];
+  for (const item of splitList(text)) {
+    const n = normalizeSymbol(item);
+    if (n === null) bad.push(item);
+    else if (!out.includes(n)) out.push(n);
+  }
+  if (bad.length > 0) return `not valid: ${bad.join(", ")}`;
+  return out;
+}
 
 /** Builds the zod schema over the raw environment. */
 function schema() {
@@ -364,25 +191,36 @@ function schema() {
       (i) => /^[a-z][a-z0-9]*$/.test(i),
       "binance",
     ).refine((l) => l.length > 0, { message: "at least one exchange id" }),
-    SYMBOLS: z.string().default("").transform((text, ctx) => {
-      const items = splitList(text);
-      const out: string[] = [];
-      const bad: string[] = [];
-      for (const item of items) {
-        const n = normalizeSymbol(item);
-        if (n === null) bad.push(item);
-        else if (!out.includes(n)) out.push(n);
-      }
-      if (bad.length > 0) {
+    SYMBOLS: z.string().optional().transform((text, ctx) => {
+      if (text === undefined) return undefined;
+      if (text.trim().toLowerCase() === "none") return [];
+      const parsed = symbolList(text);
+      if (typeof parsed === "string") {
         ctx.addIssue({
           code: "custom",
-          message: `comma list of symbols such as BTC/USDT,ETH/USDT; not valid: ${bad.join(", ")}`,
+          message: `comma list of symbols such as BTC/USDT,ETH/USDT, or none; ${parsed}`,
         });
         return z.NEVER;
       }
-      return out;
+      return parsed;
     }),
-    TOP_SYMBOLS: int(0, 1000, 0),
+    TOP_SYMBOLS: z.string().optional().transform((text, ctx): number | string[] | undefined => {
+      if (text === undefined) return undefined;
+      if (/^\s*[0-9]+\s*$/.test(text)) {
+        const n = Number(text);
+        if (n <= 1000) return n;
+      }
+      const parsed = /^\s*[0-9]+\s*$/.test(text) ? "more than 1000" : symbolList(text);
+      if (typeof parsed === "string") {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            `a number from 0 to 1000 (the top N markets by 24h quote volume) or a comma list of symbols such as BTC/USDT,ETH/USDT; ${parsed}`,
+        });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
     QUOTE: z.string().default("USDT").transform((t) => t.trim().toUpperCase())
       .refine(
         (t) => /^[A-Z0-9]{1,20}$/.test(t),
@@ -443,7 +281,7 @@ function schema() {
       },
     ),
     LOG_LEVEL: oneOf(LOG_LEVELS, "info"),
-    LOG_FORMAT: oneOf(["json", "pretty"] as const, "json"),
+    LOG_FORMAT: oneOf(["auto", "json", "pretty"] as const, "auto"),
     LIVE_SCHEDULE: cron("* * * * *"),
     REPAIR_SCHEDULE: cron("17 * * * *"),
     TIMESCALEDB: oneOf(["auto", "require", "off"] as const, "auto"),
@@ -518,12 +356,16 @@ export function loadConfig(env: Env = readEnv()): Config {
     throw new ConfigError(issues);
   }
   const v = result.data;
+  const topList = Array.isArray(v.TOP_SYMBOLS) ? v.TOP_SYMBOLS : [];
+  const topCount = typeof v.TOP_SYMBOLS === "number" ? v.TOP_SYMBOLS : 0;
+  // The defaults apply only when neither SYMBOLS nor TOP_SYMBOLS says what to collect.
+  const symbols = v.SYMBOLS ?? (v.TOP_SYMBOLS === undefined ? [...DEFAULT_SYMBOLS] : []);
   return {
     databaseUrl: v.DATABASE_URL?.trim(),
     dataDir: v.DATA_DIR.trim(),
     exchanges: v.EXCHANGES,
-    symbols: v.SYMBOLS,
-    topSymbols: v.TOP_SYMBOLS,
+    symbols: [...new Set([...symbols, ...topList])],
+    topSymbols: topCount,
     quote: v.QUOTE,
     timeframes: v.TIMEFRAMES,
     backfillSince: v.BACKFILL_SINCE,

@@ -55,8 +55,8 @@ export interface Config {
   apiToken?: string;
   /** Minimum log level. */
   logLevel: LogLevel;
-  /** `json` lines or `pretty` for terminals. */
-  logFormat: "json" | "pretty";
+  /** `auto` (pretty on a terminal, JSON otherwise), `json` lines, or `pretty`. */
+  logFormat: "auto" | "json" | "pretty";
   /** Cron expression of the live update tick. */
   liveSchedule: string;
   /** Cron expression of the gap repair run. */

@@ -15,8 +15,15 @@ export type { Logger } from "@logtape/logtape";
 export interface LoggingOptions {
   /** Minimum level written. */
   level: LogLevel;
-  /** `json` lines (default) or `pretty` text for terminals. */
-  format: "json" | "pretty";
+  /**
+   * `json` lines, `pretty` text for terminals, or `auto` (default): pretty when standard error
+   * is a terminal, JSON otherwise.
+   */
+  format?: "auto" | "json" | "pretty";
+  /** Colours in pretty lines; default: standard error is a terminal and `NO_COLOR` is not set. */
+  color?: boolean;
+  /** See {@linkcode RepeatLimit}; the default lets 5 like warnings through a minute. */
+  repeats?: RepeatLimit;
   /** Where lines go; standard error by default so stdout stays free for command output. */
   write?: (line: string) => void;
   /**
@@ -90,24 +97,87 @@ const LEVEL_LABEL: Record<string, string> = {
   fatal: "FTL",
 };
 
-/** Formats a record as one readable line for terminals. */
-export function formatPretty(record: LogRecord): string {
+const LEVEL_COLOR: Record<string, string> = {
+  trace: "90",
+  debug: "90",
+  info: "32",
+  warning: "33",
+  error: "31",
+  fatal: "1;31",
+};
+
+/**
+ * Formats a record as one readable line for terminals: time (ISO-8601 UTC), level, category,
+ * message, then the fields the message does not show; with `color`, in ANSI colours.
+ */
+export function formatPretty(record: LogRecord, options: { color?: boolean } = {}): string {
+  const paint = (code: string, text: string) => options.color ? `\x1b[${code}m${text}\x1b[0m` : text;
   const fields = maskedFields(record);
   const extra = Object.entries(fields)
     .filter(([k]) => !String(record.rawMessage).includes(`{${k}}`))
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
     .join(" ");
-  return `${new Date(record.timestamp).toISOString()} ${LEVEL_LABEL[record.level] ?? record.level} ${
-    record.category.slice(1).join(".") || record.category.join(".")
-  }: ${renderMessage(record)}${extra ? "  " + extra : ""}`;
+  const category = record.category.slice(1).join(".") || record.category.join(".");
+  const level = LEVEL_LABEL[record.level] ?? record.level;
+  return `${paint("2", new Date(record.timestamp).toISOString())} ${paint(LEVEL_COLOR[record.level] ?? "0", level)} ${
+    paint("36", category)
+  } ${renderMessage(record)}${extra ? "  " + paint("2", extra) : ""}`;
+}
+
+/** How often like warnings and errors are written; the rest are counted and dropped. */
+export interface RepeatLimit {
+  /** Lines of one kind written per window. */
+  lines: number;
+  /** The window, in ms. */
+  windowMs: number;
+}
+
+/** The default {@linkcode RepeatLimit}: 5 like lines a minute. */
+export const DEFAULT_REPEATS: Readonly<RepeatLimit> = Object.freeze({ lines: 5, windowMs: 60_000 });
+
+/**
+ * A filter over records: warnings and errors of one kind (same category, message template and
+ * `series` or `exchange` field) pass at most `limit.lines` times per window; the first one
+ * after a window that dropped some carries `suppressed: N`. Other levels always pass.
+ */
+export function repeatFilter(limit: RepeatLimit = DEFAULT_REPEATS): (record: LogRecord) => LogRecord | null {
+  const windows = new Map<string, { start: number; count: number; dropped: number }>();
+  return (record) => {
+    if (record.level !== "warning" && record.level !== "error") return record;
+    const p = record.properties;
+    const key = `${record.category.join(".")}|${record.rawMessage}|${String(p.series ?? p.exchange ?? "")}`;
+    const now = record.timestamp;
+    const w = windows.get(key);
+    if (!w || now - w.start >= limit.windowMs) {
+      windows.set(key, { start: now, count: 1, dropped: 0 });
+      if (windows.size > 10_000) windows.delete(windows.keys().next().value!);
+      return w && w.dropped > 0 ? { ...record, properties: { ...p, suppressed: w.dropped } } : record;
+    }
+    if (++w.count <= limit.lines) return record;
+    w.dropped++;
+    return null;
+  };
+}
+
+/** The format `auto` stands for: pretty on a terminal, JSON otherwise. */
+export function resolveFormat(format: "auto" | "json" | "pretty", isTerminal: boolean): "json" | "pretty" {
+  return format === "auto" ? (isTerminal ? "pretty" : "json") : format;
 }
 
 /** Configures logtape once for the process; safe to call again (it resets first). */
 export function setupLogging(options: LoggingOptions): void {
   if (options.redactor) installRedactor(options.redactor);
   const write = options.write ?? writeStderr;
-  const format = options.format === "pretty" ? formatPretty : formatJson;
-  const sink: Sink = (record) => write(format(record));
+  const terminal = options.write === undefined && Deno.stderr.isTerminal();
+  const color = options.color ?? (terminal && !Deno.env.get("NO_COLOR"));
+  const format = resolveFormat(options.format ?? "auto", terminal) === "pretty"
+    ? (record: LogRecord) => formatPretty(record, { color })
+    : formatJson;
+  const filter = repeatFilter(options.repeats);
+  const sink: Sink = (record) => {
+    const passed = filter(record);
+    if (passed) write(format(passed));
+  };
   resetSync();
   configureSync({
     sinks: { main: sink },

@@ -19,7 +19,7 @@ Deno.test("config: defaults for an empty environment", () => {
   assertEquals(c.databaseUrl, undefined);
   assertEquals(c.dataDir, "./data");
   assertEquals(c.exchanges, ["binance"]);
-  assertEquals(c.symbols, []);
+  assertEquals(c.symbols, ["BTC/USDT", "ETH/USDT"]);
   assertEquals(c.topSymbols, 0);
   assertEquals(c.quote, "USDT");
   assertEquals(c.timeframes, ["1m"]);
@@ -29,7 +29,7 @@ Deno.test("config: defaults for an empty environment", () => {
   assertEquals(c.apiPort, 8000);
   assertEquals(c.apiToken, undefined);
   assertEquals(c.logLevel, "info");
-  assertEquals(c.logFormat, "json");
+  assertEquals(c.logFormat, "auto");
   assertEquals(c.liveSchedule, "* * * * *");
   assertEquals(c.repairSchedule, "17 * * * *");
   assertEquals(c.timescaledb, "auto");
@@ -96,6 +96,7 @@ Deno.test("config: empty strings count as unset", () => {
   const c = loadConfig({ DATABASE_URL: "", API_TOKEN: " ", SYMBOLS: "" });
   assertEquals(c.databaseUrl, undefined);
   assertEquals(c.apiToken, undefined);
+  assertEquals(c.symbols, ["BTC/USDT", "ETH/USDT"], "an empty SYMBOLS means the default");
 });
 
 Deno.test("config: one error lists every bad variable with masked secrets", () => {
@@ -257,4 +258,26 @@ Deno.test("config: HTTP limits have defaults, accept durations and integers, and
     assertEquals(error.issues.map((i) => i.variable), [variable], `${variable}=${value}`);
     assert(error.message.includes(`${variable}="${value}"`), error.message);
   }
+});
+
+Deno.test("config: SYMBOLS defaults only when TOP_SYMBOLS is unset too; none; TOP_SYMBOLS as a number or a list", () => {
+  assertEquals(loadConfig({ SYMBOLS: "none" }).symbols, []);
+  assertEquals(loadConfig({ SYMBOLS: " None " }).symbols, []);
+  assertEquals(loadConfig({ SYMBOLS: "sol-usdt" }).symbols, ["SOL/USDT"]);
+  // TOP_SYMBOLS alone replaces the default symbols.
+  const top = loadConfig({ TOP_SYMBOLS: "10" });
+  assertEquals([top.symbols, top.topSymbols], [[], 10]);
+  const off = loadConfig({ TOP_SYMBOLS: "0" });
+  assertEquals([off.symbols, off.topSymbols], [[], 0]);
+  // The seed's form: a comma list of symbols, merged with SYMBOLS (normalised, de-duplicated).
+  const list = loadConfig({ TOP_SYMBOLS: "BTC/USDT,eth-usdt" });
+  assertEquals([list.symbols, list.topSymbols], [["BTC/USDT", "ETH/USDT"], 0]);
+  const merged = loadConfig({ SYMBOLS: "SOL/USDT,BTC/USDT", TOP_SYMBOLS: "BTCUSDT, XRP/USDT" });
+  assertEquals(merged.symbols, ["SOL/USDT", "BTC/USDT", "XRP/USDT"]);
+  for (const bad of ["-1", "1001", "BTC/USDT,???", "ten"]) {
+    const error = assertThrows(() => loadConfig({ TOP_SYMBOLS: bad }), ConfigError);
+    assertEquals(error.issues.map((i) => i.variable), ["TOP_SYMBOLS"], bad);
+    assert(error.message.includes("a number from 0 to 1000"), error.message);
+  }
+  assertEquals(loadConfig({ LOG_FORMAT: "AUTO" }).logFormat, "auto");
 });

@@ -127,7 +127,8 @@ export function createHandler(deps: ApiDeps): (req: Request) => Promise<Response
     }
     const seconds = (performance.now() - started) / 1000;
     latency.observe({ method, route, status: String(response.status) }, seconds);
-    log.info("{method} {path} {status} {durationMs} ms", {
+    // The access log: successful requests at debug (a dashboard polls), client errors at info.
+    log[response.status >= 400 ? "info" : "debug"]("{method} {path} {status} {durationMs} ms", {
       method,
       path: url.pathname,
       status: response.status,

@@ -1,6 +1,7 @@
 import type { Config } from "../config_types.ts";
 import { getLogger } from "../log.ts";
 import { type Database, openDatabase } from "./client.ts";
+import { maskUrl } from "../config_redact.ts";
 
 /** An open database plus, when embedded, the server process behind it. */
 export interface DatabaseHandle {
@@ -11,6 +12,8 @@ export interface DatabaseHandle {
    * `DATABASE_URL` or as a client of the server another process runs on the same DATA_DIR.
    */
   embedded: boolean;
+  /** Where the data lives, for people: the embedded server's folder and port, or the masked URL. */
+  where: string;
   /** Ends the pool and, when this process runs the embedded server, stops it. */
   close(): Promise<void>;
 }
@@ -27,7 +30,7 @@ export async function connectDatabase(config: Config): Promise<DatabaseHandle> {
     const db = await openDatabase(config.databaseUrl, {
       max: config.dbPoolMax,
     });
-    return { db, embedded: false, close: () => db.close() };
+    return { db, embedded: false, where: maskUrl(config.databaseUrl), close: () => db.close() };
   }
   const { openSharedEmbeddedPostgres } = await import("./embedded.ts");
   const pgLog = getLogger("postgres");
@@ -52,6 +55,7 @@ export async function connectDatabase(config: Config): Promise<DatabaseHandle> {
     return {
       db,
       embedded: server.owner,
+      where: `embedded PostgreSQL in ${dir} (127.0.0.1:${server.port})`,
       close: async () => {
         await db.close().catch(() => {});
         const owner = server.owner;

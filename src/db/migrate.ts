@@ -192,7 +192,7 @@ export async function migrate(
     if (
       timescaledb.startsWith("inactive:") && settings.timescaledb === "auto"
     ) {
-      log.warn("TimescaleDB mode auto: {status}; candles is a plain table", {
+      log.info("TimescaleDB mode auto: {status}; candles is a plain table", {
         status: timescaledb,
       });
     } else {

@@ -194,7 +194,7 @@ export async function runMemoryBench(
       DATABASE_URL: t.url,
       EXCHANGES: fake.exchangeId,
       CCXT_CONFIG: JSON.stringify({ [fake.exchangeId]: fake.ccxtConfig() }),
-      SYMBOLS: "",
+      SYMBOLS: "none",
       API_HOST: "127.0.0.1",
       API_PORT: String(port),
       LOG_LEVEL: "warning",

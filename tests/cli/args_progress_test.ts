@@ -1,17 +1,43 @@
 import { assert, assertEquals, assertThrows } from "../support/assert.ts";
-import { parseArgs, UsageError } from "../../src/cli/args.ts";
+import { commandHelp, COMMANDS, parseCommandArgs, usage, UsageError } from "../../src/cli/args.ts";
 import { formatEta, ProgressDisplay, renderBar } from "../../src/cli/progress.ts";
 import { CONFIG_VARIABLES, loadConfig } from "../../src/config.ts";
 
-Deno.test("cli args: values, flags and clear errors", () => {
-  const spec = { values: ["exchange", "since"], flags: ["json", "repair"] };
-  const parsed = parseArgs(["--exchange", "binance", "--since=30d", "--json"], spec);
-  assertEquals(parsed.values, { exchange: "binance", since: "30d" });
-  assert(parsed.flags.has("json"));
-  assertThrows(() => parseArgs(["--bogus"], spec), UsageError, "unknown option --bogus");
-  assertThrows(() => parseArgs(["--exchange"], spec), UsageError, "needs a value");
-  assertThrows(() => parseArgs(["positional"], spec), UsageError, "expected an --option");
-  assertThrows(() => parseArgs(["--json=yes"], spec), UsageError);
+Deno.test("cli args: repeatable and comma lists, single values, flags, --help, one-line errors", () => {
+  const parsed = parseCommandArgs("backfill", [
+    "--symbol",
+    "BTC/USDT,eth/usdt",
+    "--symbol=SOL/USDT",
+    "--symbol",
+    "BTC/USDT",
+    "--timeframe",
+    "1m,1h",
+    "--since=30d",
+  ]);
+  assertEquals(parsed.lists, { symbol: ["BTC/USDT", "eth/usdt", "SOL/USDT"], timeframe: ["1m", "1h"] });
+  assertEquals(parsed.values, { since: "30d" });
+  assertEquals(parsed.help, false);
+  assert(parseCommandArgs("gaps", ["--json", "--repair"]).flags.has("repair"));
+  assert(parseCommandArgs("status", ["-h"]).help);
+  const oneLine = (fn: () => unknown, expected: string) => {
+    const error = assertThrows(fn, UsageError);
+    assert(error.message.includes(expected), error.message);
+    assert(!error.message.includes("\n"), `one line: ${error.message}`);
+  };
+  oneLine(() => parseCommandArgs("backfill", ["--bogus"]), "unknown option --bogus; see deno task cli backfill --help");
+  oneLine(() => parseCommandArgs("backfill", ["--since"]), "--since needs a value");
+  oneLine(() => parseCommandArgs("backfill", ["positional"]), 'unexpected argument "positional"');
+  oneLine(() => parseCommandArgs("status", ["--json=yes"]), "--json takes no value");
+  oneLine(() => parseCommandArgs("backfill", ["--since", "1d", "--since", "2d"]), "given 2 times");
+  oneLine(() => parseCommandArgs("backfill", ["--symbol", ", ,"]), "--symbol: it needs a value");
+  oneLine(() => parseCommandArgs("frobnicate", []), 'Cannot run "frobnicate": unknown command');
+  for (const command of Object.keys(COMMANDS)) {
+    const help = commandHelp(command);
+    assert(help.startsWith(`Usage: deno task cli ${command}`), help);
+    assert(help.includes("--help, -h"), help);
+  }
+  assert(commandHelp("backfill").includes("--symbol SYMBOL"));
+  assert(usage().includes("backfill") && usage().includes("--help"));
 });
 
 Deno.test("progress: bars on a terminal, throttled log lines otherwise", () => {

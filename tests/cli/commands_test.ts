@@ -7,14 +7,31 @@ import { spawnCandlekeep } from "../support/child.ts";
 import { ingestWorld } from "../ingest/helpers.ts";
 
 Deno.test("cli: usage and configuration errors exit 2 with a precise message", async () => {
+  /** The lines a command printed, without Deno's own notices. */
+  const printed = (text: string) => text.split("\n").filter((l) => l.trim() !== "" && !l.includes("Warning"));
   const unknown = spawnCandlekeep(["frobnicate"], {});
   assertEquals((await unknown.status).code, 2);
-  assert(unknown.output().includes("Unknown command: frobnicate"), unknown.output());
-  assert(unknown.output().includes("Usage:"));
+  assertEquals(printed(unknown.output()), [
+    'Cannot run "frobnicate": unknown command; commands are start, migrate, backfill, status, gaps, help (deno task cli help)',
+  ]);
 
-  const badFlag = spawnCandlekeep(["status", "--bogus"], { DATABASE_URL: "postgres://u:p@127.0.0.1:1/x" });
-  assertEquals((await badFlag.status).code, 2);
-  assert(badFlag.output().includes("unknown option --bogus"), badFlag.output());
+  // Unknown flags: one line naming the flag, exit 2, before the configuration or the database is touched.
+  for (const args of [["status", "--bogus"], ["backfill", "--symbol"], ["gaps", "extra"], ["migrate", "-x"]]) {
+    const bad = spawnCandlekeep(args, { DATABASE_URL: "postgres://u:p@127.0.0.1:1/x", API_PORT: "not-a-port" });
+    assertEquals((await bad.status).code, 2, bad.output());
+    const out = printed(bad.output());
+    assertEquals(out.length, 1, bad.output());
+    assert(out[0].startsWith(`Cannot parse the options of ${args[0]}: `), out[0]);
+  }
+  // --help for every command (and `help <command>`): exit 0, no configuration needed.
+  for (const command of ["start", "migrate", "backfill", "status", "gaps"]) {
+    const help = spawnCandlekeep([command, "--help"], { API_PORT: "not-a-port" });
+    assertEquals((await help.status).code, 0, help.output());
+    assert(help.stdout().startsWith(`Usage: deno task cli ${command}`), help.stdout());
+  }
+  const helpTopic = spawnCandlekeep(["help", "backfill"], {});
+  assertEquals((await helpTopic.status).code, 0);
+  assert(helpTopic.stdout().includes("--symbol SYMBOL"), helpTopic.stdout());
 
   const badConfig = spawnCandlekeep(["migrate"], {
     TIMEFRAMES: "1m,1y",
@@ -71,6 +88,25 @@ Deno.test("cli: backfill exits 1 naming a failed series, others complete; status
 
     const narrowed = spawnCandlekeep(["backfill", "--symbol", "btc-usdt", "--since", "4h"], w.env);
     assertEquals((await narrowed.status).code, 0, narrowed.output());
+    // Repeated and comma-listed symbols are all backfilled (added for this run).
+    const several = spawnCandlekeep(
+      ["backfill", "--symbol", "ETH/USDT", "--symbol", "SOL/USDT,DOGE-USDT", "--timeframe", "1h", "--since", "1d"],
+      w.env,
+    );
+    assertEquals((await several.status).code, 0, several.output());
+    for (const symbol of ["ETH/USDT", "SOL/USDT", "DOGE/USDT"]) {
+      const [{ n }] = await w.t.sql<{ n: number }[]>`
+        select count(*)::int as n from candles c join series s on s.id = c.series_id
+        where s.symbol = ${symbol} and s.timeframe = '1h'`;
+      assert(n >= 23, `${symbol} 1h: ${n} candles`);
+      assert(several.stdout().includes(symbol), several.stdout());
+    }
+    const narrowStatus = spawnCandlekeep(["status", "--json", "--symbol", "sol-usdt,DOGE/USDT"], w.env);
+    assertEquals((await narrowStatus.status).code, 0, narrowStatus.output());
+    assertEquals(
+      JSON.parse(narrowStatus.stdout()).series.map((s: { symbol: string }) => s.symbol).sort(),
+      ["DOGE/USDT", "SOL/USDT"],
+    );
 
     const json = spawnCandlekeep(["status", "--json"], w.env);
     assertEquals((await json.status).code, 0, json.output());

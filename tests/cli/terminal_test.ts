@@ -6,6 +6,7 @@
 import { assert, assertEquals } from "../support/assert.ts";
 import { freePort, waitFor } from "../support/child.ts";
 import { ingestWorld } from "../ingest/helpers.ts";
+import { startFakeExchange } from "../support/fake_exchange.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -89,6 +90,84 @@ Deno.test({
       await term.close();
       await term.status;
       await w.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "terminal: a newcomer's `deno task start` (no .env, embedded database) collects the defaults, readably, without a warning",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    // Only what a fresh machine cannot do without the internet is set: binance is our fake.
+    const fake = await startFakeExchange({ dialect: "binance" });
+    const dataDir = await Deno.makeTempDir({ prefix: "candlekeep-newcomer-" });
+    const port = freePort();
+    const term = onTerminal("deno task start", {
+      CCXT_CONFIG: JSON.stringify({ binance: fake.ccxtConfig() }),
+      DATA_DIR: dataDir,
+      API_PORT: String(port),
+      // Empty is unset: nothing of the test runner's environment configures the service.
+      DATABASE_URL: "",
+      SYMBOLS: "",
+      TOP_SYMBOLS: "",
+      TIMEFRAMES: "",
+      BACKFILL_SINCE: "",
+      LOG_FORMAT: "",
+      LOG_LEVEL: "",
+      NO_COLOR: "",
+    });
+    const started = Date.now();
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const counts = async () => {
+        const out: Record<string, number> = {};
+        for (const symbol of ["BTC/USDT", "ETH/USDT"]) {
+          const res = await fetch(`${base}/v1/candles?exchange=binance&symbol=${symbol}&timeframe=1m&limit=10000`);
+          out[symbol] = res.ok ? (await res.json()).candles.length : 0;
+        }
+        return out;
+      };
+      await waitFor("BTC/USDT and ETH/USDT candles in the API", async () => {
+        try {
+          const c = await counts();
+          return c["BTC/USDT"] === 10_000 && c["ETH/USDT"] === 10_000;
+        } catch {
+          return false;
+        }
+      }, 120_000).catch((error) => {
+        throw new Error(`${error.message}\n${term.output()}`);
+      });
+      const seconds = (Date.now() - started) / 1000;
+      await waitFor(
+        "the backfill to finish",
+        () => Promise.resolve(term.output().includes("backfilled and live")),
+        120_000,
+      )
+        .catch((error) => {
+          throw new Error(`${error.message}\n${term.output()}`);
+        });
+      const out = term.output();
+      console.log(`newcomer: candles for both defaults in the API after ${seconds.toFixed(1)} s\n${out}`);
+      // Readable lines, not JSON; no warning of ours or of Deno's; the summary says where things are.
+      assert(!out.split("\n").some((l) => l.trimStart().startsWith("{")), `JSON lines on a terminal:\n${out}`);
+      assert(!/\bWRN\b|\bERR\b|Warning|warning/.test(out), `a warning on a clean start:\n${out}`);
+      for (
+        const expected of [
+          `Candlekeep is running. Dashboard ${base}/`,
+          `Database: embedded PostgreSQL in ${dataDir}/postgres`,
+          "Series: binance × BTC/USDT, ETH/USDT × 1m, from 30 days back",
+          "All 2 series are backfilled and live",
+        ]
+      ) assert(out.includes(expected), `"${expected}" missing:\n${out}`);
+      await term.type("\x03");
+      await Promise.race([term.status, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+    } finally {
+      term.kill();
+      await term.close();
+      await term.status;
+      await fake.close();
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     }
   },
 });

@@ -6,14 +6,14 @@
  */
 const ROOT = new URL("../../", import.meta.url).pathname;
 /**
- * The permission flags of the `cli` task in deno.json (`--no-prompt`, the `-P=` permission set,
+ * The run flags of the `cli` task in deno.json (`--quiet`, `--no-prompt`, the `-P=` permission set,
  * `--v8-flags`), so that child processes run with exactly the permissions a user's
  * `deno task start` has (a missing one fails the test).
  */
 export function permissions(task = "cli"): string[] {
   const config = JSON.parse(Deno.readTextFileSync(new URL("deno.json", `file://${ROOT}`)));
   return (config.tasks[task] as string).split(/\s+/).filter((flag) =>
-    /^(--(allow-|deny-|v8-flags|no-prompt)|-P=)/.test(flag)
+    /^(--(allow-|deny-|v8-flags|no-prompt|quiet)|-P=)/.test(flag)
   );
 }
 
@@ -43,7 +43,8 @@ export function spawnCandlekeep(
   const command = new Deno.Command(program, {
     args: rest,
     cwd: ROOT,
-    env: { LOG_FORMAT: "json", LOG_LEVEL: "info", NO_COLOR: "1", ...env },
+    // SYMBOLS=none: a test collects only what it configures (pass SYMBOLS: "" for the defaults).
+    env: { LOG_FORMAT: "json", LOG_LEVEL: "info", NO_COLOR: "1", SYMBOLS: "none", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
