@@ -14,7 +14,7 @@ import { setImmediate } from "node:timers";
 import process from "node:process";
 import client from "prom-client";
 // prom-client's default collectors, taken one by one: `collectDefaultMetrics` registers all of them
-// at once, including those that report nonsense under Deno (see README, HTTP API).
+// at once, including those that report nonsense under Deno (see README, Metrics).
 import processCpuTotal from "prom-client/lib/metrics/processCpuTotal.js";
 import processStartTime from "prom-client/lib/metrics/processStartTime.js";
 import heapSizeAndUsed from "prom-client/lib/metrics/heapSizeAndUsed.js";
