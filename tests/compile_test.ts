@@ -67,7 +67,16 @@ Deno.test("compile: the task embeds migrations, the dashboard and this platform'
     assert(listing.startsWith("Embedded Files"), `no listing of embedded files:\n${log}`);
 
     // The listing names the included folders and files and the npm packages one by one.
-    for (const name of ["migrations/", "src", "lightweight-charts.standalone.production.js", "ccxt/", "postgres/"]) {
+    for (
+      const name of [
+        "migrations/",
+        "src",
+        "lightweight-charts.standalone.production.js",
+        "ccxt/",
+        "postgres/",
+        "prom-client/",
+      ]
+    ) {
       assert(listing.includes(name), `the listing does not name ${name}:\n${listing}`);
     }
     const ownPackage = binariesPackage(Deno.build);
