@@ -5,12 +5,13 @@
  *
  * `Deno.serve` (Deno 2.9) has no option for any of these and does not accept a listener, so
  * {@linkcode serveGuarded} listens itself, watches the bytes a client sends (HTTP/1 request
- * framing only: heads, `Content-Length` and chunked bodies) and pipes them unchanged to an
- * internal `Deno.serve` on a loopback port; responses are piped back unchanged. Handlers stay
- * plain `Request → Response` functions.
+ * framing only, followed by request_framing.ts: heads, `Content-Length` and chunked bodies) and
+ * pipes them unchanged to an internal `Deno.serve` on a loopback port; responses are piped back
+ * unchanged. Handlers stay plain `Request → Response` functions.
  *
  * @module
  */
+import { RequestFraming } from "./request_framing.ts";
 
 /** Limits enforced on every client connection. */
 export interface ConnectionLimits {
@@ -71,10 +72,6 @@ export interface GuardOptions {
 }
 
 const encoder = new TextEncoder();
-const latin1 = new TextDecoder("latin1");
-const LF = 10;
-const CR = 13;
-const MAX_LINE = 4096;
 
 /** A raw HTTP/1.1 response with a JSON error body; the connection is closed after it. */
 function rawResponse(status: number, reason: string, message: string, extra = ""): Uint8Array {
@@ -85,75 +82,19 @@ function rawResponse(status: number, reason: string, message: string, extra = ""
   );
 }
 
-/** Index just past the blank line ending a head in `buf` (searching from `from`), or -1. */
-function headEnd(buf: Uint8Array, length: number, from: number): number {
-  for (let i = Math.max(from, 1); i < length; i++) {
-    if (buf[i] !== LF) continue;
-    if (buf[i - 1] === LF) return i + 1;
-    if (buf[i - 1] === CR && i >= 2 && buf[i - 2] === LF) return i + 1;
-  }
-  return -1;
-}
-
-type Body =
-  | { kind: "none" }
-  | { kind: "length"; left: number }
-  | { kind: "chunked"; state: "size" | "data" | "data-end" | "trailer"; left: number; line: number; lineText: string }
-  | { kind: "raw" };
-
-/** How the body of a request with this head is framed. */
-function bodyOf(head: Uint8Array): Body {
-  const lines = latin1.decode(head).split(/\r?\n/);
-  const [method = "", , version = ""] = lines[0].split(" ");
-  if (!/^HTTP\/1\.[01]$/.test(version) || method === "CONNECT") return { kind: "raw" };
-  let length: string | undefined;
-  let coding: string | undefined;
-  let upgrade = false;
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(":");
-    if (colon <= 0) continue;
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim().toLowerCase();
-    if (name === "content-length") {
-      if (length !== undefined && length !== value) return { kind: "raw" };
-      length = value;
-    } else if (name === "transfer-encoding") coding = coding === undefined ? value : `${coding},${value}`;
-    else if (name === "upgrade") upgrade = true;
-  }
-  if (upgrade) return { kind: "raw" };
-  if (coding !== undefined) {
-    const codings = coding.split(",").map((c) => c.trim());
-    if (codings[codings.length - 1] !== "chunked") return { kind: "raw" };
-    return { kind: "chunked", state: "size", left: 0, line: 0, lineText: "" };
-  }
-  if (length === undefined) return { kind: "none" };
-  if (!/^\d{1,15}$/.test(length)) return { kind: "raw" };
-  const left = Number(length);
-  return left === 0 ? { kind: "none" } : { kind: "length", left };
-}
-
 /** One client connection and its pipe to the internal server. */
-class Front {
+class Front extends RequestFraming {
   /** Handlers running for this connection's requests. */
   busy = 0;
   lastActivity: number;
-  /** When the current head started (its first byte, or the accept for the first one); null between requests. */
-  headStartedAt: number | null;
-  bodyStartedAt: number | null = null;
   /** Any byte of a response was sent: the front must not write its own responses any more. */
   responded = false;
   closed = false;
-  head = new Uint8Array(1024);
-  headLength = 0;
-  scanned = 0;
-  body: Body = { kind: "none" };
-  raw = false;
   inner?: Deno.TcpConn;
-  done: Promise<void> = Promise.resolve();
 
   constructor(readonly client: Deno.TcpConn, now: number) {
+    super(now);
     this.lastActivity = now;
-    this.headStartedAt = now;
   }
 
   /** Waiting for a head (partial or not yet started), with no request in progress. */
@@ -169,107 +110,6 @@ class Front {
         conn?.close();
       } catch { /* already closed */ }
     }
-  }
-
-  /**
-   * Follows the request framing over bytes the client sent. Returns a response to send and
-   * close with when the head is too large, else null.
-   */
-  observe(bytes: Uint8Array, now: number, limits: ConnectionLimits): Uint8Array | null {
-    let i = 0;
-    while (i < bytes.length && !this.raw) {
-      if (this.bodyStartedAt === null) {
-        this.headStartedAt ??= now;
-        // Skip the empty lines a client may send between requests.
-        if (this.headLength === 0) {
-          while (i < bytes.length && (bytes[i] === CR || bytes[i] === LF)) i++;
-          if (i === bytes.length) break;
-        }
-        const take = Math.min(bytes.length - i, limits.maxHeadBytes + 4 - this.headLength);
-        if (this.headLength + take > this.head.length) {
-          const grown = new Uint8Array(Math.max(this.head.length * 2, this.headLength + take));
-          grown.set(this.head.subarray(0, this.headLength));
-          this.head = grown;
-        }
-        this.head.set(bytes.subarray(i, i + take), this.headLength);
-        const before = this.headLength;
-        this.headLength += take;
-        const end = headEnd(this.head, this.headLength, this.scanned);
-        this.scanned = Math.max(0, this.headLength - 3);
-        if (end < 0) {
-          if (this.headLength > limits.maxHeadBytes) {
-            return rawResponse(
-              431,
-              "Request Header Fields Too Large",
-              `Cannot read the request head: current size is over ${limits.maxHeadBytes} bytes, the limit`,
-            );
-          }
-          i += take;
-          continue;
-        }
-        i += end - before;
-        this.body = bodyOf(this.head.subarray(0, end));
-        this.headLength = 0;
-        this.scanned = 0;
-        this.headStartedAt = null;
-        if (this.body.kind === "raw") this.raw = true;
-        else if (this.body.kind !== "none") this.bodyStartedAt = now;
-        continue;
-      }
-      i = this.observeBody(bytes, i);
-    }
-    return null;
-  }
-
-  /** Consumes body bytes from `i`; returns the index after them. */
-  observeBody(bytes: Uint8Array, i: number): number {
-    const body = this.body;
-    if (body.kind === "length") {
-      const take = Math.min(body.left, bytes.length - i);
-      body.left -= take;
-      if (body.left === 0) this.bodyStartedAt = null;
-      return i + take;
-    }
-    if (body.kind !== "chunked") {
-      this.bodyStartedAt = null;
-      return i;
-    }
-    if (body.state === "data") {
-      const take = Math.min(body.left, bytes.length - i);
-      body.left -= take;
-      if (body.left === 0) body.state = "data-end";
-      return i + take;
-    }
-    // A line: the chunk size, the CRLF after a chunk's data, or a trailer.
-    const start = i;
-    while (i < bytes.length && bytes[i] !== LF) i++;
-    body.line += i - start;
-    if (body.state !== "data-end") body.lineText += latin1.decode(bytes.subarray(start, i));
-    if (body.line > MAX_LINE) {
-      this.raw = true; // malformed: let the server reject it
-      return bytes.length;
-    }
-    if (i === bytes.length) return i;
-    const text = body.lineText.replace(/\r$/, "").trim();
-    body.line = 0;
-    body.lineText = "";
-    if (body.state === "size") {
-      const size = parseInt(text.split(";")[0].trim(), 16);
-      if (!Number.isFinite(size) || size < 0) {
-        this.raw = true;
-        return bytes.length;
-      }
-      if (size === 0) body.state = "trailer";
-      else {
-        body.state = "data";
-        body.left = size;
-      }
-    } else if (body.state === "data-end") {
-      body.state = "size";
-    } else if (text === "") {
-      this.bodyStartedAt = null;
-    }
-    return i + 1;
   }
 }
 
@@ -328,7 +168,7 @@ export function serveGuarded(
     const now = Date.now();
     for (const f of fronts) {
       if (f.closed) continue;
-      if (f.headStartedAt !== null && f.busy === 0 && !f.raw && f.bodyStartedAt === null) {
+      if (f.waiting && f.headStartedAt !== null) {
         if (now - f.headStartedAt > limits.headerTimeoutMs) {
           end(
             f,
@@ -381,9 +221,10 @@ export function serveGuarded(
         front.lastActivity = now;
         let chunk = buf.subarray(0, n);
         if (fromClient) {
-          const reject = front.observe(chunk, now, limits);
-          if (reject) {
-            end(front, "head-too-large", reject);
+          if (!front.observe(chunk, now, limits.maxHeadBytes)) {
+            const message =
+              `Cannot read the request head: current size is over ${limits.maxHeadBytes} bytes, the limit`;
+            end(front, "head-too-large", rawResponse(431, "Request Header Fields Too Large", message));
             return;
           }
         } else {

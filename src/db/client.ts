@@ -2,6 +2,7 @@ import postgres from "postgres";
 import { ConfigError, databaseUrlProblem, maskUrl } from "../config.ts";
 import { getLogger } from "../log.ts";
 import { redactor } from "../secrets.ts";
+import { backoffDelay, type BackoffOptions, retry } from "../retry.ts";
 
 /** A postgres.js pool. */
 export type Sql = postgres.Sql;
@@ -42,35 +43,6 @@ export function isTransientDbError(error: unknown): boolean {
     (error instanceof Error &&
       /ECONNREFUSED|Connection refused|connection reset/i.test(error.message));
 }
-
-/** Backoff schedule shared by start-up and run-time retries. */
-export interface BackoffOptions {
-  /** Retries after the first try (default 5). */
-  retries?: number;
-  /** First delay in milliseconds (default 1000); doubles each retry. */
-  baseMs?: number;
-  /** Relative jitter, 0.2 means ±20% (default 0.2). */
-  jitter?: number;
-  /** Injected sleep, for tests. */
-  sleep?: (ms: number) => Promise<void>;
-  /** Injected random source in [0, 1), for tests. */
-  random?: () => number;
-}
-
-/** Delay before retry number `retry` (1-based): base × 2^(retry-1), spread by the jitter. */
-export function backoffDelay(
-  retry: number,
-  options: BackoffOptions = {},
-): number {
-  const base = options.baseMs ?? 1000;
-  const jitter = options.jitter ?? 0.2;
-  const random = options.random ?? Math.random;
-  return Math.round(
-    base * 2 ** (retry - 1) * (1 - jitter + 2 * jitter * random()),
-  );
-}
-
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Where a postgres URL points, without the password. */
 export function describeTarget(url: string): string {
@@ -153,32 +125,31 @@ export class Database {
    * Runs `fn`, retrying transient connection errors (outages, restarts) with exponential
    * backoff and jitter. `fn` must be idempotent. Other errors are thrown at once.
    */
-  async retry<T>(what: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  retry<T>(what: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
     const retries = this.#backoff.retries ?? 5;
-    const sleep = this.#backoff.sleep ?? defaultSleep;
-    for (let attempt = 0;; attempt++) {
+    return retry(async () => {
       try {
         const result = await fn(this.sql);
         this.markReady(true);
         return result;
       } catch (error) {
-        if (!isTransientDbError(error)) throw error;
-        this.markReady(false);
-        if (attempt >= retries) throw error;
-        const delay = backoffDelay(attempt + 1, this.#backoff);
-        this.#log.warn(
-          "Database call {what} failed ({code}); retry {retry}/{retries} in {delayMs} ms",
-          {
-            what,
-            code: (error as { code?: string }).code ?? (error as Error).name,
-            retry: attempt + 1,
-            retries,
-            delayMs: delay,
-          },
-        );
-        await sleep(delay);
+        if (isTransientDbError(error)) this.markReady(false);
+        throw error;
       }
-    }
+    }, {
+      retries,
+      delayMs: (n) => backoffDelay(n, this.#backoff),
+      shouldRetry: isTransientDbError,
+      sleep: this.#backoff.sleep,
+      onRetry: (error, n, delayMs) =>
+        this.#log.warn("Database call {what} failed ({code}); retry {retry}/{retries} in {delayMs} ms", {
+          what,
+          code: (error as { code?: string }).code ?? (error as Error).name,
+          retry: n,
+          retries,
+          delayMs,
+        }),
+    });
   }
 
   /** Checks the connection now and updates the readiness flag. */
@@ -244,45 +215,39 @@ export async function openDatabase(
   const log = getLogger("db");
   const target = describeTarget(url);
   const retries = options.retries ?? 5;
-  const sleep = options.sleep ?? defaultSleep;
   const sql = createPool(url, {
     max: options.max,
     connectTimeout: options.connectTimeout,
   });
   const db = new Database(sql, target, options);
-  for (let attempt = 1;; attempt++) {
-    try {
+  try {
+    const attempt = await retry(async (n) => {
       await sql`select 1`;
-      db.markReady(true);
-      log.info("Connected to PostgreSQL at {target}", { target, attempt });
-      return db;
-    } catch (error) {
-      if (!isTransientDbError(error) || attempt > retries) {
-        await sql.end({ timeout: 1 }).catch(() => {});
-        if (!isTransientDbError(error)) {
-          throw new Error(`Cannot connect to PostgreSQL at ${target}: ${redactor().message(error)}`, {
-            cause: error,
-          });
-        }
-        throw new DatabaseUnavailableError(target, attempt, error);
-      }
-      const delay = backoffDelay(attempt, options);
-      if (options.onAttemptFailed) {
-        options.onAttemptFailed(attempt, error, delay);
-      } else {
-        log.warn(
-          "Connection attempt {attempt} of {total} to {target} failed: {reason}; retrying in {delayMs} ms",
-          {
-            attempt,
-            total: retries + 1,
-            target,
-            reason: (error as { code?: string }).code ??
-              (error as Error).message,
-            delayMs: delay,
-          },
-        );
-      }
-      await sleep(delay);
+      return n;
+    }, {
+      retries,
+      delayMs: (n) => backoffDelay(n, options),
+      shouldRetry: isTransientDbError,
+      sleep: options.sleep,
+      onRetry: (error, attempt, delayMs) => {
+        if (options.onAttemptFailed) return options.onAttemptFailed(attempt, error, delayMs);
+        log.warn("Connection attempt {attempt} of {total} to {target} failed: {reason}; retrying in {delayMs} ms", {
+          attempt,
+          total: retries + 1,
+          target,
+          reason: (error as { code?: string }).code ?? (error as Error).message,
+          delayMs,
+        });
+      },
+    });
+    db.markReady(true);
+    log.info("Connected to PostgreSQL at {target}", { target, attempt });
+    return db;
+  } catch (error) {
+    await sql.end({ timeout: 1 }).catch(() => {});
+    if (!isTransientDbError(error)) {
+      throw new Error(`Cannot connect to PostgreSQL at ${target}: ${redactor().message(error)}`, { cause: error });
     }
+    throw new DatabaseUnavailableError(target, retries + 1, error);
   }
 }

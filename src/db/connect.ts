@@ -32,7 +32,7 @@ export async function connectDatabase(config: Config): Promise<DatabaseHandle> {
     });
     return { db, embedded: false, where: maskUrl(config.databaseUrl), close: () => db.close() };
   }
-  const { openSharedEmbeddedPostgres } = await import("./embedded.ts");
+  const { openSharedEmbeddedPostgres } = await import("./embedded/mod.ts");
   const pgLog = getLogger("postgres");
   const dir = `${config.dataDir}/postgres`;
   log.info("DATABASE_URL is not set: using the embedded PostgreSQL in {dir}", { dir });

@@ -1,5 +1,5 @@
 /**
- * Connection hardening of the API server (issue 9): request-head deadline (slowloris), idle
+ * Connection hardening of the API server (issue 9): request-head deadline (slowloris), head size cap, idle
  * keep-alive timeout, connection cap, normal traffic through the front, and `charset=utf-8`
  * on every text response. Real TCP connections to 127.0.0.1.
  *
@@ -483,6 +483,35 @@ Deno.test("slowloris: the internal loopback server refuses connections that do n
     const direct = await fetch(`http://127.0.0.1:${server.internalPort}/`);
     assertEquals(direct.status, 403);
     assertEquals((await direct.json()).error, "Cannot serve this connection: connect through the API port");
+  } finally {
+    ac.abort();
+    await server.finished;
+  }
+});
+
+Deno.test("slowloris: a request head over maxHeadBytes gets a 431 and is closed; a smaller one is served", async () => {
+  const ac = new AbortController();
+  const reasons: string[] = [];
+  const server = serveGuarded(() => new Response("ok"), {
+    hostname: "127.0.0.1",
+    port: 0,
+    signal: ac.signal,
+    limits: { maxHeadBytes: 1024 },
+    onClose: (reason) => reasons.push(reason),
+  });
+  try {
+    const big = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    // Never ends its head: only its size can end it.
+    await big.write(encoder.encode(`GET / HTTP/1.1\r\nhost: x\r\nx-big: ${"a".repeat(2000)}`));
+    const { closed, text } = await readUntilClosed(big, 5000);
+    assert(closed, "the connection stays open");
+    assert(text.startsWith("HTTP/1.1 431 Request Header Fields Too Large\r\n"), text);
+    assert(text.includes("Cannot read the request head: current size is over 1024 bytes, the limit"), text);
+    assertEquals(reasons, ["head-too-large"]);
+
+    const small = await fetch(`http://127.0.0.1:${server.port}/`, { headers: { "x-big": "a".repeat(600) } });
+    assertEquals([small.status, await small.text()], [200, "ok"]);
+    assertEquals(reasons, ["head-too-large"]);
   } finally {
     ac.abort();
     await server.finished;

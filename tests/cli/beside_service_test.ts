@@ -10,7 +10,7 @@ import { assert, assertEquals } from "../support/assert.ts";
 import { type Child, freePort, killGroup, spawnCandlekeep, waitFor } from "../support/child.ts";
 import { type FakeExchange, startFakeExchange } from "../support/fake_exchange.ts";
 import { ingestWorld } from "../ingest/helpers.ts";
-import { readPublished } from "../../src/db/embedded.ts";
+import { readPublished } from "../../src/db/embedded/mod.ts";
 
 const TOKEN = "a-long-enough-test-token";
 const SYMBOLS = ["BTC/USDT", "ETH/USDT"];

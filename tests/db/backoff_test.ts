@@ -1,5 +1,6 @@
 import { assert, assertAlmostEquals, assertEquals, assertRejects } from "../support/assert.ts";
-import { backoffDelay, DatabaseUnavailableError, openDatabase } from "../../src/db/client.ts";
+import { DatabaseUnavailableError, openDatabase } from "../../src/db/client.ts";
+import { backoffDelay } from "../../src/retry.ts";
 import { sharedServer } from "../support/pg.ts";
 
 /** A loopback port with nothing listening on it. */

@@ -1,6 +1,6 @@
 import postgres from "postgres";
 import { assert, assertEquals } from "../support/assert.ts";
-import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/db/embedded.ts";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/db/embedded/mod.ts";
 
 const isRoot = Deno.uid() === 0;
 const lines: string[] = [];
@@ -254,7 +254,7 @@ Deno.test({
     try {
       await Deno.chown(home, 65534, 65534);
       const script = `${home}/start.ts`;
-      const moduleUrl = new URL("../../src/db/embedded.ts", import.meta.url).href;
+      const moduleUrl = new URL("../../src/db/embedded/mod.ts", import.meta.url).href;
       await Deno.writeTextFile(
         script,
         `import { startEmbeddedPostgres } from ${JSON.stringify(moduleUrl)};

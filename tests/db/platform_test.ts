@@ -91,7 +91,7 @@ Deno.test("platform: the loader returns the installed postgres, initdb and pg_ct
     assert(info.isFile, `${path} is not a file`);
     if (Deno.build.os !== "windows") assert((info.mode ?? 0) & 0o100, `${path} is not executable`);
   }
-  // The package the paths belong to is the pinned version, with the symlink list embedded.ts hydrates.
+  // The package the paths belong to is the pinned version, with the symlink list embedded/runtime.ts hydrates.
   const packageDir = new URL("../../", pathToFileURL(binaries.postgres));
   const pkg = JSON.parse(await Deno.readTextFile(new URL("package.json", packageDir)));
   assertEquals([pkg.name, pkg.version], [binaries.packageName, BINARIES_VERSION]);

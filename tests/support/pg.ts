@@ -7,7 +7,7 @@
  * @module
  */
 import postgres from "postgres";
-import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/db/embedded.ts";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/db/embedded/mod.ts";
 
 /** A fresh, empty database on the shared server. */
 export interface TestDatabase {
