@@ -1,13 +1,13 @@
 // Candlekeep dashboard: plain ES modules over the JSON API; charts by lightweight-charts (served locally).
 import { getJson } from "./api.js";
+import { keyOf, markets, resolve, timeframeOptions } from "./catalog.js";
 import { createCandleChart } from "./chart.js";
 import { drawCoverage } from "./coverage.js";
-import { esc, fmtCount, isoSeconds, precisionOf, tfMs } from "./format.js";
+import { esc, fmtCount, isoSeconds, precisionOf } from "./format.js";
 import { setupManage, token } from "./manage.js";
 import { renderCandleTable, renderSeriesTable } from "./tables.js";
 import { readUrl, writeUrl } from "./url_state.js";
 
-const TIMEFRAMES = ["1m", "5m", "15m", "1h", "4h", "1d", "1w"];
 const PAGE = 1000;
 const POLL_MS = 5_000;
 const RANGE_PAGES = 10; // pages walked back to reach a linked range before jumping to it
@@ -35,7 +35,7 @@ const view = createCandleChart($("chart"), $("legend"), {
 });
 probe.times = () => state.candles.map((c) => c.time);
 probe.range = () => view.visibleRange();
-const keyOf = (v) => `${v.exchange}|${v.symbol}`;
+probe.formats = () => view.formats();
 const query = (extra) =>
   `/v1/candles?${new URLSearchParams({ ...state.view, limit: String(PAGE), ...extra }).toString()}`;
 
@@ -45,53 +45,15 @@ function notice(lines) {
 }
 
 // ---- series and timeframes ----
-function markets() {
-  const map = new Map();
-  for (const s of state.series) {
-    const key = keyOf(s);
-    if (!map.has(key)) map.set(key, []);
-    map.get(key).push(s.timeframe);
-  }
-  return map;
-}
-
-function timeframeOptions(key) {
-  const stored = (markets().get(key) || []).filter((tf) => !Number.isNaN(tfMs(tf)));
-  const options = [...new Set([...stored, ...TIMEFRAMES])]
-    .filter((tf) => stored.some((s) => tfMs(tf) % tfMs(s) === 0))
-    .sort((a, b) => tfMs(a) - tfMs(b));
-  return { stored, options };
-}
-
-/** The view the link asks for when it names a known series, else the first series (with the reason). */
-function resolve(wanted, problems) {
-  const first = state.series[0];
-  const fallback = first ? { exchange: first.exchange, symbol: first.symbol, timeframe: first.timeframe } : null;
-  if (wanted.exchange === null && wanted.symbol === null && wanted.timeframe === null) return { v: fallback };
-  const name = `${wanted.symbol ?? "(no symbol)"} on ${wanted.exchange ?? "(no exchange)"}`;
-  const { stored, options } = timeframeOptions(keyOf(wanted));
-  let problem = null;
-  if (stored.length === 0) problem = `there is no series ${name}`;
-  else if (wanted.timeframe === null) return { v: { ...wanted, timeframe: stored[0] } };
-  else if (!options.includes(wanted.timeframe)) {
-    problem = `${wanted.timeframe} cannot be shown for ${name}: stored ${
-      stored.join(", ")
-    }, resampled only to multiples`;
-  }
-  if (!problem) return { v: wanted };
-  problems.push(`Cannot open the link: ${problem}.`);
-  return { v: fallback, fellBack: true };
-}
-
 function fillSelectors() {
-  const map = markets();
+  const map = markets(state.series);
   $("series-select").innerHTML = [...map.keys()].map((k) => {
     const [ex, sym] = k.split("|");
     return `<option value="${esc(k)}">${esc(sym)} · ${esc(ex)}</option>`;
   }).join("");
   if (!state.view) return;
   $("series-select").value = keyOf(state.view);
-  const { stored, options } = timeframeOptions(keyOf(state.view));
+  const { stored, options } = timeframeOptions(state.series, keyOf(state.view));
   $("timeframes").innerHTML = options.map((tf) =>
     `<button type="button" role="radio" data-tf="${tf}" aria-checked="${tf === state.view.timeframe}" title="${
       stored.includes(tf) ? "stored" : "resampled in SQL"
@@ -221,6 +183,7 @@ function merge(fresh) {
     state.precision = p;
     showPrecision();
   }
+  renderCandleTable($("candle-table").tBodies[0], state.candles, state.precision);
   probe.candles = state.candles.length;
   subtitle();
 }
@@ -279,7 +242,7 @@ async function refreshStatus() {
 /** Shows what the current URL names (on start and on back/forward). */
 async function openFromUrl() {
   const { view: wanted, problems } = readUrl();
-  const { v, fellBack } = resolve(wanted, problems);
+  const { v, fellBack } = resolve(state.series, wanted, problems);
   const range = fellBack ? null : wanted.range;
   if (wanted.range && fellBack) problems.push("The range of the link is ignored.");
   else if (problems.length > 0 && !wanted.range) problems.push("Showing the newest candles.");
@@ -306,7 +269,7 @@ function select(v) {
 
 $("series-select").addEventListener("change", (e) => {
   const [exchange, symbol] = e.target.value.split("|");
-  const { stored } = timeframeOptions(e.target.value);
+  const { stored } = timeframeOptions(state.series, e.target.value);
   select({ exchange, symbol, timeframe: stored[0] });
 });
 $("timeframes").addEventListener("click", (e) => {

@@ -89,6 +89,11 @@ export function createCandleChart(el, legendEl, options) {
       volumeSeries.update(vol(c));
       if (!hovered) legend(c);
     },
+    /** The price formats in use: { price, volume }. */
+    formats: () => ({
+      price: candleSeries.options().priceFormat,
+      volume: volumeSeries.options().priceFormat,
+    }),
     /** The visible time range in epoch ms, or null. */
     visibleRange() {
       const r = chart.timeScale().getVisibleRange();

@@ -43,11 +43,11 @@ export function renderCandleTable(tbody, candles, precision) {
   const price = (n) => fmtFixed(n, precision.price);
   tbody.innerHTML =
     candles.slice(-LATEST).reverse().map((c) =>
-      `<tr class="${c.close >= c.open ? "up" : "down"}"><td>${fmtTime(Date.parse(c.time))}${
+      `<tr><td>${fmtTime(Date.parse(c.time))}${
         c.partial ? ' <span class="muted">forming</span>' : ""
       }</td><td class="num">${price(c.open)}</td><td class="num">${price(c.high)}</td><td class="num">${
         price(c.low)
-      }</td><td class="num close">${price(c.close)}</td><td class="num">${
+      }</td><td class="num ${c.close >= c.open ? "up" : "down"}">${price(c.close)}</td><td class="num">${
         fmtFixed(c.volume, precision.volume)
       }</td></tr>`
     ).join("") || '<tr><td colspan="6" class="muted">No candles.</td></tr>';
