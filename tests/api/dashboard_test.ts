@@ -122,6 +122,15 @@ Deno.test("dashboard: chart, older pages, series coverage, strip; screenshots de
     const colours = await drawnColours(page);
     assert(colours.up > 500 && colours.down > 500, `candles drawn: ${JSON.stringify(colours)}`);
 
+    // A series with nothing stored says so over the chart.
+    await page.selectOption("#series-select", "kraken|SOL/USD");
+    await waitReady(page, "kraken|SOL/USD|5m");
+    const centre = await page.evaluate<string>(`(() => {
+      const r = document.getElementById("chart").getBoundingClientRect();
+      return document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2).textContent;
+    })()`);
+    assertEquals(centre, "No candles yet");
+
     // Back to BTC at 15m: its coverage strip shows the gap and the hole.
     await page.click('#series-table tbody tr[data-symbol="BTC/USDT"]');
     await page.click('#timeframes button[data-tf="15m"]');

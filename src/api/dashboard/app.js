@@ -311,6 +311,7 @@ document.addEventListener("visibilitychange", () => {
 });
 
 setupManage($("series-table"), async () => {
+  renderTables();
   await refreshSeries();
   renderTables();
 });
