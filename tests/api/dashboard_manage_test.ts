@@ -99,6 +99,10 @@ Deno.test("dashboard: add and remove series with the token; API errors shown; to
       row,
       { timeout: 30_000 },
     );
+    assert(
+      (await page.locator("#series-select option").allTextContents()).includes(`ETH/USDT · ${exchange}`),
+      "the new market is offered in the selector",
+    );
     const [{ n }] = await w.t.sql<{ n: number }[]>`select count(*)::int as n from candles where series_id = ${id}`;
     assert(n >= 23, `${n} candles backfilled`);
     const listed = (await tableRows(page, "#series-table")).find((r) => r[0] === String(id))!;

@@ -217,7 +217,9 @@ async function pollCandles() {
 
 async function refreshSeries() {
   try {
+    const before = JSON.stringify([...markets(state.series)]);
     state.series = (await getJson("/v1/series")).series;
+    if (state.view && JSON.stringify([...markets(state.series)]) !== before) fillSelectors();
     $("table-updated").textContent = `updated ${new Date().toISOString().slice(11, 19)} UTC`;
   } catch (e) {
     $("table-updated").textContent = `Cannot refresh: ${e.message}`;
