@@ -201,6 +201,27 @@ Deno.test("dashboard: the URL holds series, timeframe and range; back and forwar
     await waitReady(page, "binance|BTC/USDT|1m");
     assertEquals(await page.isHidden("#notice"), true);
 
+    // A range further back than ten pages opens on its own page, live updates paused, with a way back.
+    const xrp = await api.series("binance", "XRP/USDT", "1m");
+    const xrpFrom = NOW - 12_000 * MIN;
+    await seed(api.t.sql, xrp, market(makeCandles(xrpFrom, 12_000)));
+    const old = { from: xrpFrom + 60 * MIN, to: xrpFrom + 180 * MIN };
+    await page.goto(
+      `${api.base}/?exchange=binance&symbol=XRP/USDT&timeframe=1m&from=${iso(old.from)}&to=${iso(old.to)}`,
+    );
+    assertEquals(
+      (await waitReady(page, "binance|XRP/USDT|1m")).candles,
+      300,
+      "the page that ends one range length after it",
+    );
+    assert((await page.textContent("#chart-sub"))!.includes("history (live updates paused)"));
+    await page.waitForTimeout(300);
+    assertEquals([urlParams(page).from, urlParams(page).to], [iso(old.from), iso(old.to)]);
+    await page.click("#latest");
+    assertEquals((await waitReady(page, "binance|XRP/USDT|1m")).candles, 1000);
+    assert((await page.textContent("#chart-sub"))!.endsWith("· live"));
+    assertEquals(await page.isHidden("#latest"), true);
+
     // Bad links: a clear message, then the first series.
     const bad: [string, string][] = [
       ["exchange=binance&symbol=NOPE/USDT&timeframe=1m", "there is no series NOPE/USDT on binance"],
