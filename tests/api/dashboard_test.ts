@@ -227,6 +227,10 @@ Deno.test("dashboard: the URL holds series, timeframe and range; back and forwar
       ["exchange=binance&symbol=NOPE/USDT&timeframe=1m", "there is no series NOPE/USDT on binance"],
       ["exchange=binance&symbol=ETH/USDT&timeframe=7x", 'timeframe "7x" is not a timeframe such as 1m, 4h or 1d'],
       ["exchange=binance&symbol=ETH/USDT&timeframe=1m", "1m cannot be shown for ETH/USDT on binance: stored 1h"],
+      [
+        "exchange=binance&symbol=ETH/USDT&timeframe=1h&from=2024-02-01&to=2024-01-01",
+        "Cannot use the link's range: from=2024-02-01 is not before to=2024-01-01.",
+      ],
       ["exchange=binance&symbol=ETH/USDT&timeframe=1h&from=yesterday&to=2024-01-01", 'from="yesterday"'],
     ];
     for (const [query, message] of bad) {
@@ -235,13 +239,14 @@ Deno.test("dashboard: the URL holds series, timeframe and range; back and forwar
       const text = (await page.textContent("#notice-text"))!;
       assert(await page.isVisible("#notice"), `no message for ${query}`);
       assert(text.includes(message), `${query}: ${text}`);
-      if (query.includes("from=yesterday")) {
+      if (query.includes("from=")) {
         assertEquals(p.selected, "binance|ETH/USDT|1h", "a bad range keeps the good series");
       } else {
         assertEquals(p.selected, "binance|BTC/USDT|1m", `${query} falls back to the first series`);
         assertEquals(urlParams(page).symbol, "BTC/USDT", "the URL names what is shown");
       }
     }
+    await page.screenshot({ path: "/tmp/dash-bad-link.png" });
     await page.click("#notice-close");
     assertEquals(await page.isHidden("#notice"), true);
     assertEquals(errors, [], "no errors in the page");

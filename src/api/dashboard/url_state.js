@@ -9,16 +9,20 @@ export function readUrl() {
   const problems = [];
   const view = { exchange: q.get("exchange"), symbol: q.get("symbol"), timeframe: q.get("timeframe"), range: null };
   if (view.timeframe !== null && Number.isNaN(tfMs(view.timeframe))) {
-    problems.push(`timeframe "${view.timeframe}" is not a timeframe such as 1m, 4h or 1d`);
+    problems.push(`Cannot open the link: timeframe "${view.timeframe}" is not a timeframe such as 1m, 4h or 1d.`);
     view.timeframe = null;
     view.exchange = view.symbol = null;
   }
   if (q.has("from") || q.has("to")) {
     const from = Date.parse(q.get("from") ?? ""), to = Date.parse(q.get("to") ?? "");
     if (Number.isNaN(from) || Number.isNaN(to)) {
-      problems.push(`range from="${q.get("from") ?? ""}" to="${q.get("to") ?? ""}" needs two ISO-8601 times`);
+      problems.push(
+        `Cannot use the link's range: from="${q.get("from") ?? ""}" to="${
+          q.get("to") ?? ""
+        }" needs two ISO-8601 times.`,
+      );
     } else if (from >= to) {
-      problems.push(`range from=${q.get("from")} is not before to=${q.get("to")}`);
+      problems.push(`Cannot use the link's range: from=${q.get("from")} is not before to=${q.get("to")}.`);
     } else view.range = { from, to };
   }
   return { view, problems };
