@@ -1,5 +1,5 @@
 /**
- * Static files of the dashboard (`GET /`): HTML, CSS and JS from `src/api/dashboard/`, and
+ * Static files of the dashboard (`GET /`): HTML, CSS and the ES modules from `src/api/dashboard/`, and
  * lightweight-charts' standalone build from the local npm package (no CDN). Files are read
  * on first request and kept in memory.
  *
@@ -11,15 +11,18 @@ const DASHBOARD_DIR = new URL("./dashboard/", import.meta.url);
 const PROJECT_ROOT = new URL("../../", import.meta.url);
 const CHART_LIB = "node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.js";
 
+const JS = "text/javascript; charset=utf-8";
+/** The dashboard's ES modules, served under `/assets/`. */
+const MODULES = ["app", "api", "catalog", "chart", "coverage", "format", "manage", "tables", "url_state"];
+
 /** Dashboard files by URL path. */
 export const ASSETS: Readonly<Record<string, { file: URL; type: string }>> = {
   "/": { file: new URL("index.html", DASHBOARD_DIR), type: "text/html; charset=utf-8" },
-  "/assets/app.js": { file: new URL("app.js", DASHBOARD_DIR), type: "text/javascript; charset=utf-8" },
+  ...Object.fromEntries(
+    MODULES.map((name) => [`/assets/${name}.js`, { file: new URL(`${name}.js`, DASHBOARD_DIR), type: JS }]),
+  ),
   "/assets/style.css": { file: new URL("style.css", DASHBOARD_DIR), type: "text/css; charset=utf-8" },
-  "/assets/lightweight-charts.js": {
-    file: new URL(CHART_LIB, PROJECT_ROOT),
-    type: "text/javascript; charset=utf-8",
-  },
+  "/assets/lightweight-charts.js": { file: new URL(CHART_LIB, PROJECT_ROOT), type: JS },
 };
 
 const cache = new Map<string, Promise<Uint8Array>>();

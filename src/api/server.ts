@@ -66,9 +66,7 @@ export function createRouter(deps: ApiDeps): Router {
       return json(openApiDocument(url.origin));
     })
     .on("GET", "/", () => asset("/"))
-    .on("GET", "/assets/app.js", () => asset("/assets/app.js"))
-    .on("GET", "/assets/style.css", () => asset("/assets/style.css"))
-    .on("GET", "/assets/lightweight-charts.js", () => asset("/assets/lightweight-charts.js"));
+    .on("GET", "/assets/:name", (_req, { params }) => asset(`/assets/${params.name}`));
 }
 
 const TEXT_TYPE = /^(text\/|application\/(json|javascript|xml|[^;]*\+json|[^;]*\+xml)\b)/i;
