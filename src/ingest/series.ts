@@ -1,3 +1,4 @@
+import type { SeriesTarget } from "./backfill.ts";
 import type { Queryable } from "./store.ts";
 
 /** A row of the `series` table. */
@@ -73,4 +74,10 @@ export async function listSeries(sql: Queryable): Promise<SeriesRow[]> {
   return await sql<SeriesRow[]>`
     select id, exchange, symbol, timeframe, active, state, state_reason as "stateReason"
     from series order by id`;
+}
+
+/** The series `ids` as the engine works on them (any order). */
+export async function loadSeries(sql: Queryable, ids: readonly number[]): Promise<SeriesTarget[]> {
+  return await sql<SeriesTarget[]>`
+    select id, exchange, symbol, timeframe from series where id = any(${ids}::int[])`;
 }
