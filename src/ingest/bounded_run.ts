@@ -78,7 +78,7 @@ export class BoundedRuns {
         const series = jobs.series.get(id)!;
         if (kind === "repair") return jobs.repair(series, context);
         if (!jobs.backfilled.has(id)) {
-          return jobs.backfill(series, jobs.config.backfillSince, runStartedAt, { stop });
+          return jobs.backfill(series, runStartedAt, { stop });
         }
         return jobs.live(series, context);
       });

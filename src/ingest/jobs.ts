@@ -19,7 +19,7 @@ import {
 } from "./backfill.ts";
 import { updateSeries } from "./live.ts";
 import { repairSeries } from "./repair.ts";
-import { setSeriesState } from "./series.ts";
+import { effectiveSince, seriesStartFacts, setSeriesState } from "./series.ts";
 import type { ExchangeSource } from "./source.ts";
 
 /** A failed series with the reason, for exit statuses and reports. */
@@ -72,6 +72,8 @@ export interface JobsOptions {
 
 /** Options of {@linkcode Jobs.backfill}. */
 export interface BackfillJobOptions {
+  /** Where history starts; default: the series' own start, else `BACKFILL_SINCE`. */
+  since?: BackfillSince;
   onProgress?: (progress: BackfillProgress) => void;
   /** Stops the walk after the current page when it returns true (besides shutdown). */
   stop?: () => boolean;
@@ -225,15 +227,18 @@ export class Jobs {
     }
   }
 
-  /** Backfills one held series from `since` and switches it to live. */
+  /**
+   * Backfills one held series from its start (see {@linkcode effectiveSince}) and switches it
+   * to live. `runStartedAt` is the moment durations count back from.
+   */
   backfill(
     series: SeriesTarget,
-    since: BackfillSince,
     runStartedAt: number,
     options: BackfillJobOptions = {},
   ): Promise<SeriesFailure | null> {
     const source = this.sources.get(series.exchange)!;
     return this.runJob("backfill", series, async () => {
+      const since = options.since ?? await this.#startOf(series, runStartedAt);
       await this.db.retry("mark backfilling", (sql) => setSeriesState(sql, series.id, "backfilling"));
       const result = await backfillSeries(this.context(options.stop), source, series, {
         since,
@@ -256,6 +261,12 @@ export class Jobs {
         });
       }
     });
+  }
+
+  async #startOf(series: SeriesTarget, runStartedAt: number): Promise<BackfillSince> {
+    const facts = await this.db.retry("series start", (sql) => seriesStartFacts(sql, series.id));
+    const configured = this.config.backfillSince;
+    return facts ? effectiveSince(facts, configured, runStartedAt) : configured;
   }
 
   /** One live update of a held series: the closed candles after its last stored one. */

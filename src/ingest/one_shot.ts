@@ -15,7 +15,7 @@ import type { Catalog } from "./series_sync.ts";
 export interface BackfillOnceOptions {
   /** Only series whose key matches every given field. */
   filter?: Partial<SeriesKey>;
-  /** Overrides `BACKFILL_SINCE`. */
+  /** Overrides every series' start (`BACKFILL_SINCE` and the starts of series added through the API). */
   since?: BackfillSince;
   onProgress?: (progress: BackfillProgress) => void;
 }
@@ -70,12 +70,11 @@ export async function backfillOnce(
     if (reason) failures.push({ series: row, reason });
     else valid.push(row);
   }
-  const since = options.since ?? jobs.config.backfillSince;
   let runStartedAt: number | undefined; // once the leases are claimed
   failures.push(
     ...await claimAndRun(parts, valid, async (s) => {
       runStartedAt ??= jobs.now();
-      const failure = await jobs.backfill(s, since, runStartedAt, { onProgress: options.onProgress });
+      const failure = await jobs.backfill(s, runStartedAt, { since: options.since, onProgress: options.onProgress });
       return failure ?? await jobs.repair(s);
     }),
   );

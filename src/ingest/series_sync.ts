@@ -10,7 +10,7 @@ import { isTimeframe } from "../timeframe.ts";
 import { describeSeries, type SeriesTarget } from "./backfill.ts";
 import type { Leases } from "./coordination.ts";
 import { errorMessage, type Jobs } from "./jobs.ts";
-import { registerSeries, type SeriesKey, setSeriesState, syncConfiguredSeries } from "./series.ts";
+import { registerSeries, type SeriesKey, setSeriesState, storedSince, syncConfiguredSeries } from "./series.ts";
 
 /** Thrown for a series request the engine cannot accept; `status` follows HTTP. */
 export class SeriesRequestError extends Error {
@@ -26,7 +26,10 @@ export class SeriesRequestError extends Error {
 
 /** A series added through the API. */
 export interface AddSeriesInput extends SeriesKey {
-  /** Where its history starts (`BACKFILL_SINCE` syntax); default `BACKFILL_SINCE`. */
+  /**
+   * Where its history starts (`BACKFILL_SINCE` syntax; default `BACKFILL_SINCE`), resolved
+   * when it is added and recorded with the series.
+   */
   since?: string;
 }
 
@@ -139,13 +142,19 @@ export class Catalog {
         select id, active from series
         where exchange = ${input.exchange} and symbol = ${input.symbol} and timeframe = ${input.timeframe}`,
     );
-    const row = await jobs.db.retry("register", (sql) => registerSeries(sql, input, { origin: "api" }));
+    // The start is resolved now and recorded with the series: "1d" means one day before this
+    // request, also after a restart.
+    const addedAt = jobs.now();
+    const since = (input.since ? parseBackfillSince(input.since) : null) ?? jobs.config.backfillSince;
+    const row = await jobs.db.retry(
+      "register",
+      (sql) => registerSeries(sql, input, { origin: "api", since: storedSince(since, addedAt) }),
+    );
     const created = existing.length === 0 || !existing[0].active;
     if (created) {
       await this.#leases.coordinate();
       if (jobs.owned.has(row.id) && !jobs.backfilled.has(row.id)) {
-        const since = (input.since ? parseBackfillSince(input.since) : null) ?? jobs.config.backfillSince;
-        jobs.track(jobs.backfill(row, since, jobs.now())).catch(() => {});
+        jobs.track(jobs.backfill(row, addedAt)).catch(() => {});
       }
     }
     return { id: row.id, created };

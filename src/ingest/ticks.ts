@@ -26,7 +26,7 @@ export class Ticks {
     const jobs = this.#jobs;
     const runStartedAt = jobs.now();
     const pending = jobs.ownedIds.filter((id) => !jobs.backfilled.has(id))
-      .map((id) => jobs.backfill(jobs.series.get(id)!, jobs.config.backfillSince, runStartedAt));
+      .map((id) => jobs.backfill(jobs.series.get(id)!, runStartedAt));
     return failuresOf(await Promise.all(pending));
   }
 
