@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { describeSeries, type SeriesTarget } from "./backfill.ts";
+import { describeSeries, type SeriesTarget } from "./walk.ts";
 import { errorMessage, type Jobs, type SeriesFailure } from "./jobs.ts";
 import { heartbeat, rebalance, releaseAll } from "./leases.ts";
 import { loadSeries } from "./series.ts";

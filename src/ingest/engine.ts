@@ -10,7 +10,7 @@
 import type { Config } from "../config_types.ts";
 import type { Database } from "../db/client.ts";
 import type { Registry } from "../metrics.ts";
-import type { SeriesTarget } from "./backfill.ts";
+import type { SeriesTarget } from "./walk.ts";
 import { type BoundedRunReport, BoundedRuns } from "./bounded_run.ts";
 import { Leases } from "./coordination.ts";
 import { errorMessage, Jobs, type SeriesFailure } from "./jobs.ts";

@@ -5,7 +5,8 @@
  * @module
  */
 import type { BackfillSince } from "../config_types.ts";
-import type { BackfillProgress, SeriesTarget } from "./backfill.ts";
+import type { BackfillProgress } from "./backfill.ts";
+import type { SeriesTarget } from "./walk.ts";
 import type { Leases } from "./coordination.ts";
 import { failuresOf, type Jobs, type SeriesFailure } from "./jobs.ts";
 import { registerSeries, type SeriesKey } from "./series.ts";

@@ -1,6 +1,6 @@
 import { parseBackfillSince, resolveSince } from "../config.ts";
 import type { BackfillSince } from "../config_types.ts";
-import type { SeriesTarget } from "./backfill.ts";
+import type { SeriesTarget } from "./walk.ts";
 import type { Queryable } from "./store.ts";
 
 /** A row of the `series` table. */

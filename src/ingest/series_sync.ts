@@ -7,7 +7,7 @@
  */
 import { parseBackfillSince } from "../config.ts";
 import { isTimeframe } from "../timeframe.ts";
-import { describeSeries, type SeriesTarget } from "./backfill.ts";
+import { describeSeries, type SeriesTarget } from "./walk.ts";
 import type { Leases } from "./coordination.ts";
 import { errorMessage, type Jobs } from "./jobs.ts";
 import { registerSeries, type SeriesKey, setSeriesState, storedSince, syncConfiguredSeries } from "./series.ts";
@@ -55,7 +55,8 @@ export class Catalog {
         try {
           const top = await source.topSymbols(config.topSymbols, config.quote);
           symbols = [...new Set([...symbols, ...top])];
-          log.info("{exchange}: top {n} {quote} markets by 24h volume: {symbols}", {
+          // The exchange client logs its choice already.
+          log.debug("{exchange}: top {n} {quote} markets by 24h volume: {symbols}", {
             exchange,
             n: config.topSymbols,
             quote: config.quote,
