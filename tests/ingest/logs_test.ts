@@ -30,7 +30,11 @@ Deno.test("logs: a clean run says what each series does at info; a restart adds 
     await waitFor("four live series", live, 60_000).catch((e) => {
       throw new Error(`${e.message}\n${first.output()}`);
     });
-    await waitFor("four backfills logged", async () => ingestLines(first.output(), "info").length >= 9, 10_000);
+    await waitFor(
+      "four backfills logged",
+      () => Promise.resolve(ingestLines(first.output(), "info").length >= 9),
+      10_000,
+    );
     first.process.kill("SIGTERM");
     assert((await first.status).success, first.output());
     const info = ingestLines(first.output(), "info");
@@ -41,7 +45,10 @@ Deno.test("logs: a clean run says what each series does at info; a restart adds 
     const again = spawnCandlekeep(["start"], { ...env, LOG_LEVEL: "debug" });
     await waitFor(
       "the restart's catch-up",
-      async () => ingestLines(again.output(), "debug").filter((m) => m.includes("was backfilled before")).length === 4,
+      () =>
+        Promise.resolve(
+          ingestLines(again.output(), "debug").filter((m) => m.includes("was backfilled before")).length === 4,
+        ),
       30_000,
     ).catch((e) => {
       throw new Error(`${e.message}\n${again.output()}`);
