@@ -109,7 +109,9 @@ export const AddSeriesBody = z.strictObject({
   timeframe: Timeframe,
   since: z.string().max(40).refine((s) => parseBackfillSince(s) !== null, {
     error: "must be an ISO date (2024-01-01), a duration back from now (30d) or earliest",
-  }).optional().describe("where the backfill starts: ISO date, duration such as 30d, or earliest"),
+  }).optional().describe(
+    "where the backfill starts, kept with the series: ISO date, duration back from this request such as 30d, or earliest; default BACKFILL_SINCE",
+  ),
 });
 
 /** A series id in the path. */

@@ -1,5 +1,5 @@
 import { floorTo, timeframeMs } from "../timeframe.ts";
-import { describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./backfill.ts";
+import { describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./walk.ts";
 import type { CandleSource } from "./source.ts";
 
 /** What one live update did. */

@@ -1,5 +1,5 @@
 import { timeframeMs } from "../timeframe.ts";
-import { describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./backfill.ts";
+import { describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./walk.ts";
 import { findGaps } from "./gaps.ts";
 import type { CandleSource } from "./source.ts";
 

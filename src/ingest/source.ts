@@ -36,3 +36,9 @@ export interface CandleSource {
   /** Why this series cannot be served (unknown symbol, unsupported timeframe), or null. */
   validateSeries(symbol: string, timeframe: string): string | null;
 }
+
+/** An exchange as the engine sees it: a candle source that may also rank markets. */
+export interface ExchangeSource extends CandleSource {
+  /** The top `n` active markets quoted in `quote` by 24h quote volume. */
+  topSymbols?(n: number, quote: string): Promise<string[]>;
+}

@@ -1,0 +1,89 @@
+/**
+ * The service's scheduled work over the series this instance holds: backfilling the ones not
+ * backfilled yet, the live tick and the gap repair tick.
+ *
+ * @module
+ */
+import type { Leases } from "./coordination.ts";
+import { failuresOf, type Jobs, type SeriesFailure } from "./jobs.ts";
+
+/** Live and repair ticks of one engine; a tick never runs twice at once. */
+export class Ticks {
+  readonly #jobs: Jobs;
+  readonly #leases: Leases;
+  #liveRunning = false;
+  #liveAgain = false;
+  #repairRunning = false;
+
+  /** Ticks over the series `jobs` holds, renewing the leases through `leases` first. */
+  constructor(jobs: Jobs, leases: Leases) {
+    this.#jobs = jobs;
+    this.#leases = leases;
+  }
+
+  /** Backfills every held series that has not been backfilled by this process yet. */
+  async backfillPending(): Promise<SeriesFailure[]> {
+    const jobs = this.#jobs;
+    const runStartedAt = jobs.now();
+    const pending = jobs.ownedIds.filter((id) => !jobs.backfilled.has(id))
+      .map((id) => jobs.backfill(jobs.series.get(id)!, runStartedAt));
+    return failuresOf(await Promise.all(pending));
+  }
+
+  /** Starts {@linkcode Ticks.backfillPending} in the background when some held series needs it. */
+  backfillInBackground(): void {
+    if (this.#jobs.unbackfilled.length > 0 && !this.#jobs.stopping) {
+      this.#jobs.track(this.backfillPending()).catch(() => {});
+    }
+  }
+
+  /**
+   * One live tick: for every held, backfilled series, fetch the closed candles after its last
+   * stored one. A tick that fires while one is still running is not run at the same time
+   * (returns false): the running one goes round once more when it ends, so the candle that
+   * closed meanwhile is not left for the next tick.
+   */
+  async liveTick(): Promise<boolean> {
+    if (this.#jobs.stopping) return false;
+    if (this.#liveRunning) {
+      this.#liveAgain = true;
+      this.#jobs.log.debug("A live tick is still running: it runs once more when it ends");
+      return false;
+    }
+    this.#liveRunning = true;
+    try {
+      do {
+        this.#liveAgain = false;
+        await this.#liveOnce();
+      } while (this.#liveAgain && !this.#jobs.stopping);
+      return true;
+    } finally {
+      this.#liveRunning = false;
+    }
+  }
+
+  async #liveOnce(): Promise<void> {
+    const jobs = this.#jobs;
+    await this.#leases.coordinate();
+    // Newly acquired series (or ones that failed) are backfilled first, in the background.
+    this.backfillInBackground();
+    await Promise.all(this.#backfilledSeries().map((series) => jobs.live(series)));
+  }
+
+  #backfilledSeries() {
+    const jobs = this.#jobs;
+    return jobs.ownedIds.filter((id) => jobs.backfilled.has(id)).map((id) => jobs.series.get(id)!);
+  }
+
+  /** One gap repair run over every held, backfilled series. */
+  async repairTick(): Promise<boolean> {
+    if (this.#repairRunning || this.#jobs.stopping) return false;
+    this.#repairRunning = true;
+    try {
+      await Promise.all(this.#backfilledSeries().map((series) => this.#jobs.repair(series)));
+      return true;
+    } finally {
+      this.#repairRunning = false;
+    }
+  }
+}
