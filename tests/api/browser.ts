@@ -59,7 +59,9 @@ export async function openPage(
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
+    // Chromium logs every 503 it receives; the dashboard retries those after Retry-After (api.js),
+    // and a page that still failed shows it in its own text, which the tests read.
+    if (m.type() === "error" && !/status of 503 \(Service Unavailable\)/.test(m.text())) errors.push(m.text());
   });
   return { page, errors };
 }
