@@ -4,7 +4,7 @@
  * @module
  */
 import type { Sql } from "../db/client.ts";
-import { type SeriesOverview, seriesOverview } from "../db/overview.ts";
+import { overviewJson, seriesOverview } from "../db/overview.ts";
 import { findGaps, listHoles } from "../ingest/gaps.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { requireToken } from "./auth.ts";
@@ -46,24 +46,8 @@ function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
 
-/** The JSON shape of one series in `GET /v1/series`. */
-export function seriesJson(s: SeriesOverview): Record<string, unknown> {
-  return {
-    id: s.id,
-    exchange: s.exchange,
-    symbol: s.symbol,
-    timeframe: s.timeframe,
-    active: s.active,
-    state: s.state,
-    state_reason: s.stateReason,
-    first: iso(s.firstTs),
-    last: iso(s.lastTs),
-    count: s.count,
-    gaps: { missing: s.gaps.missing, ranges: s.gaps.ranges },
-    holes: { ranges: s.holes.ranges, ms: s.holes.ms },
-    lag_s: s.lagMs === null ? null : Math.round(s.lagMs / 1000),
-  };
-}
+/** The JSON shape of one series in `GET /v1/series` (and `status --json`). */
+export const seriesJson = overviewJson;
 
 /** Handles `GET /v1/series`. */
 export async function listSeriesRoute(sql: Sql, url: URL, nowMs: number): Promise<Response> {

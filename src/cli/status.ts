@@ -1,4 +1,4 @@
-import type { SeriesOverview } from "../db/overview.ts";
+import { overviewJson, type SeriesOverview } from "../db/overview.ts";
 
 function iso(ms: number | null): string {
   return ms === null ? "-" : new Date(ms).toISOString().replace(".000Z", "Z");
@@ -38,24 +38,10 @@ export function renderStatusTable(rows: readonly SeriesOverview[], _nowMs: numbe
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
 }
 
-/** The `status --json` document: the same facts as the table, with ISO-8601 UTC times. */
+/** The `status --json` document: the same facts as the table, in the shape of `GET /v1/series`. */
 export function statusJson(rows: readonly SeriesOverview[], nowMs: number) {
   return {
     generated_at: new Date(nowMs).toISOString(),
-    series: rows.map((r) => ({
-      id: r.id,
-      exchange: r.exchange,
-      symbol: r.symbol,
-      timeframe: r.timeframe,
-      active: r.active,
-      state: r.state,
-      state_reason: r.stateReason,
-      first: r.firstTs === null ? null : new Date(r.firstTs).toISOString(),
-      last: r.lastTs === null ? null : new Date(r.lastTs).toISOString(),
-      count: r.count,
-      gaps: { missing: r.gaps.missing, ranges: r.gaps.ranges },
-      holes: r.holes.ranges,
-      lag_seconds: r.lagMs === null ? null : Math.round(r.lagMs / 1000),
-    })),
+    series: rows.map(overviewJson),
   };
 }

@@ -19,6 +19,8 @@ export interface SeriesStats extends SeriesRow {
   count: number;
   /** Confirmed holes: number of ranges and the milliseconds they cover. */
   holes: { ranges: number; ms: number };
+  /** Where the series' own history starts (an ISO-8601 instant or `earliest`); null: `BACKFILL_SINCE`. */
+  since: string | null;
 }
 
 /** {@linkcode SeriesStats} plus gap totals and lag. */
@@ -37,6 +39,7 @@ interface StatsRow {
   active: boolean;
   state: string;
   state_reason: string | null;
+  backfill_since: string | null;
   first_ms: number | null;
   last_ms: number | null;
   n: number;
@@ -50,7 +53,7 @@ interface StatsRow {
  */
 export async function seriesStats(sql: Sql, seriesId?: number): Promise<SeriesStats[]> {
   const rows = await sql<StatsRow[]>`
-    select s.id, s.exchange, s.symbol, s.timeframe, s.active, s.state, s.state_reason,
+    select s.id, s.exchange, s.symbol, s.timeframe, s.active, s.state, s.state_reason, s.backfill_since,
            (extract(epoch from st.first_ts) * 1000)::float8 as first_ms,
            (extract(epoch from st.last_ts) * 1000)::float8 as last_ms,
            st.n::float8 as n,
@@ -74,6 +77,7 @@ export async function seriesStats(sql: Sql, seriesId?: number): Promise<SeriesSt
     active: r.active,
     state: r.state,
     stateReason: r.state_reason,
+    since: r.backfill_since,
     firstTs: r.first_ms,
     lastTs: r.last_ms,
     count: r.n,
@@ -140,4 +144,28 @@ export async function seriesFreshness(
     lastTs: r.last_ms,
     count: r.n,
   }));
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/** The JSON shape of one series in `GET /v1/series` and `status --json`: times in ISO-8601 UTC. */
+export function overviewJson(s: SeriesOverview): Record<string, unknown> {
+  return {
+    id: s.id,
+    exchange: s.exchange,
+    symbol: s.symbol,
+    timeframe: s.timeframe,
+    active: s.active,
+    state: s.state,
+    state_reason: s.stateReason,
+    since: s.since,
+    first: iso(s.firstTs),
+    last: iso(s.lastTs),
+    count: s.count,
+    gaps: { missing: s.gaps.missing, ranges: s.gaps.ranges },
+    holes: { ranges: s.holes.ranges, ms: s.holes.ms },
+    lag_s: s.lagMs === null ? null : Math.round(s.lagMs / 1000),
+  };
 }

@@ -82,7 +82,7 @@ Deno.test("since: a series added through the API with since=1d keeps it after a 
 });
 
 Deno.test("since: when the configuration also lists a series added through the API, the earlier start wins", async () => {
-  const w = await ingestWorld({ env: { SYMBOLS: "", TIMEFRAMES: "1m", BACKFILL_SINCE: "30d" } });
+  const w = await ingestWorld({ env: { SYMBOLS: "none", TIMEFRAMES: "1m", BACKFILL_SINCE: "30d" } });
   try {
     const added = w.ingestor();
     await added.syncSeries();
