@@ -174,8 +174,9 @@ export class RequestRunner {
   /**
    * Runs one ccxt call with retries: transient failures back off exponentially with jitter (or
    * wait Retry-After); a 429 pauses the shared limiter and a ban the whole exchange until
-   * Retry-After; fatal errors are thrown at once with the exchange's message. Retries are
-   * logged at debug level; the final failure is a warning (an error when not retryable).
+   * Retry-After; fatal errors are thrown at once with the exchange's message (and logged as
+   * errors). Retries are debug lines; the error thrown after the last attempt is reported by
+   * the caller.
    */
   async run<T>(operation: string, call: () => Promise<T>, options: { series?: string } = {}): Promise<TimedValue<T>> {
     const series = options.series;
@@ -229,7 +230,8 @@ export class RequestRunner {
     }: gave up after ${this.#maxAttempts} attempts, last ${last?.code}${
       last?.status ? ` (HTTP ${last.status})` : ""
     }: ${last?.message}`;
-    logger.warn("{exchange} {operation} failed after {attempts} attempts ({code}): {reason}", {
+    // The caller reports the thrown error (the ingest engine, market loading): one line per failure, not two.
+    logger.debug("{exchange} {operation} failed after {attempts} attempts ({code}): {reason}", {
       exchange: this.id,
       operation,
       series,
