@@ -218,3 +218,32 @@ Deno.test("reachability and the verdict: the 60 s boundary, answers reset it, fa
   assertEquals(at(200_000).unreachable, ["a"]);
   assertEquals(exchangeVerdict([], t0).state, "ok", "no exchange: nothing to judge");
 });
+
+Deno.test("ready: refused connections are unreachable, counted from the start when it never answered", async () => {
+  const fake = await startFakeExchange({ dialect: "binance" });
+  const ccxtConfig = { binance: fake.ccxtConfig() };
+  await fake.close();
+  const clock = new FakeClock();
+  const client = new ExchangeClient("binance", {
+    exchanges: ["binance"],
+    ccxtConfig,
+    symbols: ["BTC/USDT"],
+    topSymbols: 0,
+    quote: "USDT",
+    timeframes: ["1m"],
+  }, { clock, maxAttempts: 2, baseDelayMs: 10_000 });
+  const createdAt = clock.now();
+  try {
+    await assertRejects(() => client.start(), ExchangeRequestError);
+    const status = client.status();
+    assertEquals([status.reachable, status.since, status.lastResponseAt], [false, createdAt, null]);
+    assert(/^(NetworkError|ExchangeNotAvailable|RequestTimeout)\b/.test(status.reason!), status.reason!);
+    assert(clock.now() - createdAt >= 5_000, "the retry waited on the fake clock");
+    clock.advance(UNREACHABLE_AFTER_MS);
+    const verdict = exchangeVerdict([status], clock.now());
+    assertEquals(verdict.state, "down");
+    assert(verdict.reasons[0].includes(status.reason!), verdict.reasons[0]);
+  } finally {
+    client.close();
+  }
+});
