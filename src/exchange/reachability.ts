@@ -27,6 +27,12 @@ export const NO_ANSWER_YET = "no answer yet since start";
 /** Longest reason kept (ccxt quotes whole response bodies). */
 const MAX_REASON = 300;
 
+/** `reason` on one line, URLs without their query string (request parameters, signatures), at most {@linkcode MAX_REASON} characters. */
+function condense(reason: string): string {
+  const text = reason.replace(/(https?:\/\/[^\s?#)"']+)[?#][^\s)"']*/g, "$1").replace(/\s+/g, " ").trim();
+  return text.length > MAX_REASON ? `${text.slice(0, MAX_REASON - 1)}…` : text;
+}
+
 /** Tracks the reachability of one exchange; fed by the request runner. */
 export class Reachability {
   readonly #id: string;
@@ -51,9 +57,9 @@ export class Reachability {
     }
   }
 
-  /** A request failed at `at` (epoch ms) without an answer, for `reason`. */
+  /** A request failed at `at` (epoch ms) without an answer, for `reason` (URLs lose their query, long text is cut). */
   failed(at: number, reason: string): void {
-    const text = reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON - 1)}…` : reason;
+    const text = condense(reason);
     if (this.#reachable) {
       this.#reachable = false;
       this.#since = at;

@@ -217,6 +217,13 @@ Deno.test("reachability and the verdict: the 60 s boundary, answers reset it, fa
   assertEquals([b.status().reachable, b.status().since, b.status().lastResponseAt], [true, t0 + 71_000, t0 + 71_000]);
   assertEquals(at(200_000).unreachable, ["a"]);
   assertEquals(exchangeVerdict([], t0).state, "ok", "no exchange: nothing to judge");
+  a.failed(
+    t0 + 1,
+    "NetworkError: a GET http://x:1/v5/kline?symbol=BTCUSDT&sig=abc fetch failed: (http://x:1/v5/kline?s=1)",
+  );
+  assertEquals(a.status().reason, "NetworkError: a GET http://x:1/v5/kline fetch failed: (http://x:1/v5/kline)");
+  a.failed(t0 + 2, "x".repeat(1000));
+  assertEquals(a.status().reason!.length, 300, "long reasons are cut");
 });
 
 Deno.test("ready: refused connections are unreachable, counted from the start when it never answered", async () => {
