@@ -195,7 +195,8 @@ async function commandStart(config: Config): Promise<number> {
     const owner = config.instanceId ?? instanceIdentity({ port: config.apiPort });
     ingestor = new Ingestor({ db: handle.db, config, sources, registry, owner });
     const { serveApi } = await import("./src/api/server.ts");
-    api = serveApi({ db: handle.db, config, registry, ingest: ingestor }, {
+    const exchangeStatus = () => all.map((client) => client.status());
+    api = serveApi({ db: handle.db, config, registry, ingest: ingestor, exchanges: exchangeStatus }, {
       hostname: config.apiHost,
       port: config.apiPort,
       limits: config.http,
@@ -505,10 +506,16 @@ function prepareDeploy(): DeployService {
   const boot = () => {
     ready ??= (async () => {
       const handle = await openAndMigrate(config);
-      const { sources, firstRound } = startExchanges(config, registry, new AbortController().signal, async () => {});
+      const { sources, all, firstRound } = startExchanges(
+        config,
+        registry,
+        new AbortController().signal,
+        async () => {},
+      );
       const ingestor = new Ingestor({ db: handle.db, config, sources, registry });
       const { serveApi } = await import("./src/api/server.ts");
-      serveApi({ db: handle.db, config, registry, ingest: ingestor }, {
+      const exchanges = () => all.map((client) => client.status());
+      serveApi({ db: handle.db, config, registry, ingest: ingestor, exchanges }, {
         hostname: config.apiHost,
         port: config.apiPort,
         limits: config.http,

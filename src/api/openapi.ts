@@ -172,8 +172,11 @@ export function openApiDocument(serverUrl?: string): Json {
       "/health": { get: { summary: "Liveness", responses: { "200": jsonOk("Alive") } } },
       "/ready": {
         get: {
-          summary: "Readiness: database reachable and migrations applied",
-          responses: { "200": jsonOk("Ready"), "503": jsonOk("Not ready, with the reason") },
+          summary: "Readiness: database reachable, migrations applied, exchanges answering",
+          responses: {
+            "200": jsonOk("Ready, or degraded: some exchanges unreachable for 60 s or more (named, with the reason)"),
+            "503": jsonOk("Not ready: database down, migrations missing, or every exchange unreachable for 60 s"),
+          },
         },
       },
       "/metrics": {

@@ -12,6 +12,7 @@ import { getLogger } from "../log.ts";
 import { type ConnectionLimits, type GuardedServer, serveGuarded } from "./guard.ts";
 import type { Registry } from "../metrics.ts";
 import { getCandles } from "./candles.ts";
+import type { ExchangeStatusProvider } from "./readiness.ts";
 import { admissionGate } from "./admission.ts";
 import { asset } from "./dashboard.ts";
 import { errorResponse, json } from "./errors.ts";
@@ -22,6 +23,7 @@ import { addSeriesRoute, type IngestControl, listSeriesRoute, removeSeriesRoute,
 import { health, installApiMetrics, metrics, ready } from "./system.ts";
 
 export type { IngestControl } from "./series.ts";
+export type { ExchangeStatusProvider } from "./readiness.ts";
 export { IngestRequestError } from "./errors.ts";
 export { type ConnectionLimits, DEFAULT_LIMITS } from "./guard.ts";
 
@@ -36,6 +38,8 @@ export interface ApiDeps {
   startedAt?: number;
   /** Clock, for tests; defaults to `Date.now`. */
   now?: () => number;
+  /** Reachability of every configured exchange, judged by `/ready` and exported on `/metrics`; absent: not judged. */
+  exchanges?: ExchangeStatusProvider;
 }
 
 /** Builds the router with every route of the API. */
@@ -59,7 +63,7 @@ export function createRouter(deps: ApiDeps): Router {
     )
     .on("GET", "/v1/series/:id/gaps", (_req, { url, params }) => seriesGapsRoute(sql, url, params.id, now()))
     .on("GET", "/health", noQuery(() => health(startedAt, now())))
-    .on("GET", "/ready", noQuery(() => ready(deps.db)))
+    .on("GET", "/ready", noQuery(() => ready(deps.db, { exchanges: deps.exchanges, now })))
     .on("GET", "/metrics", noQuery(() => metrics(deps.registry)))
     .on("GET", "/openapi.json", (_req, { url }) => {
       parseQuery(url, NoQuery);
@@ -91,7 +95,7 @@ export function withCharset(response: Response): Response {
 export function createHandler(deps: ApiDeps): (req: Request) => Promise<Response> {
   const router = createRouter(deps);
   const log = getLogger("api");
-  installApiMetrics(deps.registry, deps.db, deps.now ?? Date.now);
+  installApiMetrics(deps.registry, deps.db, { now: deps.now ?? Date.now, exchanges: deps.exchanges });
   const latency = deps.registry.histogram(
     "candlekeep_http_request_duration_seconds",
     "HTTP request latency by method, route and status",

@@ -10,6 +10,7 @@ import type { Registry } from "../metrics.ts";
 import { getLogger } from "../log.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { json } from "./errors.ts";
+import { type ExchangeStatusProvider, exchangeVerdict } from "./readiness.ts";
 
 /** How long `/ready` waits for the database before answering 503. */
 export const READY_TIMEOUT_MS = 2_000;
@@ -29,25 +30,52 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** Options of {@linkcode ready}. */
+export interface ReadyOptions {
+  /** The configured exchanges' reachability; absent: exchanges are not judged. */
+  exchanges?: ExchangeStatusProvider;
+  /** Clock (epoch ms); defaults to `Date.now`. */
+  now?: () => number;
+}
+
 /**
- * Handles `GET /ready`: 200 when the database answers `select 1` within
- * {@linkcode READY_TIMEOUT_MS} and every migration is applied, else 503 with the reason.
+ * Handles `GET /ready`. 503 `unavailable` with the reason(s) when the database does not answer
+ * `select 1` within {@linkcode READY_TIMEOUT_MS}, a migration is not applied, or every
+ * configured exchange has been unreachable for 60 s or more (`UNREACHABLE_AFTER_MS`; this
+ * instance can update nothing); 200 `degraded` naming the exchanges unreachable that long when
+ * only some are; else 200 `ready`. Every answer lists each exchange's status.
  */
-export async function ready(db: Database): Promise<Response> {
-  let reason: string | null = null;
+export async function ready(db: Database, options: ReadyOptions = {}): Promise<Response> {
+  const reasons: string[] = [];
   try {
     await withTimeout(db.sql`select 1`, READY_TIMEOUT_MS, "the database");
     db.markReady(true);
     const applied = await withTimeout(migrationsApplied(db.sql), READY_TIMEOUT_MS, "the migration check");
-    if (!applied) reason = "migrations not applied: run `candlekeep migrate` or start the service to apply them";
+    if (!applied) reasons.push("migrations not applied: run `candlekeep migrate` or start the service to apply them");
   } catch (error) {
     db.markReady(false);
-    reason = `database unreachable at ${db.target}: ${(error as Error).message ?? String(error)}`;
+    reasons.push(`database unreachable at ${db.target}: ${(error as Error).message ?? String(error)}`);
   }
-  if (reason !== null) {
-    return json({ status: "unavailable", reason }, { status: 503, headers: { "retry-after": "5" } });
+  const verdict = exchangeVerdict(options.exchanges?.() ?? [], (options.now ?? Date.now)());
+  const exchanges = { exchanges: verdict.exchanges };
+  if (reasons.length > 0 || verdict.state === "down") {
+    if (verdict.state === "down") reasons.push("every configured exchange is unreachable");
+    reasons.push(...verdict.reasons);
+    return json(
+      { status: "unavailable", reason: reasons.join("; "), reasons, unreachable: verdict.unreachable, ...exchanges },
+      { status: 503, headers: { "retry-after": "5" } },
+    );
   }
-  return json({ status: "ready" });
+  if (verdict.state === "degraded") {
+    return json({
+      status: "degraded",
+      reason: verdict.reasons.join("; "),
+      reasons: verdict.reasons,
+      unreachable: verdict.unreachable,
+      ...exchanges,
+    });
+  }
+  return json({ status: "ready", ...exchanges });
 }
 
 const collectorsInstalled = new WeakSet<Registry>();
@@ -57,7 +85,12 @@ const collectorsInstalled = new WeakSet<Registry>();
  * refreshing per-series lag and stored-candle gauges (at most every {@linkcode COLLECT_INTERVAL_MS};
  * a database outage keeps the last values and is logged).
  */
-export function installApiMetrics(registry: Registry, db: Database, now: () => number): void {
+export function installApiMetrics(
+  registry: Registry,
+  db: Database,
+  options: { now: () => number; exchanges?: ExchangeStatusProvider },
+): void {
+  const now = options.now;
   registry.histogram(
     "candlekeep_http_request_duration_seconds",
     "HTTP request latency by method, route and status",
@@ -69,6 +102,7 @@ export function installApiMetrics(registry: Registry, db: Database, now: () => n
     "Seconds between now and the close of the last stored candle, per series",
   );
   const stored = registry.gauge("candlekeep_series_candles_stored", "Candles stored per series");
+  if (options.exchanges) installExchangeGauge(registry, options.exchanges);
   const log = getLogger("api");
   let last = -Infinity;
   let known = new Map<string, Record<string, string>>();
@@ -101,6 +135,17 @@ export function installApiMetrics(registry: Registry, db: Database, now: () => n
       last = -Infinity;
       log.warn("Cannot refresh series metrics: {reason}", { reason: (error as Error).message });
     }
+  });
+}
+
+/** `candlekeep_exchange_up{exchange}`: 1 while the exchange answers, 0 from its first unanswered request on. */
+function installExchangeGauge(registry: Registry, exchanges: ExchangeStatusProvider): void {
+  const up = registry.gauge(
+    "candlekeep_exchange_up",
+    "1 when the exchange answers, 0 while its requests fail without an answer (network, timeout, 5xx, maintenance)",
+  );
+  registry.collect(() => {
+    for (const s of exchanges()) up.set({ exchange: s.id }, s.reachable ? 1 : 0);
   });
 }
 

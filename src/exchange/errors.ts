@@ -133,6 +133,19 @@ export function classifyFailure(
   return { kind: "fatal", ...base };
 }
 
+/**
+ * Why a failed request shows that the exchange did not answer: no response at all (network
+ * error, timeout), a 5xx, or ccxt's `ExchangeNotAvailable`/`OnMaintenance`. Null when the
+ * exchange did answer: a 429 or a ban (it is there and asks us to wait), a rejected request.
+ */
+export function unreachableReason(error: unknown, failure: Classification): string | null {
+  if (failure.kind !== "retryable") return null;
+  const noResponse = failure.status === undefined;
+  const serverFailed = failure.status !== undefined && failure.status >= 500;
+  if (!noResponse && !serverFailed && !(error instanceof ccxt.ExchangeNotAvailable)) return null;
+  return redactor().scrub(`${failure.code}${failure.status ? ` (HTTP ${failure.status})` : ""}: ${failure.message}`);
+}
+
 /** The ccxt error class name (or JS error name) of `error`. */
 export function errorCode(error: unknown): string {
   if (error instanceof Error) {

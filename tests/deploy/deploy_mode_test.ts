@@ -114,6 +114,13 @@ Deno.test("deploy: crons at top level, bounded runs, days of history caught up o
     assert(repaired.success, `repair run failed:\n${child.output()}`);
     const again = await host.invoke(live.name, 60_000);
     assert(again.success, child.output());
+    // The deploy path hands the exchange clients to /ready.
+    const ready = await (await fetch(`http://127.0.0.1:${port}/ready`)).json();
+    assertEquals(ready.status, "ready", JSON.stringify(ready));
+    assertEquals(
+      ready.exchanges.map((e: { id: string; reachable: boolean }) => [e.id, e.reachable]),
+      [[w.fake.exchangeId, true]],
+    );
     assert(!/NotCapable|PermissionDenied|Requires (write|run|ffi) access/.test(child.output()), child.output());
   } finally {
     try {

@@ -1,5 +1,5 @@
 import ccxt from "ccxt";
-import { classifyFailure, parseRetryAfter } from "../../src/exchange/errors.ts";
+import { classifyFailure, parseRetryAfter, unreachableReason } from "../../src/exchange/errors.ts";
 import { type Clock, WeightLimiter } from "../../src/exchange/limiter.ts";
 import { validateCandles } from "../../src/exchange/validate.ts";
 import { parseBinanceWeightLimit } from "../../src/exchange/usage.ts";
@@ -51,6 +51,22 @@ Deno.test("classifyFailure uses the HTTP status where ccxt is ambiguous", () => 
   assertEquals(classifyFailure(new ccxt.AuthenticationError("a"), 401, {}, now).kind, "fatal");
   assertEquals(classifyFailure(new ccxt.ExchangeError("e"), 400, {}, now).kind, "fatal");
   assertEquals(parseRetryAfter(new Date(now + 5000).toUTCString(), now), 5000);
+});
+
+Deno.test("unreachableReason: no answer, 5xx and maintenance are unreachable; 429, bans and rejections are answers", () => {
+  const now = 1_000_000;
+  const reason = (error: Error, status?: number, headers?: Record<string, string>) =>
+    unreachableReason(error, classifyFailure(error, status, headers, now));
+  assertEquals(reason(new ccxt.RequestTimeout("timed out")), "RequestTimeout: timed out");
+  assertEquals(reason(new ccxt.NetworkError("ECONNREFUSED")), "NetworkError: ECONNREFUSED");
+  assertEquals(reason(new ccxt.ExchangeError("-1008 busy"), 503), "ExchangeError (HTTP 503): -1008 busy");
+  assertEquals(reason(new ccxt.OnMaintenance("upgrade"), 200), "OnMaintenance (HTTP 200): upgrade");
+  assertEquals(reason(new ccxt.ExchangeNotAvailable("gone"), 404), "ExchangeNotAvailable (HTTP 404): gone");
+  assertEquals(reason(new ccxt.DDoSProtection("slow down"), 429, { "retry-after": "1" }), null);
+  assertEquals(reason(new ccxt.DDoSProtection("banned"), 418, { "retry-after": "60" }), null);
+  assertEquals(reason(new ccxt.ExchangeNotAvailable("banned"), 403, { "retry-after": "60" }), null);
+  assertEquals(reason(new ccxt.BadSymbol("no such market"), 400), null);
+  assertEquals(reason(new ccxt.BadResponse("not JSON"), 200), null);
 });
 
 function fakeClock(): Clock & { t: number } {

@@ -1,0 +1,292 @@
+/**
+ * Runs the ccxt calls of one exchange: every request waits in the exchange's shared weight
+ * limiter (ccxt's throttle is replaced by it), each response's status and headers are recorded
+ * per call, failures are classified and retried with backoff, 429s pause the limiter and bans
+ * the whole exchange, and every outcome feeds the exchange's {@linkcode Reachability}.
+ *
+ * @module
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { getLogger } from "@logtape/logtape";
+import type { CcxtExchange } from "./ccxt_instance.ts";
+import {
+  type Classification,
+  classifyFailure,
+  ExchangeRequestError,
+  headerValue,
+  unreachableReason,
+} from "./errors.ts";
+import { type Clock, systemClock, WeightLimiter } from "./limiter.ts";
+import { Reachability } from "./reachability.ts";
+import { type PublishedLimit, type UsageProfile, usageProfile } from "./usage.ts";
+
+const logger = getLogger(["candlekeep", "exchange"]);
+
+/** At most one rate-limit warning per exchange in this many ms; the others are debug lines. */
+export const RATE_LIMIT_WARNING_INTERVAL_MS = 60_000;
+
+/** Options of {@linkcode RequestRunner}. */
+export interface RequestRunnerOptions {
+  /** Clock and sleep (default: the real ones). */
+  clock?: Clock;
+  /** Random source for backoff jitter (default Math.random). */
+  random?: () => number;
+  /** Attempts per request before giving up (default 8). */
+  maxAttempts?: number;
+  /** First backoff delay in ms (default 500), doubled per attempt. */
+  baseDelayMs?: number;
+  /** Largest backoff delay in ms (default 30 s). */
+  maxDelayMs?: number;
+  /** Pause after a ban without Retry-After, in ms (default 2 min). */
+  defaultBanMs?: number;
+  /** Share of the published rate limit to use (default 0.97). */
+  limiterSafety?: number;
+}
+
+/** Request counters of one exchange. */
+export interface RequestStats {
+  /** HTTP requests sent (every attempt). */
+  requests: number;
+  /** Rate-limit responses (HTTP 429 / RateLimitExceeded). */
+  rateLimited: number;
+  /** Ban responses (HTTP 418, or 403 with Retry-After). */
+  banned: number;
+  /** Retries after a failed attempt. */
+  retries: number;
+  /** Failed attempts by ccxt error class. */
+  errorsByClass: Record<string, number>;
+  /** Total ms requests waited in the rate limiter. */
+  limiterWaitMs: number;
+}
+
+/** A call's result and when its (last) request was sent. */
+export interface TimedValue<T> {
+  value: T;
+  /** When the successful request left the limiter (ms). */
+  sentAt: number;
+}
+
+interface RequestContext {
+  sentAt?: number;
+  status?: number;
+  headers?: Record<string, unknown>;
+}
+
+/** Runs the ccxt calls of one exchange with its limiter, retries and reachability tracking. */
+export class RequestRunner {
+  /** ccxt exchange id. */
+  readonly id: string;
+  /** The limiter shared by every request to this exchange. */
+  readonly limiter: WeightLimiter;
+  /** How ccxt's costs map to the exchange's weights, and its published limits. */
+  readonly profile: UsageProfile;
+  /** Reachability of the exchange, updated by every request. */
+  readonly reachability: Reachability;
+  #exchange: CcxtExchange;
+  #clock: Clock;
+  #random: () => number;
+  #maxAttempts: number;
+  #baseDelay: number;
+  #maxDelay: number;
+  #defaultBan: number;
+  #context = new AsyncLocalStorage<RequestContext>();
+  #stats: RequestStats = { requests: 0, rateLimited: 0, banned: 0, retries: 0, errorsByClass: {}, limiterWaitMs: 0 };
+  #lastRateWarning = -Infinity;
+  #quietRateLimits = 0;
+
+  /** Takes over `exchange`'s throttle and response hook; every request of it goes through this runner. */
+  constructor(id: string, exchange: CcxtExchange, options: RequestRunnerOptions = {}) {
+    this.id = id;
+    this.#exchange = exchange;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#maxAttempts = options.maxAttempts ?? 8;
+    this.#baseDelay = options.baseDelayMs ?? 500;
+    this.#maxDelay = options.maxDelayMs ?? 30_000;
+    this.#defaultBan = options.defaultBanMs ?? 120_000;
+    this.profile = usageProfile(id, Number(exchange.rateLimit) || 100);
+    this.limiter = new WeightLimiter({
+      capacity: this.profile.limit.capacity,
+      windowMs: this.profile.limit.windowMs,
+      safety: options.limiterSafety,
+      clock: this.#clock,
+    });
+    this.reachability = new Reachability(id, this.#clock.now());
+    this.#hookCcxt();
+  }
+
+  /** Snapshot of the counters. */
+  stats(): RequestStats {
+    return { ...this.#stats, errorsByClass: { ...this.#stats.errorsByClass } };
+  }
+
+  /** Replaces ccxt's throttle with the shared limiter and records each response's status and headers. */
+  #hookCcxt(): void {
+    const ex = this.#exchange as unknown as Record<string, unknown>;
+    ex.throttle = async (cost?: number) => {
+      const weight = (cost ?? 1) * this.profile.weightPerCost;
+      const before = this.#clock.now();
+      await this.limiter.acquire(weight);
+      this.#stats.limiterWaitMs += this.#clock.now() - before;
+      this.#stats.requests++;
+      const ctx = this.#context.getStore();
+      if (ctx) ctx.sentAt = this.#clock.now();
+    };
+    const original = (ex.onRestResponse as (...args: unknown[]) => string).bind(this.#exchange);
+    ex.onRestResponse = (
+      status: number,
+      statusText: string,
+      url: string,
+      method: string,
+      headers: Record<string, unknown>,
+      body: string,
+      ...rest: unknown[]
+    ) => {
+      const ctx = this.#context.getStore();
+      if (ctx) {
+        ctx.status = status;
+        ctx.headers = headers;
+      }
+      this.#observeResponse(url, headers, body);
+      return original(status, statusText, url, method, headers, body, ...rest);
+    };
+  }
+
+  #observeResponse(url: string, headers: Record<string, unknown>, body: string): void {
+    const profile = this.profile;
+    if (profile.parseLimit) {
+      const limit: PublishedLimit | null = profile.parseLimit(url, body);
+      if (limit && (limit.capacity !== this.limiter.capacity || limit.windowMs !== this.limiter.windowMs)) {
+        this.limiter.setLimit(limit.capacity, limit.windowMs);
+        logger.info("{exchange}: published request limit {capacity} weight per {windowMs} ms", {
+          exchange: this.id,
+          capacity: limit.capacity,
+          windowMs: limit.windowMs,
+        });
+      }
+    }
+    if (profile.usedWeightHeader) {
+      const used = headerValue(headers, profile.usedWeightHeader);
+      if (used !== undefined) this.limiter.syncUsage(Number(used));
+    }
+  }
+
+  /**
+   * Runs one ccxt call with retries: transient failures back off exponentially with jitter (or
+   * wait Retry-After); a 429 pauses the shared limiter and a ban the whole exchange until
+   * Retry-After; fatal errors are thrown at once with the exchange's message (and logged as
+   * errors). Retries are debug lines; the error thrown after the last attempt is reported by
+   * the caller.
+   */
+  async run<T>(operation: string, call: () => Promise<T>, options: { series?: string } = {}): Promise<TimedValue<T>> {
+    const series = options.series;
+    let last: Classification | undefined;
+    for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
+      const ctx: RequestContext = {};
+      try {
+        const value = await this.#context.run(ctx, call);
+        if (ctx.status !== undefined) this.reachability.answered(this.#clock.now());
+        return { value, sentAt: ctx.sentAt ?? this.#clock.now() };
+      } catch (error) {
+        const now = this.#clock.now();
+        const c = classifyFailure(error, ctx.status, ctx.headers, now);
+        last = c;
+        this.#record(error, c, now);
+        const where = { exchange: this.id, operation, series, code: c.code, status: c.status, attempt };
+        if (c.kind === "fatal") {
+          logger.error("{exchange} {operation} failed ({code}): {reason}", { ...where, reason: c.message });
+          throw new ExchangeRequestError(
+            `Cannot ${operation} on ${this.id}${series ? ` for ${series}` : ""}: ${c.code}${
+              c.status ? ` (HTTP ${c.status})` : ""
+            }: ${c.message}`,
+            { kind: "fatal", code: c.code, exchange: this.id, status: c.status, attempts: attempt },
+            { cause: error },
+          );
+        }
+        if (attempt === this.#maxAttempts) break;
+        this.#stats.retries++;
+        const backoff = Math.min(this.#maxDelay, this.#baseDelay * 2 ** (attempt - 1)) * (0.5 + this.#random() * 0.5);
+        if (c.kind === "rate_limited") {
+          this.#stats.rateLimited++;
+          this.#pauseForRateLimit(now, c.retryAfterMs ?? backoff, where);
+        } else if (c.kind === "banned") {
+          this.#stats.banned++;
+          this.#pauseForBan(now, c.retryAfterMs ?? this.#defaultBan, where);
+        } else {
+          const wait = c.retryAfterMs ?? backoff;
+          logger.debug("{exchange} {operation}: {code}, retrying in {waitMs} ms: {reason}", {
+            ...where,
+            waitMs: Math.round(wait),
+            reason: c.message,
+          });
+          await this.#clock.sleep(wait);
+        }
+      }
+    }
+    if (last?.kind === "rate_limited") this.#stats.rateLimited++;
+    if (last?.kind === "banned") this.#stats.banned++;
+    const message = `Cannot ${operation} on ${this.id}${
+      series ? ` for ${series}` : ""
+    }: gave up after ${this.#maxAttempts} attempts, last ${last?.code}${
+      last?.status ? ` (HTTP ${last.status})` : ""
+    }: ${last?.message}`;
+    // The caller reports the thrown error (the ingest engine, market loading): one line per failure, not two.
+    logger.debug("{exchange} {operation} failed after {attempts} attempts ({code}): {reason}", {
+      exchange: this.id,
+      operation,
+      series,
+      code: last?.code,
+      status: last?.status,
+      attempts: this.#maxAttempts,
+      reason: last?.message,
+    });
+    throw new ExchangeRequestError(message, {
+      kind: "exhausted",
+      code: last?.code ?? "Unknown",
+      exchange: this.id,
+      status: last?.status,
+      attempts: this.#maxAttempts,
+    });
+  }
+
+  /** Counts a failed attempt and tells the reachability tracker whether the exchange answered. */
+  #record(error: unknown, failure: Classification, now: number): void {
+    this.#stats.errorsByClass[failure.code] = (this.#stats.errorsByClass[failure.code] ?? 0) + 1;
+    const unreachable = unreachableReason(error, failure);
+    if (unreachable !== null) this.reachability.failed(now, unreachable);
+    else if (failure.status !== undefined) this.reachability.answered(now);
+  }
+
+  /**
+   * Pauses the limiter after a 429. One warning when a pause starts (at most one per
+   * {@linkcode RATE_LIMIT_WARNING_INTERVAL_MS}, counting the quieter ones since); the 429s of
+   * requests that were already in flight, and further pauses within the interval, are debug.
+   */
+  #pauseForRateLimit(now: number, waitMs: number, where: Record<string, unknown>): void {
+    const alreadyPaused = this.limiter.pause().reason !== null;
+    this.limiter.pauseUntil(now + waitMs, "rate_limited");
+    const fields = { ...where, waitMs: Math.round(waitMs) };
+    if (alreadyPaused || now - this.#lastRateWarning < RATE_LIMIT_WARNING_INTERVAL_MS) {
+      this.#quietRateLimits++;
+      logger.debug("{exchange}: rate limited, pausing all requests for {waitMs} ms", fields);
+      return;
+    }
+    logger.warn("{exchange}: rate limited, pausing all requests for {waitMs} ms", {
+      ...fields,
+      sinceLastWarning: this.#quietRateLimits,
+    });
+    this.#lastRateWarning = now;
+    this.#quietRateLimits = 0;
+  }
+
+  /** Pauses the whole exchange after a ban: an error line when the ban starts, debug while it holds. */
+  #pauseForBan(now: number, waitMs: number, where: Record<string, unknown>): void {
+    const alreadyBanned = this.limiter.pause().reason === "banned";
+    this.limiter.pauseUntil(now + waitMs, "banned");
+    const log = alreadyBanned ? logger.debug.bind(logger) : logger.error.bind(logger);
+    log("{exchange}: banned (HTTP {status}), pausing the whole exchange for {waitMs} ms", {
+      ...where,
+      waitMs: Math.round(waitMs),
+    });
+  }
+}
