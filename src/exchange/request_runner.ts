@@ -17,6 +17,7 @@ import {
   unreachableReason,
 } from "./errors.ts";
 import { type Clock, systemClock, WeightLimiter } from "./limiter.ts";
+import { retry } from "../retry.ts";
 import { Reachability } from "./reachability.ts";
 import { type PublishedLimit, type UsageProfile, usageProfile } from "./usage.ts";
 
@@ -180,21 +181,29 @@ export class RequestRunner {
    */
   async run<T>(operation: string, call: () => Promise<T>, options: { series?: string } = {}): Promise<TimedValue<T>> {
     const series = options.series;
-    let last: Classification | undefined;
-    for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
-      const ctx: RequestContext = {};
-      try {
-        const value = await this.#context.run(ctx, call);
-        if (ctx.status !== undefined) this.reachability.answered(this.#clock.now());
-        return { value, sentAt: ctx.sentAt ?? this.#clock.now() };
-      } catch (error) {
-        const now = this.#clock.now();
-        const c = classifyFailure(error, ctx.status, ctx.headers, now);
-        last = c;
-        this.#record(error, c, now);
-        const where = { exchange: this.id, operation, series, code: c.code, status: c.status, attempt };
-        if (c.kind === "fatal") {
-          logger.error("{exchange} {operation} failed ({code}): {reason}", { ...where, reason: c.message });
+    let last: { c: Classification; at: number; attempt: number } | undefined;
+    const where = () => ({
+      exchange: this.id,
+      operation,
+      series,
+      code: last?.c.code,
+      status: last?.c.status,
+      attempt: last?.attempt,
+    });
+    try {
+      return await retry(async (attempt) => {
+        const ctx: RequestContext = {};
+        try {
+          const value = await this.#context.run(ctx, call);
+          if (ctx.status !== undefined) this.reachability.answered(this.#clock.now());
+          return { value, sentAt: ctx.sentAt ?? this.#clock.now() };
+        } catch (error) {
+          const now = this.#clock.now();
+          const c = classifyFailure(error, ctx.status, ctx.headers, now);
+          last = { c, at: now, attempt };
+          this.#record(error, c, now);
+          if (c.kind !== "fatal") throw error;
+          logger.error("{exchange} {operation} failed ({code}): {reason}", { ...where(), reason: c.message });
           throw new ExchangeRequestError(
             `Cannot ${operation} on ${this.id}${series ? ` for ${series}` : ""}: ${c.code}${
               c.status ? ` (HTTP ${c.status})` : ""
@@ -203,50 +212,61 @@ export class RequestRunner {
             { cause: error },
           );
         }
-        if (attempt === this.#maxAttempts) break;
-        this.#stats.retries++;
-        const backoff = Math.min(this.#maxDelay, this.#baseDelay * 2 ** (attempt - 1)) * (0.5 + this.#random() * 0.5);
-        if (c.kind === "rate_limited") {
-          this.#stats.rateLimited++;
-          this.#pauseForRateLimit(now, c.retryAfterMs ?? backoff, where);
-        } else if (c.kind === "banned") {
-          this.#stats.banned++;
-          this.#pauseForBan(now, c.retryAfterMs ?? this.#defaultBan, where);
-        } else {
-          const wait = c.retryAfterMs ?? backoff;
-          logger.debug("{exchange} {operation}: {code}, retrying in {waitMs} ms: {reason}", {
-            ...where,
-            waitMs: Math.round(wait),
-            reason: c.message,
-          });
-          await this.#clock.sleep(wait);
-        }
-      }
+      }, {
+        retries: this.#maxAttempts - 1,
+        shouldRetry: (error) => !(error instanceof ExchangeRequestError),
+        // A 429 or a ban pauses the shared limiter (every request waits there), not this call.
+        delayMs: (retry) => {
+          const c = last!.c;
+          if (c.kind === "rate_limited" || c.kind === "banned") return 0;
+          return c.retryAfterMs ?? this.#backoff(retry);
+        },
+        onRetry: (_error, retry, waitMs) => {
+          const { c, at } = last!;
+          this.#stats.retries++;
+          if (c.kind === "rate_limited") {
+            this.#stats.rateLimited++;
+            this.#pauseForRateLimit(at, c.retryAfterMs ?? this.#backoff(retry), where());
+          } else if (c.kind === "banned") {
+            this.#stats.banned++;
+            this.#pauseForBan(at, c.retryAfterMs ?? this.#defaultBan, where());
+          } else {
+            logger.debug("{exchange} {operation}: {code}, retrying in {waitMs} ms: {reason}", {
+              ...where(),
+              waitMs: Math.round(waitMs),
+              reason: c.message,
+            });
+          }
+        },
+        sleep: (ms) => ms > 0 ? this.#clock.sleep(ms) : Promise.resolve(),
+      });
+    } catch (error) {
+      if (error instanceof ExchangeRequestError) throw error;
+      const c = last!.c;
+      if (c.kind === "rate_limited") this.#stats.rateLimited++;
+      if (c.kind === "banned") this.#stats.banned++;
+      const message = `Cannot ${operation} on ${this.id}${
+        series ? ` for ${series}` : ""
+      }: gave up after ${this.#maxAttempts} attempts, last ${c.code}${c.status ? ` (HTTP ${c.status})` : ""}: ${c.message}`;
+      // The caller reports the thrown error (the ingest engine, market loading): one line per failure, not two.
+      logger.debug("{exchange} {operation} failed after {attempts} attempts ({code}): {reason}", {
+        ...where(),
+        attempts: this.#maxAttempts,
+        reason: c.message,
+      });
+      throw new ExchangeRequestError(message, {
+        kind: "exhausted",
+        code: c.code,
+        exchange: this.id,
+        status: c.status,
+        attempts: this.#maxAttempts,
+      });
     }
-    if (last?.kind === "rate_limited") this.#stats.rateLimited++;
-    if (last?.kind === "banned") this.#stats.banned++;
-    const message = `Cannot ${operation} on ${this.id}${
-      series ? ` for ${series}` : ""
-    }: gave up after ${this.#maxAttempts} attempts, last ${last?.code}${
-      last?.status ? ` (HTTP ${last.status})` : ""
-    }: ${last?.message}`;
-    // The caller reports the thrown error (the ingest engine, market loading): one line per failure, not two.
-    logger.debug("{exchange} {operation} failed after {attempts} attempts ({code}): {reason}", {
-      exchange: this.id,
-      operation,
-      series,
-      code: last?.code,
-      status: last?.status,
-      attempts: this.#maxAttempts,
-      reason: last?.message,
-    });
-    throw new ExchangeRequestError(message, {
-      kind: "exhausted",
-      code: last?.code ?? "Unknown",
-      exchange: this.id,
-      status: last?.status,
-      attempts: this.#maxAttempts,
-    });
+  }
+
+  /** Exponential backoff with jitter (50% to 100% of the step) before retry number `retry`, capped. */
+  #backoff(retry: number): number {
+    return Math.min(this.#maxDelay, this.#baseDelay * 2 ** (retry - 1)) * (0.5 + this.#random() * 0.5);
   }
 
   /** Counts a failed attempt and tells the reachability tracker whether the exchange answered. */
