@@ -16,83 +16,59 @@ export interface ErrorDetail {
   problem: string;
 }
 
+/** Base of the API's error classes: an error whose name is its class's name. */
+export class ApiError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
 /** The request is malformed: a parameter is missing, of the wrong type or out of range. */
-export class BadRequestError extends Error {
+export class BadRequestError extends ApiError {
   /** One entry per problem found. */
   readonly details: ErrorDetail[];
   /** Creates the error. */
   constructor(message: string, details: ErrorDetail[] = []) {
     super(message);
-    this.name = "BadRequestError";
     this.details = details;
   }
 }
 
 /** The route, series or timeframe does not exist. */
-export class NotFoundError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "NotFoundError";
-  }
-}
+export class NotFoundError extends ApiError {}
 
 /** The route exists but not for this method. */
-export class MethodNotAllowedError extends Error {
+export class MethodNotAllowedError extends ApiError {
   /** Methods the route accepts, for the `Allow` header. */
   readonly allow: string[];
   /** Creates the error. */
   constructor(method: string, path: string, allow: string[]) {
     super(`Cannot ${method} ${path}: allowed methods are ${allow.join(", ")}`);
-    this.name = "MethodNotAllowedError";
     this.allow = allow;
   }
 }
 
 /** The bearer token is missing or wrong. */
-export class UnauthorizedError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "UnauthorizedError";
-  }
-}
+export class UnauthorizedError extends ApiError {}
 
 /** The route is disabled by configuration (no API_TOKEN). */
-export class ForbiddenError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ForbiddenError";
-  }
-}
+export class ForbiddenError extends ApiError {}
 
 /** The request body is larger than allowed. */
-export class PayloadTooLargeError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "PayloadTooLargeError";
-  }
-}
+export class PayloadTooLargeError extends ApiError {}
 
 /** The request body has a content type the route does not accept. */
-export class UnsupportedMediaTypeError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "UnsupportedMediaTypeError";
-  }
-}
+export class UnsupportedMediaTypeError extends ApiError {}
 
 /** A dependency (database, ingest engine) is not available right now, or the service is full. */
-export class ServiceUnavailableError extends Error {
+export class ServiceUnavailableError extends ApiError {
   /** Seconds the client is told to wait (`Retry-After`). */
   readonly retryAfterSeconds: number;
   /** Creates the error. */
   constructor(message: string, retryAfterSeconds = 5) {
     super(message);
-    this.name = "ServiceUnavailableError";
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }

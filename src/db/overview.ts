@@ -6,7 +6,10 @@
  */
 import type { Sql } from "./client.ts";
 import { summarizeGaps } from "../ingest/gaps.ts";
-import type { SeriesRow } from "../ingest/series.ts";
+import type { SeriesKey, SeriesRow } from "../ingest/series.ts";
+
+/** A series' id and key. */
+type SeriesKeyed = SeriesKey & { id: number };
 import { timeframeMs } from "../timeframe.ts";
 
 /** Storage statistics of one series. */
@@ -31,21 +34,8 @@ export interface SeriesOverview extends SeriesStats {
   lagMs: number | null;
 }
 
-interface StatsRow {
-  id: number;
-  exchange: string;
-  symbol: string;
-  timeframe: string;
-  active: boolean;
-  state: string;
-  state_reason: string | null;
-  backfill_since: string | null;
-  first_ms: number | null;
-  last_ms: number | null;
-  n: number;
-  hole_ranges: number;
-  hole_ms: number;
-}
+/** A row of {@linkcode seriesStats}' query: the series' own columns, its range and its holes. */
+type StatsRow = Omit<SeriesStats, "holes"> & { holeRanges: number; holeMs: number };
 
 /**
  * Per-series statistics in one statement (a `min`/`max`/`count` over the primary key per
@@ -53,12 +43,13 @@ interface StatsRow {
  */
 export async function seriesStats(sql: Sql, seriesId?: number): Promise<SeriesStats[]> {
   const rows = await sql<StatsRow[]>`
-    select s.id, s.exchange, s.symbol, s.timeframe, s.active, s.state, s.state_reason, s.backfill_since,
-           (extract(epoch from st.first_ts) * 1000)::float8 as first_ms,
-           (extract(epoch from st.last_ts) * 1000)::float8 as last_ms,
-           st.n::float8 as n,
-           h.ranges::int as hole_ranges,
-           coalesce(h.ms, 0)::float8 as hole_ms
+    select s.id, s.exchange, s.symbol, s.timeframe, s.active, s.state, s.state_reason as "stateReason",
+           s.backfill_since as since,
+           (extract(epoch from st.first_ts) * 1000)::float8 as "firstTs",
+           (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs",
+           st.n::float8 as count,
+           h.ranges::int as "holeRanges",
+           coalesce(h.ms, 0)::float8 as "holeMs"
     from series s
     left join lateral (
       select min(c.ts) as first_ts, max(c.ts) as last_ts, count(*) as n from candles c where c.series_id = s.id
@@ -69,20 +60,7 @@ export async function seriesStats(sql: Sql, seriesId?: number): Promise<SeriesSt
     ) h on true
     where ${seriesId ?? null}::int is null or s.id = ${seriesId ?? null}::int
     order by s.id`;
-  return rows.map((r) => ({
-    id: r.id,
-    exchange: r.exchange,
-    symbol: r.symbol,
-    timeframe: r.timeframe,
-    active: r.active,
-    state: r.state,
-    stateReason: r.state_reason,
-    since: r.backfill_since,
-    firstTs: r.first_ms,
-    lastTs: r.last_ms,
-    count: r.n,
-    holes: { ranges: r.hole_ranges, ms: r.hole_ms },
-  }));
+  return rows.map(({ holeRanges, holeMs, ...row }) => ({ ...row, holes: { ranges: holeRanges, ms: holeMs } }));
 }
 
 function stepOf(timeframe: string): number | null {
@@ -122,28 +100,22 @@ export async function seriesOverview(
   return out;
 }
 
+/** Last candle and count of one series, for metrics. */
+export interface SeriesFreshness extends SeriesKeyed {
+  /** Open time of the last stored candle (epoch ms), null when empty. */
+  lastTs: number | null;
+  /** Stored candles. */
+  count: number;
+}
+
 /** Last candle and count per series, for metrics: one grouped scan, no gap analysis. */
-export async function seriesFreshness(
-  sql: Sql,
-): Promise<
-  { id: number; exchange: string; symbol: string; timeframe: string; lastTs: number | null; count: number }[]
-> {
-  const rows = await sql<
-    { id: number; exchange: string; symbol: string; timeframe: string; last_ms: number | null; n: number }[]
-  >`
+export function seriesFreshness(sql: Sql): Promise<SeriesFreshness[]> {
+  return sql<SeriesFreshness[]>`
     select s.id, s.exchange, s.symbol, s.timeframe,
-           (extract(epoch from st.last_ts) * 1000)::float8 as last_ms, st.n::float8 as n
+           (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs", st.n::float8 as count
     from series s
     left join lateral (select max(c.ts) as last_ts, count(*) as n from candles c where c.series_id = s.id) st on true
     order by s.id`;
-  return rows.map((r) => ({
-    id: r.id,
-    exchange: r.exchange,
-    symbol: r.symbol,
-    timeframe: r.timeframe,
-    lastTs: r.last_ms,
-    count: r.n,
-  }));
 }
 
 function iso(ms: number | null): string | null {

@@ -247,7 +247,9 @@ export class RequestRunner {
       if (c.kind === "banned") this.#stats.banned++;
       const message = `Cannot ${operation} on ${this.id}${
         series ? ` for ${series}` : ""
-      }: gave up after ${this.#maxAttempts} attempts, last ${c.code}${c.status ? ` (HTTP ${c.status})` : ""}: ${c.message}`;
+      }: gave up after ${this.#maxAttempts} attempts, last ${c.code}${
+        c.status ? ` (HTTP ${c.status})` : ""
+      }: ${c.message}`;
       // The caller reports the thrown error (the ingest engine, market loading): one line per failure, not two.
       logger.debug("{exchange} {operation} failed after {attempts} attempts ({code}): {reason}", {
         ...where(),

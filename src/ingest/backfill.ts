@@ -6,9 +6,9 @@
  */
 import { resolveSince } from "../config.ts";
 import type { BackfillSince } from "../config_types.ts";
-import { floorTo, timeframeMs } from "../timeframe.ts";
+import { floorTo } from "../timeframe.ts";
 import type { CandleSource } from "./source.ts";
-import { describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./walk.ts";
+import { closedTarget, describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./walk.ts";
 
 export { describeSeries, type IngestContext, LeaseLostError, type SeriesTarget } from "./walk.ts";
 
@@ -129,9 +129,7 @@ export async function backfillSeries(
   series: SeriesTarget,
   options: BackfillOptions,
 ): Promise<BackfillResult> {
-  const tf = timeframeMs(series.timeframe);
-  const now = ctx.now?.() ?? Date.now();
-  const target = floorTo(now, tf);
+  const { tf, target } = closedTarget(ctx, series.timeframe);
   const result: BackfillResult = {
     series,
     pages: 0,

@@ -1,5 +1,4 @@
-import { floorTo, timeframeMs } from "../timeframe.ts";
-import { describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./walk.ts";
+import { closedTarget, describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./walk.ts";
 import type { CandleSource } from "./source.ts";
 
 /** What one live update did. */
@@ -35,9 +34,7 @@ export async function updateSeries(
   source: CandleSource,
   series: SeriesTarget,
 ): Promise<LiveResult> {
-  const tf = timeframeMs(series.timeframe);
-  const now = ctx.now?.() ?? Date.now();
-  const target = floorTo(now, tf);
+  const { tf, target } = closedTarget(ctx, series.timeframe);
   const last = await lastStored(ctx, series.id);
   if (last === null) return { series, pages: 0, written: 0, lagMs: null };
   let pages = 0;

@@ -7,7 +7,7 @@
  */
 import type { Database } from "../db/client.ts";
 import type { Logger } from "../log.ts";
-import { timeframeMs } from "../timeframe.ts";
+import { floorTo, timeframeMs } from "../timeframe.ts";
 import type { CandleSource, Page } from "./source.ts";
 import { writeCandles } from "./store.ts";
 
@@ -37,6 +37,15 @@ export interface IngestContext {
   log: Logger;
   /** Checked between pages; when it returns true the walk stops after the current page. */
   stopping?: () => boolean;
+}
+
+/**
+ * The step of `timeframe` in ms and the open time of its forming candle now: every candle
+ * before `target` is closed.
+ */
+export function closedTarget(ctx: IngestContext, timeframe: string): { tf: number; target: number } {
+  const tf = timeframeMs(timeframe);
+  return { tf, target: floorTo(ctx.now?.() ?? Date.now(), tf) };
 }
 
 /** Thrown when this instance lost the series' lease to another instance mid-walk. */

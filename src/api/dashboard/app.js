@@ -5,7 +5,7 @@ import { createCandleChart } from "./chart.js";
 import { drawCoverage } from "./coverage.js";
 import { esc, fmtCount, isoSeconds, precisionOf } from "./format.js";
 import { setupManage, token } from "./manage.js";
-import { renderCandleTable, renderSeriesTable } from "./tables.js";
+import { createTables, renderCandleTable, renderSeriesTable } from "./tables.js";
 import { readUrl, writeUrl } from "./url_state.js";
 
 const PAGE = 1000;
@@ -14,6 +14,7 @@ const RANGE_PAGES = 10; // pages walked back to reach a linked range before jump
 const CATCH_UP_PAGES = 20; // pages one poll follows before reloading instead
 
 const $ = (id) => document.getElementById(id);
+createTables(document);
 const state = {
   series: [],
   view: null, // { exchange, symbol, timeframe }
@@ -278,6 +279,7 @@ $("timeframes").addEventListener("click", (e) => {
   const b = e.target.closest("button[data-tf]");
   if (b && b.dataset.tf !== state.view.timeframe) select({ ...state.view, timeframe: b.dataset.tf });
 });
+
 $("series-table").addEventListener("click", (e) => {
   const tr = e.target.closest("tr[data-id]");
   if (!tr || e.target.closest("button")) return;

@@ -2,6 +2,26 @@
 import { esc, fmtCount, fmtDuration, fmtFixed, fmtLag, fmtTime, tfMs } from "./format.js";
 
 const LATEST = 10;
+
+// The column headings of both tables; a "#" marks a right-aligned (numeric) column.
+const HEADINGS = {
+  series: ["ID", "Exchange", "Symbol", "TF", "State", "First", "Last", "#Candles", "#Gaps", "#Holes", "#Lag", ""],
+  candles: ["Time (UTC)", "#Open", "#High", "#Low", "#Close", "#Volume"],
+};
+
+/**
+ * Creates the series table and the latest-candles table, with their heading rows, in the
+ * `[data-table]` boxes of the page (`#series-table`, `#candle-table`).
+ */
+export function createTables(root) {
+  for (const [id, names] of [["series-table", HEADINGS.series], ["candle-table", HEADINGS.candles]]) {
+    const heads = names.map((n) => n.startsWith("#") ? `<th class="num">${n.slice(1)}</th>` : `<th>${n}</th>`);
+    root.querySelector(`[data-table="${id}"]`).innerHTML = `<table id="${id}"><thead><tr>${
+      heads.join("")
+    }</tr></thead><tbody></tbody></table>`;
+  }
+}
+
 const plural = (n, word) => `${fmtCount(n)} ${word}${n === 1 ? "" : "s"}`;
 
 function lagClass(s) {
