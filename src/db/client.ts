@@ -113,9 +113,9 @@ export class Database {
         this.#log.info("Database reachable again at {target}", {
           target: this.target,
         });
-      } else {this.#log.warn("Database unreachable at {target}", {
-          target: this.target,
-        });}
+      } else {
+        this.#log.warn("Database unreachable at {target}", { target: this.target });
+      }
     }
     this.#ready = ready;
     if (ready) this.#everReady = true;
@@ -142,7 +142,7 @@ export class Database {
       shouldRetry: isTransientDbError,
       sleep: this.#backoff.sleep,
       onRetry: (error, n, delayMs) =>
-        this.#log.warn("Database call {what} failed ({code}); retry {retry}/{retries} in {delayMs} ms", {
+        this.#log.debug("Database call {what} failed ({code}); retry {retry}/{retries} in {delayMs} ms", {
           what,
           code: (error as { code?: string }).code ?? (error as Error).name,
           retry: n,
@@ -231,7 +231,7 @@ export async function openDatabase(
       sleep: options.sleep,
       onRetry: (error, attempt, delayMs) => {
         if (options.onAttemptFailed) return options.onAttemptFailed(attempt, error, delayMs);
-        log.warn("Connection attempt {attempt} of {total} to {target} failed: {reason}; retrying in {delayMs} ms", {
+        log.info("Connection attempt {attempt} of {total} to {target} failed: {reason}; retrying in {delayMs} ms", {
           attempt,
           total: retries + 1,
           target,
