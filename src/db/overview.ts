@@ -34,26 +34,48 @@ export interface SeriesOverview extends SeriesStats {
   lagMs: number | null;
 }
 
-/** A row of {@linkcode seriesStats}' query: the series' own columns, its range and its holes. */
-type StatsRow = Omit<SeriesStats, "holes"> & { holeRanges: number; holeMs: number };
+/** The gap cache of one series (`series_stats`): totals of the candles before `gapsTo`. */
+interface GapCache {
+  gapsMissing: number;
+  gapsRanges: number;
+  /** Epoch ms of the stored candle the cached totals stop at; null: nothing cached. */
+  gapsTo: number | null;
+  /** Changes whenever the cache is dropped; a write-back with an older epoch is ignored. */
+  gapsEpoch: string;
+}
+
+/** A row of {@linkcode seriesStats}' query: the series' own columns, its range, holes and gap cache. */
+type StatsRow = Omit<SeriesStats, "holes"> & GapCache & { holeRanges: number; holeMs: number };
+
+/** {@linkcode SeriesStats} with the series' gap cache. */
+type CachedStats = SeriesStats & GapCache;
 
 /**
- * Per-series statistics in one statement (a `min`/`max`/`count` over the primary key per
- * series); `seriesId` narrows it to one series.
+ * Recounts `series_stats` exactly when writes it could not follow happened (SQL behind the
+ * service's back, TimescaleDB retention); a key lookup otherwise. Returns whether it recounted.
  */
-export async function seriesStats(sql: Sql, seriesId?: number): Promise<SeriesStats[]> {
+export async function refreshSeriesStats(sql: Sql, options: { force?: boolean } = {}): Promise<boolean> {
+  const [row] = await sql<{ recounted: boolean }[]>`
+    select series_stats_refresh(${options.force ?? false}) as recounted`;
+  return row.recounted;
+}
+
+async function cachedStats(sql: Sql, seriesId?: number): Promise<CachedStats[]> {
+  await refreshSeriesStats(sql);
   const rows = await sql<StatsRow[]>`
     select s.id, s.exchange, s.symbol, s.timeframe, s.active, s.state, s.state_reason as "stateReason",
            s.backfill_since as since,
            (extract(epoch from st.first_ts) * 1000)::float8 as "firstTs",
            (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs",
-           st.n::float8 as count,
+           coalesce(st.count, 0)::float8 as count,
+           coalesce(st.gaps_missing, 0)::float8 as "gapsMissing",
+           coalesce(st.gaps_ranges, 0)::int as "gapsRanges",
+           (extract(epoch from st.gaps_to) * 1000)::float8 as "gapsTo",
+           coalesce(st.gaps_epoch, 0)::text as "gapsEpoch",
            h.ranges::int as "holeRanges",
            coalesce(h.ms, 0)::float8 as "holeMs"
     from series s
-    left join lateral (
-      select min(c.ts) as first_ts, max(c.ts) as last_ts, count(*) as n from candles c where c.series_id = s.id
-    ) st on true
+    left join series_stats st on st.series_id = s.id
     left join lateral (
       select count(*) as ranges, sum(extract(epoch from (ch.to_ts - ch.from_ts)) * 1000) as ms
       from confirmed_holes ch where ch.series_id = s.id
@@ -61,6 +83,15 @@ export async function seriesStats(sql: Sql, seriesId?: number): Promise<SeriesSt
     where ${seriesId ?? null}::int is null or s.id = ${seriesId ?? null}::int
     order by s.id`;
   return rows.map(({ holeRanges, holeMs, ...row }) => ({ ...row, holes: { ranges: holeRanges, ms: holeMs } }));
+}
+
+/**
+ * Per-series statistics read from `series_stats` (kept exact on write, see migration
+ * `003_series_stats.sql`), never a count over the candles; `seriesId` narrows it to one series.
+ */
+export async function seriesStats(sql: Sql, seriesId?: number): Promise<SeriesStats[]> {
+  const rows = await cachedStats(sql, seriesId);
+  return rows.map(({ gapsMissing: _m, gapsRanges: _r, gapsTo: _t, gapsEpoch: _e, ...row }) => row);
 }
 
 function stepOf(timeframe: string): number | null {
@@ -72,22 +103,41 @@ function stepOf(timeframe: string): number | null {
 }
 
 /**
- * Every series (or one) with its statistics, gap totals ({@linkcode summarizeGaps}, run for
- * `concurrency` series at a time) and lag relative to `nowMs`.
+ * The gap totals of one series: the cached totals of the candles before `gapsTo` plus
+ * {@linkcode summarizeGaps} of `[gapsTo, lastTs)` only (all of it when nothing is cached),
+ * written back so the next reader starts from `lastTs`. Sound because `gapsTo` is a stored
+ * candle (no gap crosses it) and every write before it drops the cache.
+ */
+async function gapTotals(sql: Sql, s: CachedStats, step: number): Promise<{ missing: number; ranges: number }> {
+  if (s.count < 2 || s.lastTs === null) return { missing: 0, ranges: 0 };
+  const base = s.gapsTo === null ? { missing: 0, ranges: 0 } : { missing: s.gapsMissing, ranges: s.gapsRanges };
+  if (s.gapsTo !== null && s.gapsTo >= s.lastTs) return base;
+  const delta = await summarizeGaps(sql, s.id, step, { from: s.gapsTo ?? undefined, to: s.lastTs });
+  const total = { missing: base.missing + delta.missing, ranges: base.ranges + delta.ranges };
+  await sql`
+    update series_stats
+    set gaps_missing = ${total.missing}, gaps_ranges = ${total.ranges}, gaps_to = to_timestamp(${s.lastTs}::float8 / 1000)
+    where series_id = ${s.id} and gaps_epoch = ${s.gapsEpoch}::bigint`;
+  return total;
+}
+
+/**
+ * Every series (or one) with its statistics, gap totals (cached per series, see
+ * {@linkcode gapTotals}; `concurrency` series at a time) and lag relative to `nowMs`.
  */
 export async function seriesOverview(
   sql: Sql,
   options: { nowMs: number; seriesId?: number; concurrency?: number },
 ): Promise<SeriesOverview[]> {
-  const stats = await seriesStats(sql, options.seriesId);
+  const stats = await cachedStats(sql, options.seriesId);
   const out: SeriesOverview[] = new Array(stats.length);
   let next = 0;
   const worker = async () => {
     while (next < stats.length) {
       const i = next++;
-      const s = stats[i];
+      const { gapsMissing: _m, gapsRanges: _r, gapsTo: _t, gapsEpoch: _e, ...s } = stats[i];
       const step = stepOf(s.timeframe);
-      const gaps = step === null || s.count < 2 ? { missing: 0, ranges: 0 } : await summarizeGaps(sql, s.id, step);
+      const gaps = step === null ? { missing: 0, ranges: 0 } : await gapTotals(sql, stats[i], step);
       out[i] = {
         ...s,
         gaps,
@@ -108,13 +158,14 @@ export interface SeriesFreshness extends SeriesKeyed {
   count: number;
 }
 
-/** Last candle and count per series, for metrics: one grouped scan, no gap analysis. */
-export function seriesFreshness(sql: Sql): Promise<SeriesFreshness[]> {
-  return sql<SeriesFreshness[]>`
+/** Last candle and count per series, for metrics: read from `series_stats`, no count, no gap analysis. */
+export async function seriesFreshness(sql: Sql): Promise<SeriesFreshness[]> {
+  await refreshSeriesStats(sql);
+  return await sql<SeriesFreshness[]>`
     select s.id, s.exchange, s.symbol, s.timeframe,
-           (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs", st.n::float8 as count
+           (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs", coalesce(st.count, 0)::float8 as count
     from series s
-    left join lateral (select max(c.ts) as last_ts, count(*) as n from candles c where c.series_id = s.id) st on true
+    left join series_stats st on st.series_id = s.id
     order by s.id`;
 }
 
