@@ -5,7 +5,7 @@
  * @module
  */
 import type { Sql } from "./client.ts";
-import { summarizeGaps } from "../ingest/gaps.ts";
+import { summarizeGapsOfMany } from "../ingest/gaps.ts";
 import type { SeriesKey, SeriesRow } from "../ingest/series.ts";
 
 /** A series' id and key. */
@@ -102,52 +102,72 @@ function stepOf(timeframe: string): number | null {
   }
 }
 
+type GapTotals = { missing: number; ranges: number };
+
 /**
- * The gap totals of one series: the cached totals of the candles before `gapsTo` plus
- * {@linkcode summarizeGaps} of `[gapsTo, lastTs)` only (all of it when nothing is cached),
+ * The gap totals of every series: the cached totals of the candles before `gapsTo` plus
+ * {@linkcode summarizeGapsOfMany} of `[gapsTo, lastTs)` only (all of it when nothing is
+ * cached), for the series whose cache is behind, in `concurrency` statements; the sums are
  * written back so the next reader starts from `lastTs`. Sound because `gapsTo` is a stored
  * candle (no gap crosses it) and every write before it drops the cache.
  */
-async function gapTotals(sql: Sql, s: CachedStats, step: number): Promise<{ missing: number; ranges: number }> {
-  if (s.count < 2 || s.lastTs === null) return { missing: 0, ranges: 0 };
-  const base = s.gapsTo === null ? { missing: 0, ranges: 0 } : { missing: s.gapsMissing, ranges: s.gapsRanges };
-  if (s.gapsTo !== null && s.gapsTo >= s.lastTs) return base;
-  const delta = await summarizeGaps(sql, s.id, step, { from: s.gapsTo ?? undefined, to: s.lastTs });
-  const total = { missing: base.missing + delta.missing, ranges: base.ranges + delta.ranges };
-  await sql`
-    update series_stats
-    set gaps_missing = ${total.missing}, gaps_ranges = ${total.ranges}, gaps_to = to_timestamp(${s.lastTs}::float8 / 1000)
-    where series_id = ${s.id} and gaps_epoch = ${s.gapsEpoch}::bigint`;
-  return total;
+async function gapTotals(sql: Sql, stats: readonly CachedStats[], concurrency: number): Promise<GapTotals[]> {
+  const out: GapTotals[] = stats.map(() => ({ missing: 0, ranges: 0 }));
+  const behind: { i: number; step: number }[] = [];
+  stats.forEach((s, i) => {
+    const step = stepOf(s.timeframe);
+    if (step === null || s.count < 2 || s.lastTs === null) return;
+    if (s.gapsTo !== null) out[i] = { missing: s.gapsMissing, ranges: s.gapsRanges };
+    if (s.gapsTo === null || s.gapsTo < s.lastTs) behind.push({ i, step });
+  });
+  const batches = Array.from(
+    { length: Math.min(concurrency, behind.length) },
+    (_, b) => behind.filter((_, k) => k % concurrency === b),
+  );
+  await Promise.all(batches.map(async (batch) => {
+    const deltas = await summarizeGapsOfMany(
+      sql,
+      batch.map(({ i, step }) => ({
+        seriesId: stats[i].id,
+        stepMs: step,
+        from: stats[i].gapsTo ?? undefined,
+        to: stats[i].lastTs!,
+      })),
+    );
+    batch.forEach(({ i }, k) => {
+      out[i] = { missing: out[i].missing + deltas[k].missing, ranges: out[i].ranges + deltas[k].ranges };
+    });
+    await sql`
+      update series_stats st
+      set gaps_missing = u.missing, gaps_ranges = u.ranges, gaps_to = to_timestamp(u.to_ms / 1000)
+      from unnest(
+        ${batch.map(({ i }) => stats[i].id)}::int[], ${batch.map(({ i }) => out[i].missing)}::float8[],
+        ${batch.map(({ i }) => out[i].ranges)}::int[], ${batch.map(({ i }) => stats[i].lastTs!)}::float8[],
+        ${batch.map(({ i }) => stats[i].gapsEpoch)}::bigint[]
+      ) as u(id, missing, ranges, to_ms, epoch)
+      where st.series_id = u.id and st.gaps_epoch = u.epoch`;
+  }));
+  return out;
 }
 
 /**
  * Every series (or one) with its statistics, gap totals (cached per series, see
- * {@linkcode gapTotals}; `concurrency` series at a time) and lag relative to `nowMs`.
+ * {@linkcode gapTotals}; `concurrency` statements at a time) and lag relative to `nowMs`.
  */
 export async function seriesOverview(
   sql: Sql,
   options: { nowMs: number; seriesId?: number; concurrency?: number },
 ): Promise<SeriesOverview[]> {
   const stats = await cachedStats(sql, options.seriesId);
-  const out: SeriesOverview[] = new Array(stats.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < stats.length) {
-      const i = next++;
-      const { gapsMissing: _m, gapsRanges: _r, gapsTo: _t, gapsEpoch: _e, ...s } = stats[i];
-      const step = stepOf(s.timeframe);
-      const gaps = step === null ? { missing: 0, ranges: 0 } : await gapTotals(sql, stats[i], step);
-      out[i] = {
-        ...s,
-        gaps,
-        lagMs: s.lastTs === null || step === null ? null : Math.max(0, options.nowMs - (s.lastTs + step)),
-      };
-    }
-  };
-  const workers = Math.max(1, Math.min(options.concurrency ?? 4, stats.length));
-  await Promise.all(Array.from({ length: workers }, worker));
-  return out;
+  const gaps = await gapTotals(sql, stats, Math.max(1, options.concurrency ?? 4));
+  return stats.map(({ gapsMissing: _m, gapsRanges: _r, gapsTo: _t, gapsEpoch: _e, ...s }, i) => {
+    const step = stepOf(s.timeframe);
+    return {
+      ...s,
+      gaps: gaps[i],
+      lagMs: s.lastTs === null || step === null ? null : Math.max(0, options.nowMs - (s.lastTs + step)),
+    };
+  });
 }
 
 /** Last candle and count of one series, for metrics. */
