@@ -57,10 +57,14 @@ drop trigger if exists candles_stats_watch_truncate on candles;
 create trigger candles_stats_watch_truncate after truncate on candles
   for each statement execute function candles_stats_watch();
 
--- A confirmed hole changes the gap totals of the part it overlaps.
+-- A confirmed hole changes the gap totals of the part it overlaps (a re-check that only moves
+-- checked_at or the reason changes nothing).
 create or replace function confirmed_holes_stats_watch() returns trigger
 language plpgsql as $holes$
 begin
+  if tg_op = 'UPDATE' and (old.series_id, old.from_ts, old.to_ts) = (new.series_id, new.from_ts, new.to_ts) then
+    return null;
+  end if;
   if tg_op in ('UPDATE', 'DELETE') then
     update series_stats set gaps_to = null, gaps_epoch = nextval('series_stats_epoch')
     where series_id = old.series_id and gaps_to is not null and old.from_ts < gaps_to;

@@ -117,7 +117,14 @@ Deno.test("series_stats: the service's writes keep it exact without a recount", 
     await sql`insert into confirmed_holes (series_id, from_ts, to_ts, reason)
       values (${a}, to_timestamp(${at(T0 + 150 * MIN)}), to_timestamp(${at(T0 + 160 * MIN)}), 'no data')`;
     await assertExact(sql, "after a hole past the cached part");
+    const cacheOf = async () =>
+      (await sql<{ to: Date | null }[]>`select gaps_to as to from series_stats where series_id = ${a}`)[0].to;
+    const cached = await cacheOf();
+    assert(cached !== null);
+    await sql`update confirmed_holes set checked_at = now(), reason = 'checked again' where series_id = ${a}`;
+    assertEquals(await cacheOf(), cached, "a re-check of the holes keeps the gap cache");
     await sql`delete from confirmed_holes where series_id = ${a}`;
+    assertEquals(await cacheOf(), null, "removing a hole drops the gap cache");
     await assertExact(sql, "after the holes are removed");
 
     // A purge (DELETE /v1/series/{id}?purge=true) removes the series' statistics with its candles.
