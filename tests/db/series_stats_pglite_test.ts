@@ -1,7 +1,7 @@
 /**
  * Migrations 003 (series_stats) and 004 (candles_v) on PGlite with TimescaleDB: the statement
- * trigger works on the candles hypertable, and chunks dropped by the retention job are
- * recounted.
+ * trigger works on the candles hypertable, chunks dropped by the retention job are recounted,
+ * and compression changes nothing.
  */
 import { PGlite } from "pglite";
 import { timescaledb } from "pglite/timescaledb";
@@ -116,6 +116,19 @@ Deno.test("series_stats (PGlite, TimescaleDB): exact on the hypertable, recounte
     assertEquals(await refresh(db), true, "a retention run after the last recount makes the reader recount");
     assertEquals(await rows(db, STATS), await rows(db, RECOUNT));
     assertEquals(await refresh(db), false);
+
+    // Compression moves rows into compressed chunks without a statement on candles: nothing to recount.
+    const [compressed] = await rows<{ n: number }>(
+      db,
+      "select count(compress_chunk(c))::int as n from show_chunks('candles', older_than => interval '7 days') c",
+    );
+    assert(compressed.n > 0, "some chunks were compressed");
+    assertEquals(await isDirty(db), false, "compression fires no trigger");
+    assertEquals(await rows(db, STATS), await rows(db, RECOUNT));
+    // The service's upsert over compressed chunks: existing rows and new ones, counted exactly.
+    await upsert(35 * 24, 24 * 10);
+    assertEquals(await isDirty(db), false);
+    assertEquals(await rows(db, STATS), await rows(db, RECOUNT));
 
     // candles_v on the hypertable: by name, time as timestamptz.
     const view = await rows<{ exchange: string; symbol: string; timeframe: string; time: Date; volume: number }>(
