@@ -1,6 +1,8 @@
 /**
  * The state of every stored series for `GET /v1/series` and the metrics collector: first and
- * last candle, count, gaps, confirmed holes, lag and ingest state.
+ * last candle, count, gaps, confirmed holes, lag and ingest state. Everything comes from
+ * `series_stats` (kept exact on write, migration `003_series_stats.sql`) and its gap caches:
+ * no request counts or scans a series' candles, except the candles written since the last read.
  *
  * @module
  */
