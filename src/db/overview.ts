@@ -1,11 +1,13 @@
 /**
  * The state of every stored series for `GET /v1/series` and the metrics collector: first and
- * last candle, count, gaps, confirmed holes, lag and ingest state.
+ * last candle, count, gaps, confirmed holes, lag and ingest state. Everything comes from
+ * `series_stats` (kept exact on write, migration `003_series_stats.sql`) and its gap caches:
+ * no request counts or scans a series' candles, except the candles written since the last read.
  *
  * @module
  */
 import type { Sql } from "./client.ts";
-import { summarizeGaps } from "../ingest/gaps.ts";
+import { summarizeGapsOfMany } from "../ingest/gaps.ts";
 import type { SeriesKey, SeriesRow } from "../ingest/series.ts";
 
 /** A series' id and key. */
@@ -34,26 +36,48 @@ export interface SeriesOverview extends SeriesStats {
   lagMs: number | null;
 }
 
-/** A row of {@linkcode seriesStats}' query: the series' own columns, its range and its holes. */
-type StatsRow = Omit<SeriesStats, "holes"> & { holeRanges: number; holeMs: number };
+/** The gap cache of one series (`series_stats`): totals of the candles before `gapsTo`. */
+interface GapCache {
+  gapsMissing: number;
+  gapsRanges: number;
+  /** Epoch ms of the stored candle the cached totals stop at; null: nothing cached. */
+  gapsTo: number | null;
+  /** Changes whenever the cache is dropped; a write-back with an older epoch is ignored. */
+  gapsEpoch: string;
+}
+
+/** A row of {@linkcode seriesStats}' query: the series' own columns, its range, holes and gap cache. */
+type StatsRow = Omit<SeriesStats, "holes"> & GapCache & { holeRanges: number; holeMs: number };
+
+/** {@linkcode SeriesStats} with the series' gap cache. */
+type CachedStats = SeriesStats & GapCache;
 
 /**
- * Per-series statistics in one statement (a `min`/`max`/`count` over the primary key per
- * series); `seriesId` narrows it to one series.
+ * Recounts `series_stats` exactly when writes it could not follow happened (SQL behind the
+ * service's back, TimescaleDB retention); a key lookup otherwise. Returns whether it recounted.
  */
-export async function seriesStats(sql: Sql, seriesId?: number): Promise<SeriesStats[]> {
+export async function refreshSeriesStats(sql: Sql, options: { force?: boolean } = {}): Promise<boolean> {
+  const [row] = await sql<{ recounted: boolean }[]>`
+    select series_stats_refresh(${options.force ?? false}) as recounted`;
+  return row.recounted;
+}
+
+async function cachedStats(sql: Sql, seriesId?: number): Promise<CachedStats[]> {
+  await refreshSeriesStats(sql);
   const rows = await sql<StatsRow[]>`
     select s.id, s.exchange, s.symbol, s.timeframe, s.active, s.state, s.state_reason as "stateReason",
            s.backfill_since as since,
            (extract(epoch from st.first_ts) * 1000)::float8 as "firstTs",
            (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs",
-           st.n::float8 as count,
+           coalesce(st.count, 0)::float8 as count,
+           coalesce(st.gaps_missing, 0)::float8 as "gapsMissing",
+           coalesce(st.gaps_ranges, 0)::int as "gapsRanges",
+           (extract(epoch from st.gaps_to) * 1000)::float8 as "gapsTo",
+           coalesce(st.gaps_epoch, 0)::text as "gapsEpoch",
            h.ranges::int as "holeRanges",
            coalesce(h.ms, 0)::float8 as "holeMs"
     from series s
-    left join lateral (
-      select min(c.ts) as first_ts, max(c.ts) as last_ts, count(*) as n from candles c where c.series_id = s.id
-    ) st on true
+    left join series_stats st on st.series_id = s.id
     left join lateral (
       select count(*) as ranges, sum(extract(epoch from (ch.to_ts - ch.from_ts)) * 1000) as ms
       from confirmed_holes ch where ch.series_id = s.id
@@ -61,6 +85,15 @@ export async function seriesStats(sql: Sql, seriesId?: number): Promise<SeriesSt
     where ${seriesId ?? null}::int is null or s.id = ${seriesId ?? null}::int
     order by s.id`;
   return rows.map(({ holeRanges, holeMs, ...row }) => ({ ...row, holes: { ranges: holeRanges, ms: holeMs } }));
+}
+
+/**
+ * Per-series statistics read from `series_stats` (kept exact on write, see migration
+ * `003_series_stats.sql`), never a count over the candles; `seriesId` narrows it to one series.
+ */
+export async function seriesStats(sql: Sql, seriesId?: number): Promise<SeriesStats[]> {
+  const rows = await cachedStats(sql, seriesId);
+  return rows.map(({ gapsMissing: _m, gapsRanges: _r, gapsTo: _t, gapsEpoch: _e, ...row }) => row);
 }
 
 function stepOf(timeframe: string): number | null {
@@ -71,33 +104,72 @@ function stepOf(timeframe: string): number | null {
   }
 }
 
+type GapTotals = { missing: number; ranges: number };
+
 /**
- * Every series (or one) with its statistics, gap totals ({@linkcode summarizeGaps}, run for
- * `concurrency` series at a time) and lag relative to `nowMs`.
+ * The gap totals of every series: the cached totals of the candles before `gapsTo` plus
+ * {@linkcode summarizeGapsOfMany} of `[gapsTo, lastTs)` only (all of it when nothing is
+ * cached), for the series whose cache is behind, in `concurrency` statements; the sums are
+ * written back so the next reader starts from `lastTs`. Sound because `gapsTo` is a stored
+ * candle (no gap crosses it) and every write before it drops the cache.
+ */
+async function gapTotals(sql: Sql, stats: readonly CachedStats[], concurrency: number): Promise<GapTotals[]> {
+  const out: GapTotals[] = stats.map(() => ({ missing: 0, ranges: 0 }));
+  const behind: { i: number; step: number }[] = [];
+  stats.forEach((s, i) => {
+    const step = stepOf(s.timeframe);
+    if (step === null || s.count < 2 || s.lastTs === null) return;
+    if (s.gapsTo !== null) out[i] = { missing: s.gapsMissing, ranges: s.gapsRanges };
+    if (s.gapsTo === null || s.gapsTo < s.lastTs) behind.push({ i, step });
+  });
+  const batches = Array.from(
+    { length: Math.min(concurrency, behind.length) },
+    (_, b) => behind.filter((_, k) => k % concurrency === b),
+  );
+  await Promise.all(batches.map(async (batch) => {
+    const deltas = await summarizeGapsOfMany(
+      sql,
+      batch.map(({ i, step }) => ({
+        seriesId: stats[i].id,
+        stepMs: step,
+        from: stats[i].gapsTo ?? undefined,
+        to: stats[i].lastTs!,
+      })),
+    );
+    batch.forEach(({ i }, k) => {
+      out[i] = { missing: out[i].missing + deltas[k].missing, ranges: out[i].ranges + deltas[k].ranges };
+    });
+    await sql`
+      update series_stats st
+      set gaps_missing = u.missing, gaps_ranges = u.ranges, gaps_to = to_timestamp(u.to_ms / 1000)
+      from unnest(
+        ${batch.map(({ i }) => stats[i].id)}::int[], ${batch.map(({ i }) => out[i].missing)}::float8[],
+        ${batch.map(({ i }) => out[i].ranges)}::int[], ${batch.map(({ i }) => stats[i].lastTs!)}::float8[],
+        ${batch.map(({ i }) => stats[i].gapsEpoch)}::bigint[]
+      ) as u(id, missing, ranges, to_ms, epoch)
+      where st.series_id = u.id and st.gaps_epoch = u.epoch`;
+  }));
+  return out;
+}
+
+/**
+ * Every series (or one) with its statistics, gap totals (cached per series, see
+ * {@linkcode gapTotals}; `concurrency` statements at a time) and lag relative to `nowMs`.
  */
 export async function seriesOverview(
   sql: Sql,
   options: { nowMs: number; seriesId?: number; concurrency?: number },
 ): Promise<SeriesOverview[]> {
-  const stats = await seriesStats(sql, options.seriesId);
-  const out: SeriesOverview[] = new Array(stats.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < stats.length) {
-      const i = next++;
-      const s = stats[i];
-      const step = stepOf(s.timeframe);
-      const gaps = step === null || s.count < 2 ? { missing: 0, ranges: 0 } : await summarizeGaps(sql, s.id, step);
-      out[i] = {
-        ...s,
-        gaps,
-        lagMs: s.lastTs === null || step === null ? null : Math.max(0, options.nowMs - (s.lastTs + step)),
-      };
-    }
-  };
-  const workers = Math.max(1, Math.min(options.concurrency ?? 4, stats.length));
-  await Promise.all(Array.from({ length: workers }, worker));
-  return out;
+  const stats = await cachedStats(sql, options.seriesId);
+  const gaps = await gapTotals(sql, stats, Math.max(1, options.concurrency ?? 4));
+  return stats.map(({ gapsMissing: _m, gapsRanges: _r, gapsTo: _t, gapsEpoch: _e, ...s }, i) => {
+    const step = stepOf(s.timeframe);
+    return {
+      ...s,
+      gaps: gaps[i],
+      lagMs: s.lastTs === null || step === null ? null : Math.max(0, options.nowMs - (s.lastTs + step)),
+    };
+  });
 }
 
 /** Last candle and count of one series, for metrics. */
@@ -108,13 +180,14 @@ export interface SeriesFreshness extends SeriesKeyed {
   count: number;
 }
 
-/** Last candle and count per series, for metrics: one grouped scan, no gap analysis. */
-export function seriesFreshness(sql: Sql): Promise<SeriesFreshness[]> {
-  return sql<SeriesFreshness[]>`
+/** Last candle and count per series, for metrics: read from `series_stats`, no count, no gap analysis. */
+export async function seriesFreshness(sql: Sql): Promise<SeriesFreshness[]> {
+  await refreshSeriesStats(sql);
+  return await sql<SeriesFreshness[]>`
     select s.id, s.exchange, s.symbol, s.timeframe,
-           (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs", st.n::float8 as count
+           (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs", coalesce(st.count, 0)::float8 as count
     from series s
-    left join lateral (select max(c.ts) as last_ts, count(*) as n from candles c where c.series_id = s.id) st on true
+    left join series_stats st on st.series_id = s.id
     order by s.id`;
 }
 

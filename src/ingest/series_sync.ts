@@ -11,6 +11,7 @@ import { describeSeries, type SeriesTarget } from "./walk.ts";
 import type { Leases } from "./coordination.ts";
 import { errorMessage, type Jobs } from "./jobs.ts";
 import { registerSeries, type SeriesKey, setSeriesState, storedSince, syncConfiguredSeries } from "./series.ts";
+import { deleteSeriesCandles } from "./store.ts";
 
 /** Thrown for a series request the engine cannot accept; `status` follows HTTP. */
 export class SeriesRequestError extends Error {
@@ -173,7 +174,7 @@ export class Catalog {
           where id = ${id} returning id`;
           if (rows.length === 0) return false;
           if (options.purge) {
-            await tx`delete from candles where series_id = ${id}`;
+            await deleteSeriesCandles(tx, id);
             await tx`delete from confirmed_holes where series_id = ${id}`;
             await tx`delete from backfill_checkpoints where series_id = ${id}`;
           }

@@ -17,6 +17,10 @@ export type Queryable = Sql | postgres.TransactionSql;
  * Writes one page of candles of one series in a single statement (arrays through `unnest`),
  * idempotently: `ON CONFLICT (series_id, ts)` updates only rows whose values changed, so
  * re-writing stored history changes nothing. Candles must be validated beforehand.
+ *
+ * The same statement keeps `series_stats` exact: it adds the rows it inserted (not the ones it
+ * re-wrote) to the series' count, widens first/last, and drops the series' gap cache when a
+ * candle lands at or before the cached part (appending after it keeps the cache).
  */
 export async function writeCandles(
   sql: Queryable,
@@ -52,9 +56,31 @@ export async function writeCandles(
             close = excluded.close, volume = excluded.volume
         where (c.open, c.high, c.low, c.close, c.volume)
           is distinct from (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume)
-      returning (xmax = 0) as fresh
+      returning c.ts, (xmax = 0) as fresh
+    ), counted as (
+      insert into series_stats as st (series_id, first_ts, last_ts, count)
+      select ${seriesId}::int, min(ts), max(ts), count(*) from written where fresh having count(*) > 0
+      on conflict (series_id) do update
+        set first_ts = least(st.first_ts, excluded.first_ts), last_ts = greatest(st.last_ts, excluded.last_ts),
+            count = st.count + excluded.count,
+            gaps_to = case when excluded.first_ts > st.gaps_to then st.gaps_to end,
+            gaps_epoch = case when excluded.first_ts > st.gaps_to then st.gaps_epoch else excluded.gaps_epoch end,
+            updated_at = now()
     )
-    select count(*) filter (where fresh)::int as inserted, count(*) filter (where not fresh)::int as updated
+    select count(*) filter (where fresh)::int as inserted, count(*) filter (where not fresh)::int as updated,
+           set_config('candlekeep.stats_token', 'iu', true) as token
     from written`;
-  return row;
+  return { inserted: row.inserted, updated: row.updated };
+}
+
+/**
+ * Deletes every candle of a series and its statistics (`series_stats`), accounted for so the
+ * statistics stay exact; run it inside the caller's transaction.
+ */
+export async function deleteSeriesCandles(tx: Queryable, seriesId: number): Promise<number> {
+  const [row] = await tx<{ deleted: number }[]>`
+    with gone as (delete from candles where series_id = ${seriesId} returning 1),
+    stats as (delete from series_stats where series_id = ${seriesId})
+    select count(*)::int as deleted, set_config('candlekeep.stats_token', 'd', true) as token from gone`;
+  return row.deleted;
 }

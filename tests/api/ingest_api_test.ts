@@ -80,6 +80,12 @@ Deno.test("api + engine: add a series, see it backfilled, refuse bad ones, delet
     await purge.body?.cancel();
     const [gone] = await w.t.sql<{ n: number }[]>`select count(*)::int as n from candles where series_id = ${id}`;
     assertEquals(gone.n, 0);
+    // The purge kept the statistics exact itself: no recount pending, the series lists no candles.
+    const dirty = await w.t.sql`select 1 from candlekeep_meta where key = 'series_stats_dirty'`;
+    assertEquals(dirty.length, 0, "the purge is accounted for, not left to a recount");
+    const listed = await (await fetch(`${base}/v1/series`)).json();
+    const purged = listed.series.find((s: { id: number }) => s.id === id);
+    assertEquals([purged.count, purged.first, purged.last], [0, null, null]);
   } finally {
     await api.shutdown();
     await w.close();

@@ -91,7 +91,8 @@ async function load(clients: number, seconds: number, fn: (i: number) => Promise
   return phase(latencies, performance.now() - started);
 }
 
-function benchConfig(): Config {
+/** A service configuration for the benchmarks' API servers (no exchange is contacted). */
+export function benchConfig(): Config {
   return {
     dataDir: "./data",
     exchanges: ["bench"],

@@ -1,6 +1,6 @@
 /**
  * `deno task bench [name ...]`: runs every benchmark, or the named ones (exchange, write,
- * ingest, restart, api, memory, metrics). Each prints its figures and its ratio against a baseline measured in the same
+ * ingest, restart, api, memory, metrics, series). Each prints its figures and its ratio against a baseline measured in the same
  * run; none asserts on timings.
  *
  * @module
@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
     const bench = await import("./api_bench.ts");
     bench.printApiBench(await bench.runApiBench());
   },
+  series: async () => (await import("./series_bench.ts")).runSeriesBench(),
   metrics: async () => (await import("./metrics_bench.ts")).runMetricsBench(),
   memory: async () => {
     const bench = await import("./memory_bench.ts");

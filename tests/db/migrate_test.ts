@@ -4,7 +4,7 @@ import { migrate, MigrationChecksumError, MIGRATIONS_DIR, migrationsApplied } fr
 import { createTestDatabase } from "../support/pg.ts";
 
 const SETTINGS = { timescaledb: "auto", compressAfterMs: 7 * 86_400_000 } as const;
-const NUMBERED = ["001_init.sql", "002_series_since.sql"];
+const NUMBERED = ["001_init.sql", "002_series_since.sql", "003_series_stats.sql", "004_candles_view.sql"];
 
 async function copyMigrations(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "ck-migrations-" });
@@ -25,7 +25,12 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
     assert(await migrationsApplied(t.sql));
     const rows = await t.sql<{ version: number; name: string; checksum: string }[]>`
       select version, name, checksum from schema_migrations order by version`;
-    assertEquals(rows.map((r) => [r.version, r.name]), [[1, "init"], [2, "series_since"]]);
+    assertEquals(rows.map((r) => [r.version, r.name]), [
+      [1, "init"],
+      [2, "series_since"],
+      [3, "series_stats"],
+      [4, "candles_view"],
+    ]);
     assertEquals(rows[0].checksum.length, 64);
     const tables = await t.sql<{ table_name: string }[]>`
       select table_name from information_schema.tables where table_schema = current_schema() order by 1`;
@@ -33,10 +38,12 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
       "backfill_checkpoints",
       "candlekeep_meta",
       "candles",
+      "candles_v",
       "confirmed_holes",
       "instances",
       "schema_migrations",
       "series",
+      "series_stats",
     ]);
     // Without the extension on this server, auto mode records why candles stayed plain.
     assert(first.timescaledb.startsWith("inactive:"), first.timescaledb);

@@ -3,7 +3,7 @@ import { createTestDatabase } from "../support/pg.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { registerSeries } from "../../src/ingest/series.ts";
 import { writeCandles } from "../../src/ingest/store.ts";
-import { findGaps, listHoles, summarizeGaps } from "../../src/ingest/gaps.ts";
+import { findGaps, listHoles, summarizeGaps, summarizeGapsOfMany } from "../../src/ingest/gaps.ts";
 import type { Candle } from "../../src/candle.ts";
 
 const MIN = 60_000;
@@ -107,4 +107,28 @@ Deno.test("findGaps: weekly candles are aligned to Mondays", async () => {
   } finally {
     await t.drop();
   }
+});
+
+Deno.test("summarizeGapsOfMany: one statement gives what summarizeGaps gives per window", async () => {
+  await withSeries(async (sql, id) => {
+    await deleteRange(sql, id, T0 + 10 * MIN, T0 + 20 * MIN);
+    await deleteRange(sql, id, T0 + 60 * MIN, T0 + 62 * MIN);
+    await deleteRange(sql, id, T0 + 70 * MIN, T0 + 71 * MIN);
+    await sql`insert into confirmed_holes (series_id, from_ts, to_ts, reason)
+      values (${id}, to_timestamp(${(T0 + 12 * MIN) / 1000}), to_timestamp(${(T0 + 14 * MIN) / 1000}), 'no data')`;
+    const other = await registerSeries(sql, { exchange: "binance", symbol: "ETH/USDT", timeframe: "5m" });
+    await writeCandles(sql, other.id, [...candles(T0, 10, 5 * MIN), ...candles(T0 + 100 * MIN, 3, 5 * MIN)]);
+    const windows = [
+      { seriesId: id, stepMs: MIN },
+      { seriesId: id, stepMs: MIN, from: T0 + 15 * MIN, to: T0 + 61 * MIN },
+      { seriesId: id, stepMs: MIN, from: T0 + 62 * MIN },
+      { seriesId: other.id, stepMs: 5 * MIN },
+      { seriesId: other.id + 100, stepMs: MIN },
+    ];
+    const one = [];
+    for (const w of windows) one.push(await summarizeGaps(sql, w.seriesId, w.stepMs, w));
+    assertEquals(one.map((g) => g.missing), [11, 6, 1, 10, 0], "the reference itself");
+    assertEquals(await summarizeGapsOfMany(sql, windows), one);
+    assertEquals(await summarizeGapsOfMany(sql, []), []);
+  });
 });
