@@ -1,0 +1,177 @@
+/**
+ * File export, round-tripped through the libraries users read the files with: apache-arrow
+ * (`tableFromIPC`) for Feather, hyparquet for Parquet, `JSON.parse` for JSON, a CSV split,
+ * every row compared with the fake exchange's candles after a real backfill through ccxt.
+ */
+import { tableFromIPC } from "apache-arrow";
+import { parquetMetadata, parquetReadObjects } from "hyparquet";
+import { createHandler } from "../../src/api/server.ts";
+import { exportFiles, exportTargets } from "../../src/export/files.ts";
+import { exportFileName } from "../../src/export/names.ts";
+import { Registry } from "../../src/metrics.ts";
+import { floorTo } from "../../src/timeframe.ts";
+import type { Candle } from "../../src/candle.ts";
+import { assert, assertAlmostEquals, assertEquals } from "../support/assert.ts";
+import { type IngestWorld, ingestWorld } from "../ingest/helpers.ts";
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+type Row = [number, number, number, number, number, number];
+
+function rowsOf(candles: Candle[]): Row[] {
+  return candles.map((c) => [c.ts, c.open, c.high, c.low, c.close, c.volume]);
+}
+
+/** Reads an exported file back with the library its users read it with. */
+async function readBack(format: string, bytes: Uint8Array): Promise<Row[]> {
+  if (format === "feather") {
+    const table = tableFromIPC(bytes);
+    assertEquals(table.schema.fields.map((f) => `${f.name}:${f.type}`), [
+      "date:Timestamp<MILLISECOND, UTC>",
+      "open:Float64",
+      "high:Float64",
+      "low:Float64",
+      "close:Float64",
+      "volume:Float64",
+    ]);
+    return table.toArray().map((r) => [Number(r.date), r.open, r.high, r.low, r.close, r.volume]);
+  }
+  if (format === "parquet") {
+    const file = bytes.slice().buffer;
+    const time = parquetMetadata(file).schema[1];
+    assertEquals([time.name, time.type, time.logical_type], ["time", "INT64", {
+      type: "TIMESTAMP",
+      isAdjustedToUTC: true,
+      unit: "MILLIS",
+    }]);
+    const rows = await parquetReadObjects({ file });
+    return rows.map((r) => [(r.time as Date).getTime(), r.open, r.high, r.low, r.close, r.volume] as Row);
+  }
+  const text = new TextDecoder().decode(bytes);
+  if (format === "csv") {
+    const [head, ...lines] = text.trimEnd().split("\n");
+    assertEquals(head, "time,open,high,low,close,volume");
+    return lines.map((l) => {
+      const [t, ...v] = l.split(",");
+      assert(t.endsWith("Z"), `CSV times are UTC with Z: ${t}`);
+      return [Date.parse(t), ...v.map(Number)] as Row;
+    });
+  }
+  return JSON.parse(text);
+}
+
+function assertRows(actual: Row[], expected: Row[], what: string, volumeTolerance = 0) {
+  assertEquals(actual.length, expected.length, `${what}: row count`);
+  for (let i = 0; i < expected.length; i++) {
+    assertEquals(actual[i].slice(0, 5), expected[i].slice(0, 5), `${what}: row ${i}`);
+    if (volumeTolerance === 0) assertEquals(actual[i][5], expected[i][5], `${what}: volume of row ${i}`);
+    else assertAlmostEquals(actual[i][5], expected[i][5], volumeTolerance * Math.abs(expected[i][5]), what);
+  }
+}
+
+async function backfilled(): Promise<IngestWorld> {
+  const w = await ingestWorld({ env: { BACKFILL_SINCE: "1d" } });
+  assertEquals(await w.ingestor().backfillOnce(), []);
+  return w;
+}
+
+const FORMATS = ["feather", "parquet", "csv", "json", "freqtrade-json"] as const;
+
+Deno.test("export: every format round-trips the stored 1m candles, closed ones only, named for freqtrade", async () => {
+  const w = await backfilled();
+  try {
+    const handler = createHandler({ db: w.db, config: w.config, registry: new Registry(), now: w.now });
+    const now = w.now();
+    const start = floorTo(now - 20 * HOUR, HOUR) + 7 * MIN;
+    const expected = rowsOf(w.fake.expected("BTC/USDT", "1m", start, now + HOUR));
+    assert(expected.length > 1000, `expected candles: ${expected.length}`);
+    for (const format of FORMATS) {
+      const url = `http://x/v1/export?exchange=binance&symbol=BTC/USDT&timeframe=1m&start=${start}&format=${format}`;
+      const res = await handler(new Request(url));
+      assertEquals(res.status, 200, `${format}: ${res.status}`);
+      const ext = format === "freqtrade-json" ? "json" : format;
+      assertEquals(res.headers.get("content-disposition"), `attachment; filename="BTC_USDT-1m.${ext}"`);
+      const rows = await readBack(format, new Uint8Array(await res.arrayBuffer()));
+      assertRows(rows, expected, format);
+      // No forming candle: the last one has closed.
+      assert(rows[rows.length - 1][0] + MIN <= now, `${format}: last candle is closed`);
+    }
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("export: a resampled timeframe has only complete buckets, equal to the exchange's candles", async () => {
+  const w = await backfilled();
+  try {
+    const handler = createHandler({ db: w.db, config: w.config, registry: new Registry(), now: w.now });
+    const now = w.now();
+    // One stored minute missing: its hour is incomplete and must not be exported.
+    const holeHour = floorTo(now - 5 * HOUR, HOUR);
+    const deleted = await w.t.sql`delete from candles where ts = ${new Date(holeHour + 17 * MIN)}`;
+    assertEquals(deleted.count, 1);
+    const start = floorTo(now - 20 * HOUR, HOUR) - 30 * MIN; // a partial first hour: starts at the next one
+    const expected = rowsOf(
+      w.fake.expected("BTC/USDT", "1h", start + 30 * MIN, now + HOUR).filter((c) => c.ts !== holeHour),
+    );
+    assert(expected.length >= 15, `expected hours: ${expected.length}`);
+    for (const format of FORMATS) {
+      const url = `http://x/v1/export?exchange=binance&symbol=BTC/USDT&timeframe=1h&start=${start}&format=${format}`;
+      const res = await handler(new Request(url));
+      assertEquals(res.status, 200);
+      assertEquals(
+        res.headers.get("content-disposition"),
+        `attachment; filename="${exportFileName("BTC/USDT", "1h", format)}"`,
+      );
+      const rows = await readBack(format, new Uint8Array(await res.arrayBuffer()));
+      // Volumes are sums of 60 doubles in SQL: equal to the exchange's up to rounding.
+      assertRows(rows, expected, `${format} 1h`, 1e-12);
+      assert(!rows.some((r) => r[0] === holeHour), `${format}: the incomplete hour is left out`);
+    }
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("export: the CLI's files land in freqtrade's layout and read back whole", async () => {
+  const w = await backfilled();
+  const dir = await Deno.makeTempDir();
+  try {
+    const targets = await exportTargets(w.t.sql, { exchanges: ["binance"], timeframes: ["1m", "4h"] });
+    assertEquals(targets.map((t) => `${t.exchange} ${t.symbol} ${t.timeframe}`), [
+      "binance BTC/USDT 1m",
+      "binance BTC/USDT 4h",
+    ]);
+    for (const format of ["feather", "parquet", "json"] as const) {
+      const results = await exportFiles(w.t.sql, { targets, format, out: dir, outIsFile: false, nowMs: w.now() });
+      assert(results.every((r) => r.ok), JSON.stringify(results));
+      const ext = format === "json" ? "json" : format;
+      const rows = await readBack(format, await Deno.readFile(`${dir}/binance/BTC_USDT-1m.${ext}`));
+      assertRows(
+        rows,
+        rowsOf(w.fake.expected("BTC/USDT", "1m", 0, w.now() + HOUR)).filter((r) => r[0] >= rows[0][0]),
+        format,
+      );
+      const four = await readBack(format, await Deno.readFile(`${dir}/binance/BTC_USDT-4h.${ext}`));
+      assert(four.length >= 4 && four.every((r) => r[0] % (4 * HOUR) === 0), `${format} 4h buckets`);
+    }
+    const missing = await exportFiles(w.t.sql, {
+      targets: [{ exchange: "binance", symbol: "DOGE/USDT", timeframe: "1m" }],
+      format: "csv",
+      out: dir,
+      outIsFile: false,
+    });
+    assertEquals(missing[0].ok, false);
+    assert(!missing[0].ok && missing[0].reason.includes("DOGE/USDT"), JSON.stringify(missing));
+    assertEquals([...Deno.readDirSync(`${dir}/binance`)].filter((e) => e.name.includes("DOGE")).length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await w.close();
+  }
+});
+
+Deno.test("export: names follow freqtrade (pairs with _ , futures suffix)", () => {
+  assertEquals(exportFileName("BTC/USDT", "1h", "feather"), "BTC_USDT-1h.feather");
+  assertEquals(exportFileName("BTC/USDT:USDT", "1h", "feather"), "BTC_USDT_USDT-1h-futures.feather");
+  assertEquals(exportFileName("ETH/BTC", "1d", "freqtrade-json"), "ETH_BTC-1d.json");
+});
