@@ -41,6 +41,11 @@ export function exportOptions(opts: CommandArgs): ExportOptions {
       "Cannot run export: --out is missing; give a folder (user_data/data) or, for one series, a file",
     );
   }
+  if (Deno.permissions.querySync({ name: "write", path: out }).state !== "granted") {
+    throw new UsageError(
+      `Cannot write --out: current value is "${out}", outside the folders the "service" permission set in deno.json may write (./user_data, ./data, /tmp, /var/lib/candlekeep); add it to its "write" list`,
+    );
+  }
   if (opts.values.since !== undefined && opts.values.start !== undefined) {
     throw new UsageError("Cannot parse --start: --since is given too; give one of them");
   }

@@ -49,18 +49,56 @@ export function mediaTypeOf(format: ExportFormat): string {
 
 const encoder = new TextEncoder();
 
+/** Rows per encoded text piece: small strings keep V8's young generation (4 MB) cheap. */
+const TEXT_ROWS = 2048;
+
+const DAY_MS = 86_400_000;
+let dayStart = NaN;
+let dayPrefix = "";
+
+function pad(n: number, width: number): string {
+  return String(n).padStart(width, "0");
+}
+
+/** `new Date(ms).toISOString()` for 1970–9999, with the date part computed once per day. */
+export function isoTime(ms: number): string {
+  const day = Math.floor(ms / DAY_MS) * DAY_MS;
+  if (day !== dayStart) {
+    dayStart = day;
+    dayPrefix = new Date(day).toISOString().slice(0, 11);
+  }
+  let rest = ms - day;
+  const h = Math.floor(rest / 3_600_000);
+  rest -= h * 3_600_000;
+  const m = Math.floor(rest / 60_000);
+  rest -= m * 60_000;
+  const sec = Math.floor(rest / 1000);
+  return `${dayPrefix}${pad(h, 2)}:${pad(m, 2)}:${pad(sec, 2)}.${pad(rest - sec * 1000, 3)}Z`;
+}
+
+/** Encodes a chunk as text pieces of {@linkcode TEXT_ROWS} rows, `row(i)` giving each row's text. */
+function textPieces(length: number, row: (i: number) => string): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let from = 0; from < length; from += TEXT_ROWS) {
+    let text = "";
+    const to = Math.min(length, from + TEXT_ROWS);
+    for (let i = from; i < to; i++) text += row(i);
+    out.push(encoder.encode(text));
+  }
+  return out;
+}
+
 function csvEncoder(): Encoder {
   let head = "time,open,high,low,close,volume\n";
   return {
     encode(c) {
-      let text = head;
-      head = "";
-      for (let i = 0; i < c.length; i++) {
-        text += `${new Date(c.time[i]).toISOString()},${c.open[i]},${c.high[i]},${c.low[i]},${c.close[i]},${
-          c.volume[i]
-        }\n`;
-      }
-      return [encoder.encode(text)];
+      const pieces = textPieces(
+        c.length,
+        (i) => `${isoTime(c.time[i])},${c.open[i]},${c.high[i]},${c.low[i]},${c.close[i]},${c.volume[i]}\n`,
+      );
+      if (head !== "" && pieces.length > 0) pieces.unshift(encoder.encode(head));
+      if (pieces.length > 0) head = "";
+      return pieces;
     },
     finish: () => head === "" ? [] : [encoder.encode(head)],
   };
@@ -75,14 +113,13 @@ function jsonEncoder(): Encoder {
   let sep = "[";
   return {
     encode(c) {
-      let text = "";
-      for (let i = 0; i < c.length; i++) {
-        text += `${sep}[${c.time[i]},${num(c.open[i])},${num(c.high[i])},${num(c.low[i])},${num(c.close[i])},${
+      return textPieces(c.length, (i) => {
+        const text = `${sep}[${c.time[i]},${num(c.open[i])},${num(c.high[i])},${num(c.low[i])},${num(c.close[i])},${
           num(c.volume[i])
         }]`;
         sep = ",";
-      }
-      return [encoder.encode(text)];
+        return text;
+      });
     },
     finish: () => [encoder.encode(sep === "[" ? "[]" : "]")],
   };

@@ -12,6 +12,7 @@ import { Registry } from "../../src/metrics.ts";
 import { floorTo } from "../../src/timeframe.ts";
 import type { Candle } from "../../src/candle.ts";
 import { assert, assertAlmostEquals, assertEquals } from "../support/assert.ts";
+import { spawnCandlekeep } from "../support/child.ts";
 import { type IngestWorld, ingestWorld } from "../ingest/helpers.ts";
 
 const MIN = 60_000;
@@ -174,4 +175,53 @@ Deno.test("export: names follow freqtrade (pairs with _ , futures suffix)", () =
   assertEquals(exportFileName("BTC/USDT", "1h", "feather"), "BTC_USDT-1h.feather");
   assertEquals(exportFileName("BTC/USDT:USDT", "1h", "feather"), "BTC_USDT_USDT-1h-futures.feather");
   assertEquals(exportFileName("ETH/BTC", "1d", "freqtrade-json"), "ETH_BTC-1d.json");
+});
+
+Deno.test("export: the HTTP route refuses bad input with 400 and unknown series with 404, and is in OpenAPI", async () => {
+  const w = await backfilled();
+  try {
+    const handler = createHandler({ db: w.db, config: w.config, registry: new Registry(), now: w.now });
+    const bad = await handler(
+      new Request("http://x/v1/export?exchange=binance&symbol=BTC/USDT&timeframe=1m&format=xls"),
+    );
+    assertEquals(bad.status, 400);
+    assert((await bad.json()).details.some((d: { parameter: string }) => d.parameter === "format"));
+    const missing = await handler(
+      new Request("http://x/v1/export?exchange=binance&symbol=DOGE/USDT&timeframe=1m&format=csv"),
+    );
+    assertEquals(missing.status, 404);
+    assert((await missing.json()).error.includes("BTC/USDT"), "the 404 names what is stored");
+    const doc = await (await handler(new Request("http://x/openapi.json"))).json();
+    const params = doc.paths["/v1/export"].get.parameters.map((p: { name: string }) => p.name);
+    assertEquals(params, ["exchange", "symbol", "timeframe", "start", "end", "format"]);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("export: deno task cli export writes a freqtrade folder; exit 0, 1 for an unknown series, 2 for usage", async () => {
+  const w = await backfilled();
+  const dir = await Deno.makeTempDir({ dir: "/tmp" });
+  try {
+    const env = { DATABASE_URL: w.t.url, LOG_LEVEL: "warning" };
+    const ok = spawnCandlekeep(
+      ["export", "--exchange", "binance", "--symbol", "btc-usdt", "--timeframe", "1m,1h", "--out", dir],
+      env,
+    );
+    assertEquals((await ok.status).code, 0, ok.output());
+    const table = tableFromIPC(await Deno.readFile(`${dir}/binance/BTC_USDT-1h.feather`));
+    assert(table.numRows >= 20, `1h rows: ${table.numRows}`);
+    assert(ok.stdout().includes(`${dir}/binance/BTC_USDT-1m.feather`), ok.stdout());
+    const failed = spawnCandlekeep(["export", "--symbol", "DOGE/USDT", "--timeframe", "1m", "--out", dir], env);
+    assertEquals((await failed.status).code, 1, failed.output());
+    assert(failed.output().includes("FAILED binance DOGE/USDT 1m"), failed.output());
+    for (const args of [["--format", "xls", "--out", dir], [], ["--out", "/etc/candles"]]) {
+      const usage = spawnCandlekeep(["export", ...args], env);
+      assertEquals((await usage.status).code, 2, usage.output());
+      assert(usage.output().includes("Cannot "), usage.output());
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await w.close();
+  }
 });
