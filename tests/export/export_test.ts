@@ -6,6 +6,8 @@
 import { tableFromIPC } from "apache-arrow";
 import { parquetMetadata, parquetReadObjects } from "hyparquet";
 import { createHandler } from "../../src/api/server.ts";
+import { AdmissionGate } from "../../src/api/admission.ts";
+import { getExport } from "../../src/api/export.ts";
 import { exportFiles, exportTargets } from "../../src/export/files.ts";
 import { exportFileName } from "../../src/export/names.ts";
 import { Registry } from "../../src/metrics.ts";
@@ -83,6 +85,12 @@ Deno.test("export: every format round-trips the stored 1m candles, closed ones o
   try {
     const handler = createHandler({ db: w.db, config: w.config, registry: new Registry(), now: w.now });
     const now = w.now();
+    // A forming candle in storage (as a writer that keeps the open minute would leave it): never exported.
+    const forming = floorTo(now, MIN);
+    await w.t.sql`
+      insert into candles (series_id, ts, open, high, low, close, volume)
+      select id, ${new Date(forming)}, 1, 1, 1, 1, 1 from series where symbol = 'BTC/USDT'
+      on conflict do nothing`;
     const start = floorTo(now - 20 * HOUR, HOUR) + 7 * MIN;
     const expected = rowsOf(w.fake.expected("BTC/USDT", "1m", start, now + HOUR));
     assert(expected.length > 1000, `expected candles: ${expected.length}`);
@@ -222,6 +230,32 @@ Deno.test("export: deno task cli export writes a freqtrade folder; exit 0, 1 for
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+    await w.close();
+  }
+});
+
+Deno.test("export: the admission permit is held while the file streams and freed when done, cancelled or idle", async () => {
+  const w = await backfilled();
+  try {
+    const gate = new AdmissionGate(1);
+    const url = (format: string) =>
+      new URL(`http://x/v1/export?exchange=binance&symbol=BTC/USDT&timeframe=1m&format=${format}`);
+    const read = await getExport(w.t.sql, url("parquet"), { gate, now: w.now });
+    assertEquals(gate.stats().running, 1);
+    await read.arrayBuffer();
+    assertEquals(gate.stats().running, 0, "released after the last byte");
+
+    const cancelled = await getExport(w.t.sql, url("csv"), { gate, now: w.now });
+    assertEquals(gate.stats().running, 1);
+    await cancelled.body!.cancel();
+    assertEquals(gate.stats().running, 0, "released when the client goes away");
+
+    const stalled = await getExport(w.t.sql, url("feather"), { gate, now: w.now, idleMs: 100 });
+    assertEquals(gate.stats().running, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assertEquals(gate.stats().running, 0, "released when the client reads nothing");
+    await stalled.body!.cancel().catch(() => {});
+  } finally {
     await w.close();
   }
 });
