@@ -13,6 +13,7 @@ import { resolveSource } from "../api/candles.ts";
 import { encoderFor, type ExportFormat } from "./formats.ts";
 import { exportRelativePath } from "./names.ts";
 import { readCandles } from "./read.ts";
+import { isTimeframe, timeframeMs } from "../timeframe.ts";
 import { type ExportProgress, exportStream } from "./stream.ts";
 
 /** One (exchange, symbol, timeframe) to export. */
@@ -44,26 +45,40 @@ export type ExportResult =
 /**
  * The targets of `cli export`: every stored (exchange, symbol) narrowed to the given lists,
  * each with the given timeframes (stored or resampled) or, without `--timeframe`, its stored
- * ones. A symbol or exchange given but not stored becomes a target too, so that it fails
- * with the reason `resolveSource` gives.
+ * ones. A symbol given but stored on none of the exchanges (or on a given exchange) is a
+ * target too, so that it fails with the reason `resolveSource` gives (what is stored).
  */
 export async function exportTargets(
   sql: Sql,
   filter: { exchanges?: string[]; symbols?: string[]; timeframes?: string[] },
 ): Promise<ExportTarget[]> {
-  const stored = await sql<ExportTarget[]>`
+  const rows = await sql<ExportTarget[]>`
     select exchange, symbol, timeframe from series order by exchange, symbol, timeframe`;
+  // Shortest timeframe first (1m, 5m, 1h, ...), not text order.
+  const length = (tf: string) => isTimeframe(tf) ? timeframeMs(tf) : Infinity;
+  const stored = [...rows].sort((a, b) =>
+    a.exchange.localeCompare(b.exchange) || a.symbol.localeCompare(b.symbol) ||
+    length(a.timeframe) - length(b.timeframe)
+  );
   const exchanges = filter.exchanges ?? [...new Set(stored.map((s) => s.exchange))];
   const targets: ExportTarget[] = [];
+  const found = new Set<string>();
+  const add = (exchange: string, symbol: string, timeframes: string[]) => {
+    for (const timeframe of timeframes) targets.push({ exchange, symbol, timeframe });
+  };
   for (const exchange of exchanges) {
     const onExchange = stored.filter((s) => s.exchange === exchange);
-    const symbols = filter.symbols ?? [...new Set(onExchange.map((s) => s.symbol))];
-    for (const symbol of symbols) {
-      const timeframes = filter.timeframes ??
-        onExchange.filter((s) => s.symbol === symbol).map((s) => s.timeframe);
-      if (timeframes.length === 0) targets.push({ exchange, symbol, timeframe: filter.timeframes?.[0] ?? "1m" });
-      for (const timeframe of timeframes) targets.push({ exchange, symbol, timeframe });
+    for (const symbol of filter.symbols ?? [...new Set(onExchange.map((s) => s.symbol))]) {
+      const storedTimeframes = onExchange.filter((s) => s.symbol === symbol).map((s) => s.timeframe);
+      if (storedTimeframes.length > 0) found.add(symbol);
+      // Without --exchange, a symbol is exported only from the exchanges that store it.
+      if (storedTimeframes.length === 0 && filter.exchanges === undefined) continue;
+      add(exchange, symbol, filter.timeframes ?? (storedTimeframes.length > 0 ? storedTimeframes : ["*"]));
     }
+  }
+  const first = exchanges[0];
+  if (filter.exchanges === undefined && first !== undefined) {
+    for (const symbol of filter.symbols ?? []) if (!found.has(symbol)) add(first, symbol, filter.timeframes ?? ["*"]);
   }
   return targets;
 }

@@ -15,6 +15,8 @@ import { floorTo } from "../../src/timeframe.ts";
 import type { Candle } from "../../src/candle.ts";
 import { assert, assertAlmostEquals, assertEquals } from "../support/assert.ts";
 import { spawnCandlekeep } from "../support/child.ts";
+import { createTestDatabase } from "../support/pg.ts";
+import { migrate } from "../../src/db/migrate.ts";
 import { type IngestWorld, ingestWorld } from "../ingest/helpers.ts";
 
 const MIN = 60_000;
@@ -257,5 +259,22 @@ Deno.test("export: the admission permit is held while the file streams and freed
     await stalled.body!.cancel().catch(() => {});
   } finally {
     await w.close();
+  }
+});
+
+Deno.test("export: cli targets pair symbols with the exchanges that store them", async () => {
+  const t = await createTestDatabase();
+  try {
+    await migrate(t.sql, { timescaledb: "off", compressAfterMs: 7 * 86_400_000 });
+    await t.sql`insert into series (exchange, symbol, timeframe) values
+      ('binance', 'BTC/USDT', '1m'), ('binance', 'BTC/USDT', '1h'), ('bybit', 'ETH/USDT', '1m')`;
+    const names = async (filter: Parameters<typeof exportTargets>[1]) =>
+      (await exportTargets(t.sql, filter)).map((x) => `${x.exchange} ${x.symbol} ${x.timeframe}`);
+    assertEquals(await names({}), ["binance BTC/USDT 1m", "binance BTC/USDT 1h", "bybit ETH/USDT 1m"]);
+    assertEquals(await names({ symbols: ["ETH/USDT"], timeframes: ["4h"] }), ["bybit ETH/USDT 4h"]);
+    assertEquals(await names({ symbols: ["DOGE/USDT"] }), ["binance DOGE/USDT *"]);
+    assertEquals(await names({ exchanges: ["bybit"], symbols: ["BTC/USDT"] }), ["bybit BTC/USDT *"]);
+  } finally {
+    await t.drop();
   }
 });
