@@ -48,7 +48,7 @@ export async function getExport(sql: Sql, url: URL, options: ExportOptions = {})
         if (error !== undefined) getLogger("api").warn("Cannot finish {what}: {error}", { what, error });
       },
     });
-    const name = exportFileName(q.symbol, q.timeframe, q.format);
+    const name = exportFileName(q, q.format);
     return new Response(body, {
       headers: {
         "content-type": mediaTypeOf(q.format),

@@ -111,9 +111,7 @@ export async function exportFiles(
 ): Promise<ExportResult[]> {
   const results: ExportResult[] = [];
   for (const target of request.targets) {
-    const path = request.outIsFile
-      ? request.out
-      : join(request.out, exportRelativePath(target.exchange, target, request.format));
+    const path = request.outIsFile ? request.out : join(request.out, exportRelativePath(target, request.format));
     let result: ExportResult;
     try {
       const { rows, bytes } = await writeOne(sql, target, path, request);

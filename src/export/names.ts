@@ -14,17 +14,16 @@ export function pairFileName(symbol: string): string {
 }
 
 /** The file name of one series in `format` (`BTC_USDT-1h.feather`). */
-export function exportFileName(symbol: string, timeframe: string, format: ExportFormat): string {
-  const futures = symbol.includes(":") ? "-futures" : "";
-  return `${pairFileName(symbol)}-${timeframe}${futures}.${extensionOf(format)}`;
+export function exportFileName(series: { symbol: string; timeframe: string }, format: ExportFormat): string {
+  const futures = series.symbol.includes(":") ? "-futures" : "";
+  return `${pairFileName(series.symbol)}-${series.timeframe}${futures}.${extensionOf(format)}`;
 }
 
 /** The path of one series under a freqtrade data folder: `<exchange>/[futures/]<file>`. */
 export function exportRelativePath(
-  exchange: string,
-  series: { symbol: string; timeframe: string },
+  series: { exchange: string; symbol: string; timeframe: string },
   format: ExportFormat,
 ): string {
-  const folder = series.symbol.includes(":") ? `${exchange}/futures` : exchange;
-  return `${folder}/${exportFileName(series.symbol, series.timeframe, format)}`;
+  const folder = series.symbol.includes(":") ? `${series.exchange}/futures` : series.exchange;
+  return `${folder}/${exportFileName(series, format)}`;
 }

@@ -9,7 +9,7 @@ import { createHandler } from "../../src/api/server.ts";
 import { AdmissionGate } from "../../src/api/admission.ts";
 import { getExport } from "../../src/api/export.ts";
 import { exportFiles, exportTargets } from "../../src/export/files.ts";
-import { exportFileName } from "../../src/export/names.ts";
+import { exportFileName, exportRelativePath } from "../../src/export/names.ts";
 import { Registry } from "../../src/metrics.ts";
 import { floorTo } from "../../src/timeframe.ts";
 import type { Candle } from "../../src/candle.ts";
@@ -132,7 +132,7 @@ Deno.test("export: a resampled timeframe has only complete buckets, equal to the
       assertEquals(res.status, 200);
       assertEquals(
         res.headers.get("content-disposition"),
-        `attachment; filename="${exportFileName("BTC/USDT", "1h", format)}"`,
+        `attachment; filename="${exportFileName({ symbol: "BTC/USDT", timeframe: "1h" }, format)}"`,
       );
       const rows = await readBack(format, new Uint8Array(await res.arrayBuffer()));
       // Volumes are sums of 60 doubles in SQL: equal to the exchange's up to rounding.
@@ -182,9 +182,20 @@ Deno.test("export: the CLI's files land in freqtrade's layout and read back whol
 });
 
 Deno.test("export: names follow freqtrade (pairs with _ , futures suffix)", () => {
-  assertEquals(exportFileName("BTC/USDT", "1h", "feather"), "BTC_USDT-1h.feather");
-  assertEquals(exportFileName("BTC/USDT:USDT", "1h", "feather"), "BTC_USDT_USDT-1h-futures.feather");
-  assertEquals(exportFileName("ETH/BTC", "1d", "freqtrade-json"), "ETH_BTC-1d.json");
+  assertEquals(exportFileName({ symbol: "BTC/USDT", timeframe: "1h" }, "feather"), "BTC_USDT-1h.feather");
+  assertEquals(
+    exportFileName({ symbol: "BTC/USDT:USDT", timeframe: "1h" }, "feather"),
+    "BTC_USDT_USDT-1h-futures.feather",
+  );
+  assertEquals(exportFileName({ symbol: "ETH/BTC", timeframe: "1d" }, "freqtrade-json"), "ETH_BTC-1d.json");
+  assertEquals(
+    exportRelativePath({ exchange: "binance", symbol: "BTC/USDT:USDT", timeframe: "1h" }, "feather"),
+    "binance/futures/BTC_USDT_USDT-1h-futures.feather",
+  );
+  assertEquals(
+    exportRelativePath({ exchange: "binance", symbol: "BTC/USDT", timeframe: "5m" }, "parquet"),
+    "binance/BTC_USDT-5m.parquet",
+  );
 });
 
 Deno.test("export: the HTTP route refuses bad input with 400 and unknown series with 404, and is in OpenAPI", async () => {
