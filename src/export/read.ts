@@ -98,7 +98,8 @@ export async function* readCandles(
     for (const r of rows) {
       if (resampled && Number(r.n) !== full) continue;
       const i = chunk.length++;
-      chunk.time[i] = Date.parse(r.time);
+      // ISO text today; an epoch-ms number is taken as is should the page query return one.
+      chunk.time[i] = typeof r.time === "number" ? r.time : Date.parse(r.time);
       chunk.open[i] = Number(r.open);
       chunk.high[i] = Number(r.high);
       chunk.low[i] = Number(r.low);
