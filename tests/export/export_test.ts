@@ -102,6 +102,16 @@ Deno.test("export: every format round-trips the stored 1m candles, closed ones o
       assertEquals(res.status, 200, `${format}: ${res.status}`);
       const ext = format === "freqtrade-json" ? "json" : format;
       assertEquals(res.headers.get("content-disposition"), `attachment; filename="BTC_USDT-1m.${ext}"`);
+      assertEquals(
+        res.headers.get("content-type"),
+        {
+          feather: "application/vnd.apache.arrow.file",
+          parquet: "application/vnd.apache.parquet",
+          csv: "text/csv; charset=utf-8",
+          json: "application/json; charset=utf-8",
+          "freqtrade-json": "application/json; charset=utf-8",
+        }[format],
+      );
       const rows = await readBack(format, new Uint8Array(await res.arrayBuffer()));
       assertRows(rows, expected, format);
       // No forming candle: the last one has closed.
