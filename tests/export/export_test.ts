@@ -15,6 +15,7 @@ import { floorTo } from "../../src/timeframe.ts";
 import type { Candle } from "../../src/candle.ts";
 import { assert, assertAlmostEquals, assertEquals } from "../support/assert.ts";
 import { spawnCandlekeep } from "../support/child.ts";
+import { startApi } from "../api/helpers.ts";
 import { createTestDatabase } from "../support/pg.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { type IngestWorld, ingestWorld } from "../ingest/helpers.ts";
@@ -297,5 +298,34 @@ Deno.test("export: cli targets pair symbols with the exchanges that store them",
     assertEquals(await names({ exchanges: ["bybit"], symbols: ["BTC/USDT"] }), ["bybit BTC/USDT *"]);
   } finally {
     await t.drop();
+  }
+});
+
+Deno.test("export: over the TCP front, 150,000 candles stream in several chunks and read back whole", async () => {
+  const api = await startApi();
+  try {
+    const id = await api.series("binance", "BTC/USDT", "1m");
+    const start = Date.UTC(2024, 0, 1);
+    await api.t.sql`
+      insert into candles (series_id, ts, open, high, low, close, volume)
+      select ${id}, to_timestamp(${start}::float8 / 1000) + g * interval '1 minute',
+             100 + sin(g / 500.0), 102 + sin(g / 500.0), 99 + sin(g / 500.0), 100 + cos(g / 500.0), g / 37.0
+      from generate_series(0, 149999) as g`;
+    const stored = await api.t.sql<
+      { ms: number; open: number; high: number; low: number; close: number; volume: number }[]
+    >`
+      select (extract(epoch from ts) * 1000)::float8 as ms, open, high, low, close, volume
+      from candles where series_id = ${id} order by ts`;
+    const expected = stored.map((r) => [r.ms, r.open, r.high, r.low, r.close, r.volume] as Row);
+    for (const format of FORMATS) {
+      const res = await fetch(`${api.base}/v1/export?exchange=binance&symbol=BTC/USDT&timeframe=1m&format=${format}`);
+      assertEquals(res.status, 200);
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      assertRows(await readBack(format, bytes), expected, `${format} over HTTP`);
+      if (format === "parquet") assertEquals(parquetMetadata(bytes.slice().buffer).row_groups.length, 3);
+      if (format === "feather") assertEquals(tableFromIPC(bytes).batches.length, 3);
+    }
+  } finally {
+    await api.close();
   }
 });
