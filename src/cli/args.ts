@@ -76,7 +76,11 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     options: {
       ...FILTERS,
       timeframe: { ...FILTERS.timeframe, help: "these timeframes, stored or resampled (default: the stored ones)" },
-      since: { type: "string", value: "WHEN", help: "first open time: ISO date/time or epoch ms (alias --start)" },
+      since: {
+        type: "string",
+        value: "WHEN",
+        help: "first open time: ISO date/time, epoch ms or 30d back (or --start)",
+      },
       start: { type: "string", value: "WHEN", help: "same as --since" },
       end: { type: "string", value: "WHEN", help: "open times before this (default: up to the last closed candle)" },
       format: { type: "string", value: "FMT", help: "feather (default), parquet, csv, json or freqtrade-json" },

@@ -5,6 +5,7 @@
  * @module
  */
 import { parseInstant } from "../api/params.ts";
+import { parseDuration } from "../config_values.ts";
 import { EXPORT_FORMATS, type ExportFormat } from "../export/formats.ts";
 import type { ExportResult } from "../export/files.ts";
 import { type CommandArgs, UsageError } from "./args.ts";
@@ -17,20 +18,20 @@ export interface ExportOptions {
   end?: number;
 }
 
-function instant(opts: CommandArgs, name: string): number | undefined {
+function instant(opts: CommandArgs, name: string, nowMs: number): number | undefined {
   const text = opts.values[name];
   if (text === undefined) return undefined;
   const ms = parseInstant(text.trim());
-  if (ms === null) {
-    throw new UsageError(
-      `Cannot parse --${name}: current value is "${text}", expected an ISO-8601 time (2024-01-01T00:00Z) or epoch ms`,
-    );
-  }
-  return ms;
+  if (ms !== null) return ms;
+  const back = parseDuration(text.trim());
+  if (back !== null) return nowMs - back;
+  throw new UsageError(
+    `Cannot parse --${name}: current value is "${text}", expected an ISO-8601 time (2024-01-01T00:00Z), epoch ms or a duration back (30d)`,
+  );
 }
 
 /** Parses and checks the options of `cli export`; throws {@linkcode UsageError}. */
-export function exportOptions(opts: CommandArgs): ExportOptions {
+export function exportOptions(opts: CommandArgs, nowMs: number = Date.now()): ExportOptions {
   const format = (opts.values.format ?? "feather") as ExportFormat;
   if (!EXPORT_FORMATS.includes(format)) {
     throw new UsageError(`Cannot parse --format: current value is "${format}", expected ${EXPORT_FORMATS.join(", ")}`);
@@ -49,22 +50,28 @@ export function exportOptions(opts: CommandArgs): ExportOptions {
   if (opts.values.since !== undefined && opts.values.start !== undefined) {
     throw new UsageError("Cannot parse --start: --since is given too; give one of them");
   }
-  const start = instant(opts, "since") ?? instant(opts, "start");
-  const end = instant(opts, "end");
+  const start = instant(opts, "since", nowMs) ?? instant(opts, "start", nowMs);
+  const end = instant(opts, "end", nowMs);
   if (start !== undefined && end !== undefined && start >= end) {
     throw new UsageError(`Cannot parse --end: current value is "${opts.values.end}", expected a time after the start`);
   }
   return { format, out, start, end };
 }
 
-/** Whether `out` names a file: it is not an existing folder, does not end in `/`, and one series is written. */
+/**
+ * Whether `out` names a file: one series and a path that is not an existing folder and does
+ * not end in `/`. Several series into an existing file is a {@linkcode UsageError}.
+ */
 export async function outIsFile(out: string, targets: number): Promise<boolean> {
-  if (out.endsWith("/") || targets !== 1) return false;
+  let stat: Deno.FileInfo | null = null;
   try {
-    return !(await Deno.stat(out)).isDirectory;
-  } catch {
-    return true;
+    stat = await Deno.stat(out);
+  } catch { /* a new path */ }
+  if (targets > 1 && stat?.isFile) {
+    throw new UsageError(`Cannot write ${targets} series to --out: current value is "${out}", a file; give a folder`);
   }
+  if (out.endsWith("/") || targets !== 1) return false;
+  return !stat?.isDirectory;
 }
 
 /** The line printed for one exported series. */

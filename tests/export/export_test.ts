@@ -13,8 +13,10 @@ import { exportFileName, exportRelativePath } from "../../src/export/names.ts";
 import { Registry } from "../../src/metrics.ts";
 import { floorTo } from "../../src/timeframe.ts";
 import type { Candle } from "../../src/candle.ts";
-import { assert, assertAlmostEquals, assertEquals } from "../support/assert.ts";
+import { assert, assertAlmostEquals, assertEquals, assertRejects } from "../support/assert.ts";
 import { spawnCandlekeep } from "../support/child.ts";
+import { exportOptions, outIsFile } from "../../src/cli/export_options.ts";
+import { parseCommandArgs, UsageError } from "../../src/cli/args.ts";
 import { startApi } from "../api/helpers.ts";
 import { createTestDatabase } from "../support/pg.ts";
 import { migrate } from "../../src/db/migrate.ts";
@@ -327,5 +329,49 @@ Deno.test("export: over the TCP front, 150,000 candles stream in several chunks 
     }
   } finally {
     await api.close();
+  }
+});
+
+Deno.test("export: cli options: formats, ranges (ISO, epoch ms, 30d back), --out checked before the database", async () => {
+  const now = Date.UTC(2024, 5, 1);
+  const parse = (args: string[]) => exportOptions(parseCommandArgs("export", args), now);
+  assertEquals(parse(["--out", "/tmp/x"]), { format: "feather", out: "/tmp/x", start: undefined, end: undefined });
+  assertEquals(parse(["--out", "/tmp/x", "--format", "parquet", "--since", "30d", "--end", "2024-06-01"]), {
+    format: "parquet",
+    out: "/tmp/x",
+    start: now - 30 * 86_400_000,
+    end: now,
+  });
+  assertEquals(parse(["--out", "/tmp/x", "--start", "1704067200000"]).start, Date.UTC(2024, 0, 1));
+  const problems: [string[], string][] = [
+    [[], "--out is missing"],
+    [["--out", "/tmp/x", "--format", "xlsx"], 'Cannot parse --format: current value is "xlsx"'],
+    [["--out", "/tmp/x", "--since", "yesterday"], 'Cannot parse --since: current value is "yesterday"'],
+    [["--out", "/tmp/x", "--since", "2024-01-02", "--start", "2024-01-01"], "--since is given too"],
+    [["--out", "/tmp/x", "--since", "2024-01-02", "--end", "2024-01-01"], "expected a time after the start"],
+    [["--out", "/etc/candles"], 'Cannot write --out: current value is "/etc/candles"'],
+  ];
+  for (const [args, text] of problems) {
+    const error = (() => {
+      try {
+        parse(args);
+        return null;
+      } catch (e) {
+        return e;
+      }
+    })();
+    assert(error instanceof UsageError && error.message.includes(text), `${args.join(" ")}: ${error}`);
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/one.feather`, "");
+    assertEquals(await outIsFile(`${dir}/one.feather`, 1), true);
+    assertEquals(await outIsFile(`${dir}/new.feather`, 1), true);
+    assertEquals(await outIsFile(dir, 1), false);
+    assertEquals(await outIsFile(`${dir}/new/`, 1), false);
+    assertEquals(await outIsFile(`${dir}/new`, 2), false);
+    await assertRejects(() => outIsFile(`${dir}/one.feather`, 2), UsageError, "a file; give a folder");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
