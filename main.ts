@@ -21,6 +21,8 @@ import { renderStatusTable, statusJson } from "./src/cli/status.ts";
 import { progressLine, seriesFrontier, startSummary } from "./src/cli/summary.ts";
 import { normalizeSymbol } from "./src/config.ts";
 import { isTimeframe, timeframeMs } from "./src/timeframe.ts";
+import { exportFiles, exportTargets } from "./src/export/files.ts";
+import { exportOptions, outIsFile, resultLine } from "./src/cli/export_options.ts";
 import { registerExchangeMetrics } from "./src/exchange/metrics.ts";
 import { instanceIdentity } from "./src/ingest/leases.ts";
 import { configRedactor, redactor } from "./src/secrets.ts";
@@ -389,12 +391,32 @@ async function commandGaps(config: Config, opts: CommandArgs): Promise<number> {
   }
 }
 
+async function commandExport(config: Config, opts: CommandArgs): Promise<number> {
+  const filter = { exchanges: opts.lists.exchange, symbols: symbolsOf(opts), timeframes: timeframesOf(opts) };
+  const options = exportOptions(opts);
+  const handle = await openAndMigrate(config);
+  try {
+    const sql = handle.db.sql;
+    const targets = await exportTargets(sql, filter);
+    if (targets.length === 0) {
+      printError("Cannot export: no stored series match the options (deno task cli status lists them)");
+      return EXIT_FAILED;
+    }
+    const request = { ...options, targets, outIsFile: await outIsFile(options.out, targets.length) };
+    const results = await exportFiles(sql, request, (r) => r.ok ? print(resultLine(r)) : printError(resultLine(r)));
+    return results.some((r) => !r.ok) ? EXIT_FAILED : 0;
+  } finally {
+    await handle.close();
+  }
+}
+
 const COMMANDS: Record<string, (config: Config, opts: CommandArgs) => Promise<number>> = {
   start: (config) => commandStart(config),
   migrate: (config) => commandMigrate(config),
   backfill: commandBackfill,
   status: commandStatus,
   gaps: commandGaps,
+  export: commandExport,
 };
 
 /**

@@ -75,6 +75,9 @@ Deno.test("compile: the task embeds migrations, the dashboard and this platform'
         "ccxt/",
         "postgres/",
         "prom-client/",
+        "apache-arrow/",
+        "hyparquet-writer/",
+        "hyparquet/",
       ]
     ) {
       assert(listing.includes(name), `the listing does not name ${name}:\n${listing}`);

@@ -5,7 +5,15 @@
  * @module
  */
 import { z } from "zod";
-import { AddSeriesBody, CandlesQuery, MAX_LIMIT, MAX_SOURCE_ROWS, RemoveSeriesQuery, SeriesId } from "./params.ts";
+import {
+  AddSeriesBody,
+  CandlesQuery,
+  ExportQuery,
+  MAX_LIMIT,
+  MAX_SOURCE_ROWS,
+  RemoveSeriesQuery,
+  SeriesId,
+} from "./params.ts";
 
 type Json = Record<string, unknown>;
 
@@ -135,6 +143,39 @@ export function openApiDocument(serverUrl?: string): Json {
             },
             "400": error("Invalid parameter"),
             "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
+          },
+        },
+      },
+      "/v1/export": {
+        get: {
+          summary: "One series as a file: Parquet, Feather, CSV or freqtrade JSON",
+          description: "Complete, closed candles with open time in [start, end), oldest first, streamed as one " +
+            "attachment named as freqtrade expects (`BTC_USDT-1h.feather`, futures `BTC_USDT_USDT-1h-futures.feather`). " +
+            "A stored timeframe never includes the forming candle; a resampled one only buckets with every stored " +
+            "candle present.",
+          parameters: queryParameters(ExportQuery),
+          responses: {
+            "200": {
+              description: "The file (Content-Disposition: attachment; filename=...)",
+              content: {
+                "application/vnd.apache.parquet": {
+                  schema: { type: "string", format: "binary", description: "time (timestamp ms UTC), open..volume" },
+                },
+                "application/vnd.apache.arrow.file": {
+                  schema: { type: "string", format: "binary", description: "date (timestamp ms UTC), open..volume" },
+                },
+                "text/csv": { schema: { type: "string", description: "time,open,high,low,close,volume" } },
+                "application/json": {
+                  schema: {
+                    type: "array",
+                    items: { type: "array", items: { type: "number" }, minItems: 6, maxItems: 6 },
+                  },
+                },
+              },
+            },
+            "400": error("Invalid parameter"),
+            "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
+            "503": error("Too many pages and exports at once; retry after Retry-After"),
           },
         },
       },

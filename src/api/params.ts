@@ -102,6 +102,21 @@ export const CandlesQuery = z.strictObject({
 /** Validated query of `GET /v1/candles`. */
 export type CandlesQuery = z.output<typeof CandlesQuery>;
 
+/** Query of `GET /v1/export`. */
+export const ExportQuery = z.strictObject({
+  exchange: Exchange,
+  symbol: MarketSymbol,
+  timeframe: Timeframe,
+  start: Instant.optional().describe("first candle open time, inclusive (default: the first stored)"),
+  end: Instant.optional().describe("candle open times strictly before this (default: up to the last closed candle)"),
+  format: z.enum(["parquet", "feather", "csv", "json", "freqtrade-json"]).describe(
+    "parquet (time as timestamp[ms, UTC], doubles), feather (Arrow IPC file, freqtrade's date,open,high,low,close,volume), csv, or json / freqtrade-json ([[ms,o,h,l,c,v],...])",
+  ),
+});
+
+/** Validated query of `GET /v1/export`. */
+export type ExportQuery = z.output<typeof ExportQuery>;
+
 /** Body of `POST /v1/series`. */
 export const AddSeriesBody = z.strictObject({
   exchange: Exchange,

@@ -12,6 +12,7 @@ import { getLogger } from "../log.ts";
 import { type ConnectionLimits, type GuardedServer, serveGuarded } from "./guard.ts";
 import type { Registry } from "../metrics.ts";
 import { getCandles } from "./candles.ts";
+import { getExport } from "./export.ts";
 import type { ExchangeStatusProvider } from "./readiness.ts";
 import { admissionGate } from "./admission.ts";
 import { asset } from "./dashboard.ts";
@@ -54,6 +55,7 @@ export function createRouter(deps: ApiDeps): Router {
   };
   return new Router()
     .on("GET", "/v1/candles", (_req, { url }) => getCandles(sql, url, { gate }))
+    .on("GET", "/v1/export", (_req, { url }) => getExport(sql, url, { gate, now }))
     .on("GET", "/v1/series", (_req, { url }) => listSeriesRoute(sql, url, now()))
     .on("POST", "/v1/series", (req, { url }) => addSeriesRoute(req, url, deps.config.apiToken, deps.ingest))
     .on(

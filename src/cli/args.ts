@@ -71,6 +71,30 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       json: JSON_FLAG,
     },
   },
+  export: {
+    summary: "write series to files: parquet, feather, csv or json (a freqtrade user_data/data layout)",
+    options: {
+      ...FILTERS,
+      timeframe: { ...FILTERS.timeframe, help: "these timeframes, stored or resampled (default: the stored ones)" },
+      since: {
+        type: "string",
+        value: "WHEN",
+        help: "first open time: ISO date/time, epoch ms or 30d back (or --start)",
+      },
+      start: { type: "string", value: "WHEN", help: "same as --since" },
+      end: { type: "string", value: "WHEN", help: "open times before this (default: up to the last closed candle)" },
+      format: { type: "string", value: "FMT", help: "feather (default), parquet, csv, json or freqtrade-json" },
+      out: {
+        type: "string",
+        value: "PATH",
+        help: "a folder (DIR/<exchange>/<PAIR>-<tf>.<ext>) or, for one series, a file",
+      },
+    },
+    details: [
+      "Only complete, closed candles are written; resampled timeframes only complete buckets.",
+      "Example: deno task cli export --exchange binance --symbol BTC/USDT,ETH/USDT --timeframe 1h --out user_data/data",
+    ],
+  },
   help: { summary: "show this text, or the help of one command: help <command>", options: {} },
 };
 

@@ -12,7 +12,7 @@ Deno.test("cli: usage and configuration errors exit 2 with a precise message", a
   const unknown = spawnCandlekeep(["frobnicate"], {});
   assertEquals((await unknown.status).code, 2);
   assertEquals(printed(unknown.output()), [
-    'Cannot run "frobnicate": unknown command; commands are start, migrate, backfill, status, gaps, help (deno task cli help)',
+    'Cannot run "frobnicate": unknown command; commands are start, migrate, backfill, status, gaps, export, help (deno task cli help)',
   ]);
 
   // Unknown flags: one line naming the flag, exit 2, before the configuration or the database is touched.
