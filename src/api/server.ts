@@ -53,7 +53,7 @@ export function createRouter(deps: ApiDeps): Router {
     return fn();
   };
   return new Router()
-    .on("GET", "/v1/candles", (_req, { url }) => getCandles(sql, url, { gate }))
+    .on("GET", "/v1/candles", (_req, { url }) => getCandles(sql, url, { gate, now }))
     .on("GET", "/v1/series", (_req, { url }) => listSeriesRoute(sql, url, now()))
     .on("POST", "/v1/series", (req, { url }) => addSeriesRoute(req, url, deps.config.apiToken, deps.ingest))
     .on(
