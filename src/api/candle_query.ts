@@ -283,3 +283,24 @@ export function pageQuery(sql: Sql, spec: PageSpec, plan: PagePlan): postgres.Pe
       limit ${spec.limit}
     ) p ${onlyComplete ? sql`where not p.partial` : sql``}`;
 }
+
+/**
+ * A fingerprint of what a planned page is built from: the count and a hash of every stored
+ * candle in its range (open time and values) and of the confirmed holes over it. A repaired
+ * gap, a rewritten candle or a newly confirmed hole changes it. Used for `ETag`s; reads the
+ * range's rows once more but keeps nothing in memory.
+ */
+export async function pageFingerprint(sql: Sql, spec: PageSpec, plan: PagePlan): Promise<string> {
+  const loTs = tsParam(sql, plan.pageFrom, "-infinity");
+  const hiTs = tsParam(sql, plan.pageTo, "infinity");
+  const id = spec.seriesId;
+  const [row] = await sql<{ n: number; h: string; holes: string }[]>`
+    select count(*)::int as n,
+           coalesce(sum(hashtextextended(row(c.ts, c.open, c.high, c.low, c.close, c.volume)::text, 0)), 0)::text as h,
+           (select coalesce(string_agg(concat_ws(',', h.from_ts, h.to_ts), ';' order by h.from_ts), '')
+            from confirmed_holes h
+            where h.series_id = ${id} and h.from_ts < ${hiTs} and h.to_ts > ${loTs}) as holes
+    from candles c
+    where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}`;
+  return `${row.n}:${row.h}:${row.holes}`;
+}

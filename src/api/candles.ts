@@ -20,7 +20,7 @@
  * @module
  */
 import type { Sql } from "../db/client.ts";
-import { type CandleRow, type PagePlan, pageQuery, type PageSpec, planPage } from "./candle_query.ts";
+import { type CandleRow, pageFingerprint, type PagePlan, pageQuery, type PageSpec, planPage } from "./candle_query.ts";
 import { BadRequestError, NotFoundError } from "./errors.ts";
 import { type AdmissionGate, admissionGate, type Permit } from "./admission.ts";
 import { getLogger } from "../log.ts";
@@ -109,14 +109,30 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-function nextUrl(url: URL, plan: PagePlan, order: "asc" | "desc"): string | null {
+/**
+ * The URL of the next page: this request with `end` (desc) or `start` (asc) moved past this
+ * page, relative (`/v1/candles?...`) unless `base` (a trusted proxy's `proto://host`) is given.
+ */
+function nextUrl(url: URL, plan: PagePlan, order: "asc" | "desc", base: string): string | null {
   const bound = order === "asc" ? plan.pageTo : plan.pageFrom;
   if (!plan.more || bound === null) return null;
-  const key = order === "asc" ? "start" : "end";
-  const next = new URL(url.pathname, url);
-  for (const [k, v] of url.searchParams) if (k !== key) next.searchParams.set(k, v);
-  next.searchParams.set(key, iso(bound));
-  return next.toString();
+  const params = new URLSearchParams(url.searchParams);
+  params.set(order === "asc" ? "start" : "end", iso(bound));
+  return `${base}${url.pathname}?${params}`;
+}
+
+/** A weak ETag of a complete page: what it is built from, and how it is written. */
+async function pageEtag(parts: string[]): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n")));
+  const hex = Array.from(new Uint8Array(digest).slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `W/"${hex}"`;
+}
+
+/** Whether an `If-None-Match` header matches `etag` (weak comparison). */
+function etagMatches(header: string | null | undefined, etag: string): boolean {
+  if (!header) return false;
+  const bare = (t: string) => t.trim().replace(/^W\//, "");
+  return header.split(",").some((t) => t.trim() === "*" || bare(t) === bare(etag));
 }
 
 /** Rows read from the database cursor per chunk of a streamed page. */
@@ -137,6 +153,10 @@ export interface CandlesOptions {
   idleMs?: number;
   /** Clock (epoch ms): what has closed (default `Date.now`). */
   now?: () => number;
+  /** Prefix of `next`/`Link` URLs: `proto://host` behind a trusted proxy; default "" (relative). */
+  base?: string;
+  /** The request's `If-None-Match`: a complete page whose ETag matches answers 304. */
+  ifNoneMatch?: string | null;
 }
 
 /** How a page is written: what comes before the rows, each batch of rows, and what comes after. */
@@ -333,12 +353,23 @@ export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {
       complete: q.complete,
     };
     const plan = await planPage(sql, spec);
-    const next = nextUrl(url, plan, q.order);
+    const base = options.base ?? "";
+    const next = nextUrl(url, plan, q.order, base);
+    const headers = new Headers({ "x-source-timeframe": source.sourceTimeframe });
+    if (next) headers.set("link", `<${next}>; rel="next"`);
+    if (q.complete) {
+      // Complete pages hold only closed candles: the same rows give the same bytes.
+      const fingerprint = await pageFingerprint(sql, spec, plan);
+      const etag = await pageEtag([String(spec.seriesId), url.search, base, JSON.stringify(plan), fingerprint]);
+      headers.set("etag", etag);
+      if (etagMatches(options.ifNoneMatch, etag)) {
+        permit.release();
+        return new Response(null, { status: 304, headers });
+      }
+    }
     const query = pageQuery(sql, spec, plan);
     const what = `the ${q.format} page ${q.exchange} ${q.symbol} ${q.timeframe}`;
     const idleMs = options.idleMs ?? STREAM_IDLE_MS;
-    const headers = new Headers({ "x-source-timeframe": source.sourceTimeframe });
-    if (next) headers.set("link", `<${next}>; rel="next"`);
     let format: PageFormat;
     if (q.format === "csv") {
       headers.set("content-type", "text/csv; charset=utf-8");

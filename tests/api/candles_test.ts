@@ -75,7 +75,8 @@ Deno.test("candles: default page is the newest `limit`, oldest first, with next"
     const page = await getJson(`${base}/v1/candles?${Q}&timeframe=1m&limit=5`);
     assertEquals(page.status, 200);
     assertEquals(page.body.candles, ALL.slice(-5).map(apiCandle));
-    const next = new URL(page.body.next);
+    assert(page.body.next.startsWith("/v1/candles?"), "next is relative by default");
+    const next = new URL(page.body.next, base);
     assertEquals(next.searchParams.get("end"), new Date(ALL[ALL.length - 5].ts).toISOString());
     assertEquals(next.searchParams.get("limit"), "5");
     const def = await getJson(`${base}/v1/candles?${Q}&timeframe=1m`);
@@ -93,7 +94,7 @@ Deno.test("candles: following next walks a long range with no overlap or loss", 
       const page: { status: number; body: JsonBody } = await getJson(url);
       assertEquals(page.status, 200);
       pages.push(page.body.candles);
-      url = page.body.next;
+      url = page.body.next === null ? null : new URL(page.body.next, base).toString();
     }
     assertEquals(url, null, "the walk ends");
     const walked = pages.reverse().flat();
@@ -106,7 +107,7 @@ Deno.test("candles: following next walks a long range with no overlap or loss", 
     while (rurl !== null && rpages.length < 100) {
       const page: { status: number; body: JsonBody } = await getJson(rurl);
       rpages.push(page.body.candles);
-      rurl = page.body.next;
+      rurl = page.body.next === null ? null : new URL(page.body.next, base).toString();
     }
     const whole = await getJson(`${base}/v1/candles?${Q}&timeframe=15m&start=${from}&end=${to}&limit=5000`);
     assertEquals(rpages.reverse().flat(), whole.body.candles);
@@ -173,8 +174,9 @@ Deno.test("candles: CSV streams the same values as JSON", async () => {
       if (j.body.next) {
         const link = /^<(.+)>; rel="next"$/.exec(res.headers.get("link") ?? "");
         assert(link, "CSV has a Link header");
-        assertEquals(new URL(link[1]).searchParams.get("end"), new URL(j.body.next).searchParams.get("end"));
-        assertEquals(new URL(link[1]).searchParams.get("format"), "csv");
+        const [linked, next] = [new URL(link[1], base), new URL(j.body.next, base)];
+        assertEquals(linked.searchParams.get("end"), next.searchParams.get("end"));
+        assertEquals(linked.searchParams.get("format"), "csv");
       }
     }
   });

@@ -90,7 +90,7 @@ Deno.test("streaming: a 10,000-candle JSON page is byte for byte the page built 
     const body = JSON.parse(text);
     const expected = ALL.slice(-10_000).map(apiCandle);
     assertEquals(body.candles, expected);
-    assertEquals(new URL(body.next).searchParams.get("end"), expected[0].time);
+    assertEquals(new URL(body.next, api.base).searchParams.get("end"), expected[0].time);
     assertEquals(text, JSON.stringify({ ...body }));
     assertEquals(text, await wholePage(api, "1m", 10_000, body.next));
 
@@ -98,7 +98,7 @@ Deno.test("streaming: a 10,000-candle JSON page is byte for byte the page built 
     assertEquals(csv.status, 200);
     const link = /^<(.+)>; rel="next"$/.exec(csv.headers.get("link") ?? "");
     assert(link, "CSV has a Link header");
-    assertEquals(new URL(link[1]).searchParams.get("end"), expected[0].time);
+    assertEquals(new URL(link[1], api.base).searchParams.get("end"), expected[0].time);
     const lines = (await csv.text()).split("\n");
     assertEquals(lines.length, 10_002);
     assertEquals(lines[0], "time,open,high,low,close,volume");
