@@ -20,13 +20,22 @@
  * @module
  */
 import type { Sql } from "../db/client.ts";
-import { type CandleRow, pageFingerprint, type PagePlan, pageQuery, type PageSpec, planPage } from "./candle_query.ts";
+import {
+  type CandleRow,
+  closedBefore,
+  pageFingerprint,
+  type PagePlan,
+  pageQuery,
+  type PageSpec,
+  planPage,
+} from "./candle_query.ts";
 import { BadRequestError, NotFoundError } from "./errors.ts";
 import { type AdmissionGate, admissionGate, type Permit } from "./admission.ts";
 import { getLogger } from "../log.ts";
 import { CandlesQuery, DEFAULT_LIMIT, MAX_LIMIT, maxLimitFor, parseQuery, stepOf } from "./params.ts";
 import { bucketOrigin, isMonthTimeframe } from "../timeframe.ts";
 import { decimalText } from "./decimal_text.ts";
+import { etagMatches, weakEtag } from "./http_manners.ts";
 
 /** The series chosen to serve a request. */
 export interface ResolvedSource {
@@ -119,20 +128,6 @@ function nextUrl(url: URL, plan: PagePlan, order: "asc" | "desc", base: string):
   const params = new URLSearchParams(url.searchParams);
   params.set(order === "asc" ? "start" : "end", iso(bound));
   return `${base}${url.pathname}?${params}`;
-}
-
-/** A weak ETag of a complete page: what it is built from, and how it is written. */
-async function pageEtag(parts: string[]): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n")));
-  const hex = Array.from(new Uint8Array(digest).slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
-  return `W/"${hex}"`;
-}
-
-/** Whether an `If-None-Match` header matches `etag` (weak comparison). */
-function etagMatches(header: string | null | undefined, etag: string): boolean {
-  if (!header) return false;
-  const bare = (t: string) => t.trim().replace(/^W\//, "");
-  return header.split(",").some((t) => t.trim() === "*" || bare(t) === bare(etag));
 }
 
 /** Rows read from the database cursor per chunk of a streamed page. */
@@ -357,10 +352,10 @@ export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {
     const next = nextUrl(url, plan, q.order, base);
     const headers = new Headers({ "x-source-timeframe": source.sourceTimeframe });
     if (next) headers.set("link", `<${next}>; rel="next"`);
-    if (q.complete) {
-      // Complete pages hold only closed candles: the same rows give the same bytes.
+    if (q.complete && q.end !== undefined && q.end <= closedBefore(spec)) {
+      // A closed range of complete candles: the same rows (and holes) give the same bytes.
       const fingerprint = await pageFingerprint(sql, spec, plan);
-      const etag = await pageEtag([String(spec.seriesId), url.search, base, JSON.stringify(plan), fingerprint]);
+      const etag = await weakEtag([String(spec.seriesId), url.search, base, JSON.stringify(plan), fingerprint]);
       headers.set("etag", etag);
       if (etagMatches(options.ifNoneMatch, etag)) {
         permit.release();

@@ -1,5 +1,5 @@
 /**
- * HTTP manners of the API: the base of `next`/`Link` URLs (relative, or absolute from a
+ * HTTP manners of the API: weak ETags, the base of `next`/`Link` URLs (relative, or absolute from a
  * trusted proxy's `X-Forwarded-*` headers), CORS for configured origins (preflight
  * included), and streamed gzip when the client accepts it.
  *
@@ -120,4 +120,18 @@ export async function withGzip(req: Request, response: Response): Promise<Respon
   headers.delete("content-length");
   const gzip = new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
   return new Response(rest.pipeThrough(gzip), init);
+}
+
+/** A weak ETag (`W/"…"`, 128 bits of SHA-256) of what a response is built from. */
+export async function weakEtag(parts: string[]): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n")));
+  const hex = Array.from(new Uint8Array(digest).slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `W/"${hex}"`;
+}
+
+/** Whether an `If-None-Match` header matches `etag` (weak comparison). */
+export function etagMatches(header: string | null | undefined, etag: string): boolean {
+  if (!header) return false;
+  const bare = (t: string) => t.trim().replace(/^W\//, "");
+  return header.split(",").some((t) => t.trim() === "*" || bare(t) === bare(etag));
 }
