@@ -144,6 +144,7 @@ export function openApiDocument(serverUrl?: string): Json {
                 },
               },
             },
+            "304": { description: "Not modified: If-None-Match matches the ETag of a closed, complete range" },
             "400": error("Invalid parameter"),
             "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
           },
