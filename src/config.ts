@@ -3,6 +3,7 @@ import type { Config } from "./config_types.ts";
 import { isTimeframe } from "./timeframe.ts";
 import { databaseUrlProblem } from "./config_redact.ts";
 import { isCron, normalizeSymbol, parseBackfillSince, parseDuration, splitList } from "./config_values.ts";
+import { API_WEB_SCHEMA, API_WEB_VARIABLES } from "./config_values.ts";
 
 export type { BackfillSince, Config, LogLevel } from "./config_types.ts";
 
@@ -38,6 +39,7 @@ export const CONFIG_VARIABLES = [
   "HTTP_IDLE_TIMEOUT",
   "HTTP_MAX_CONNECTIONS",
   "HTTP_MAX_PAGES",
+  ...API_WEB_VARIABLES,
   "DENO_DEPLOY",
 ] as const;
 
@@ -222,10 +224,7 @@ function schema() {
       return parsed;
     }),
     QUOTE: z.string().default("USDT").transform((t) => t.trim().toUpperCase())
-      .refine(
-        (t) => /^[A-Z0-9]{1,20}$/.test(t),
-        { message: "a currency code such as USDT" },
-      ),
+      .refine((t) => /^[A-Z0-9]{1,20}$/.test(t), { message: "a currency code such as USDT" }),
     TIMEFRAMES: list(
       "comma list of timeframes such as 1m,5m,1h,1d",
       isTimeframe,
@@ -308,6 +307,7 @@ function schema() {
     HTTP_IDLE_TIMEOUT: httpTimeout("how long an idle keep-alive connection stays open", 30_000),
     HTTP_MAX_CONNECTIONS: int(1, 100_000, 256),
     HTTP_MAX_PAGES: int(1, 200, 8),
+    ...API_WEB_SCHEMA,
     DENO_DEPLOY: opt(z.string()),
   }).superRefine((v, ctx) => {
     if (v.DENO_DEPLOY !== undefined && !v.DATABASE_URL?.trim()) {
@@ -392,6 +392,8 @@ export function loadConfig(env: Env = readEnv()): Config {
       idleTimeoutMs: v.HTTP_IDLE_TIMEOUT,
       maxConnections: v.HTTP_MAX_CONNECTIONS,
       maxPages: v.HTTP_MAX_PAGES,
+      trustedProxy: v.API_TRUSTED_PROXY,
+      corsOrigins: v.API_CORS_ORIGINS,
     },
     deploy: v.DENO_DEPLOY !== undefined,
   };

@@ -25,6 +25,10 @@ export interface HttpLimits {
   maxConnections: number;
   /** Candle pages served at once, at most (`HTTP_MAX_PAGES`; also capped by the pool size). */
   maxPages: number;
+  /** Build absolute `next`/`Link` URLs from `X-Forwarded-Proto`/`-Host` (`API_TRUSTED_PROXY`); else relative. */
+  trustedProxy?: boolean;
+  /** Origins allowed to read the API from a browser (`API_CORS_ORIGINS`; `*` for any); empty: CORS off. */
+  corsOrigins?: string[];
 }
 
 /** The validated configuration, loaded once in `main.ts` and passed down. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { z } from "zod";
 import type { BackfillSince } from "./config_types.ts";
 
 const UNIT_MS: Record<string, number> = {
@@ -109,3 +110,44 @@ export function isCron(text: string): boolean {
   const fields = text.trim().split(/\s+/);
   return fields.length === 5 && fields.every((f) => CRON_FIELD.test(f));
 }
+
+/** The API's proxy and cross-origin variables (listed in `CONFIG_VARIABLES`). */
+export const API_WEB_VARIABLES = ["API_TRUSTED_PROXY", "API_CORS_ORIGINS"] as const;
+
+/**
+ * Parses `API_CORS_ORIGINS`: a comma list of origins (`https://app.example`, `http://localhost:3000`)
+ * or `*`. Returns a problem text when an item is not an origin.
+ */
+export function parseCorsOrigins(text: string): string[] | string {
+  const out: string[] = [];
+  for (const item of splitList(text)) {
+    if (item === "*") {
+      out.push(item);
+      continue;
+    }
+    let url: URL | null = null;
+    try {
+      url = new URL(item);
+    } catch { /* reported below */ }
+    if (url === null || !/^https?:$/.test(url.protocol) || url.origin !== item.replace(/\/$/, "").toLowerCase()) {
+      return `"${item}" is not an origin such as https://app.example or http://localhost:3000 (scheme, host, port; no path)`;
+    }
+    out.push(url.origin);
+  }
+  return out;
+}
+
+/** The zod schema of {@linkcode API_WEB_VARIABLES}, spread into the configuration schema. */
+export const API_WEB_SCHEMA = {
+  API_TRUSTED_PROXY: z.string().default("false").transform((t) => t.trim().toLowerCase()).pipe(
+    z.enum(["true", "false"], { message: "true or false" }),
+  ).transform((t) => t === "true"),
+  API_CORS_ORIGINS: z.string().default("").transform((text, ctx) => {
+    const origins = parseCorsOrigins(text);
+    if (typeof origins === "string") {
+      ctx.addIssue({ code: "custom", message: `a comma list of origins, or *; ${origins}` });
+      return z.NEVER;
+    }
+    return origins;
+  }),
+};

@@ -57,3 +57,20 @@ export function floorTo(ms: number, stepMs: number): number {
 export function isAligned(ms: number, stepMs: number): boolean {
   return floorTo(ms, stepMs) === ms;
 }
+
+/** Whether `timeframe` is a calendar month (`1M`): buckets start on the 1st, 00:00 UTC. */
+export function isMonthTimeframe(timeframe: string): boolean {
+  return timeframe === "1M";
+}
+
+/** Start of the UTC calendar month that contains `ms`. */
+export function floorMonth(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+
+/** Start of the UTC calendar month after the one that contains `ms`. */
+export function nextMonth(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+}

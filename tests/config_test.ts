@@ -229,6 +229,8 @@ Deno.test("config: HTTP limits have defaults, accept durations and integers, and
     idleTimeoutMs: 30_000,
     maxConnections: 256,
     maxPages: 8,
+    trustedProxy: false,
+    corsOrigins: [],
   });
   const set = loadConfig({
     HTTP_HEADER_TIMEOUT: "5s",
@@ -243,6 +245,8 @@ Deno.test("config: HTTP limits have defaults, accept durations and integers, and
     idleTimeoutMs: 15_000,
     maxConnections: 64,
     maxPages: 2,
+    trustedProxy: false,
+    corsOrigins: [],
   });
   for (
     const [variable, value] of [

@@ -1,22 +1,27 @@
 /**
  * SQL of `GET /v1/candles`: finding the page and reading its candles, stored or resampled.
  *
- * Pages walk BACKWARD from `end`: a page holds the newest `limit` candles (or buckets) with
- * open time in `[start, end)`, listed oldest first; the next page is the same request with
- * `end` set to the open time of this page's first candle. Consecutive pages therefore
- * tile the range with no overlap and no loss, whatever was written meanwhile after `end`.
+ * A page holds `limit` candles (or buckets) with open time in `[start, end)`, listed oldest
+ * first. `desc` (the default) takes the newest ones and the next page is the same request
+ * with `end` = this page's first open time; `asc` takes the oldest ones and the next page has
+ * `start` = the open time of the first candle after the page. Either way consecutive pages
+ * tile the range with no overlap and no loss, whatever is written meanwhile outside it.
+ *
+ * Complete buckets: see {@linkcode completeBucketsSql}.
  *
  * @module
  */
 import type postgres from "postgres";
 import type { Sql } from "../db/client.ts";
-import { bucketOrigin, floorTo } from "../timeframe.ts";
+import { bucketOrigin, floorMonth, floorTo, nextMonth } from "../timeframe.ts";
 
 /** One page request, after validation and source selection. */
 export interface PageSpec {
   seriesId: number;
-  /** Requested timeframe length in ms. */
+  /** Requested timeframe length in ms (31 days for `1M`, used for limits only). */
   stepMs: number;
+  /** True for calendar months (`1M`): buckets are `date_trunc('month')` in UTC. */
+  month?: boolean;
   /** Stored timeframe length in ms; equal to `stepMs` when no resampling is needed. */
   sourceStepMs: number;
   /** Inclusive lower bound of open times (epoch ms), null for none. */
@@ -25,43 +30,80 @@ export interface PageSpec {
   end: number | null;
   /** Candles (buckets) per page. */
   limit: number;
+  /** `desc` (default): the newest `limit` of the range; `asc`: the oldest. */
+  order?: "asc" | "desc";
+  /** The current time (epoch ms): candles and buckets that end after it are forming (partial). */
+  now: number;
+  /** Only complete candles and buckets (default true); false marks the others `partial`. */
+  complete?: boolean;
 }
 
-/** Where the page starts and whether older candles remain in `[start, pageFrom)`. */
+/** The page's bounds and whether candles remain beyond it in the walking direction. */
 export interface PagePlan {
   /** Inclusive lower bound of the page's open times; null when unbounded. */
   pageFrom: number | null;
   /** Exclusive upper bound of the page's open times; null when unbounded. */
   pageTo: number | null;
-  /** True when candles exist before `pageFrom`: the next page is `end = pageFrom`. */
+  /**
+   * True when candles remain: before `pageFrom` (desc; next page `end = pageFrom`) or at and
+   * after `pageTo` (asc; next page `start = pageTo`).
+   */
   more: boolean;
 }
 
-/** A candle row as the API returns it (`time` is ISO-8601 UTC). */
+/** A candle row as the query returns it (`time` is ISO-8601 UTC). */
 export interface CandleRow {
   time: string;
+  /** Epoch ms of `time`. */
+  ms: number;
   open: number;
   high: number;
   low: number;
   close: number;
-  volume: number;
-  /** Stored candles in the bucket (resampled pages only). */
-  n?: number;
+  /** A double (stored timeframes) or an exact decimal text (resampled: a `numeric` sum). */
+  volume: number | string;
+  /** Forming, or a bucket missing stored candles (only with `complete: false`). */
+  partial: boolean;
 }
 
-function ceilTo(ms: number, stepMs: number): number {
-  const f = floorTo(ms, stepMs);
-  return f === ms ? ms : f + stepMs;
+/** Whether `spec` is served by resampling. */
+export function isResampled(spec: Pick<PageSpec, "stepMs" | "sourceStepMs" | "month">): boolean {
+  return spec.month === true || spec.stepMs !== spec.sourceStepMs;
+}
+
+/** Start of the bucket (of the requested timeframe) containing `ms`. */
+export function bucketFloor(ms: number, spec: Pick<PageSpec, "stepMs" | "month">): number {
+  return spec.month ? floorMonth(ms) : floorTo(ms, spec.stepMs);
+}
+
+/** The open time of the first bucket at or after `ms` (calendar months for `1M`). */
+export function bucketCeil(ms: number, spec: Pick<PageSpec, "stepMs" | "month">): number {
+  const f = bucketFloor(ms, spec);
+  if (f === ms) return ms;
+  return spec.month ? nextMonth(ms) : f + spec.stepMs;
+}
+
+/**
+ * The exclusive upper bound of closed candles at `now`: candles (buckets) opening before it
+ * have ended. A page with `complete` (the default) never reads past it.
+ */
+export function closedBefore(spec: Pick<PageSpec, "stepMs" | "month" | "now">): number {
+  return bucketFloor(spec.now, spec);
 }
 
 /** Bounds of the stored candles to read, aligned to whole buckets when resampling. */
 function sourceBounds(spec: PageSpec): { lo: number | null; hi: number | null } {
-  if (spec.stepMs === spec.sourceStepMs) return { lo: spec.start, hi: spec.end };
-  // A bucket belongs to the page when its open time is in [start, end); it is read whole.
-  return {
-    lo: spec.start === null ? null : ceilTo(spec.start, spec.stepMs),
-    hi: spec.end === null ? null : ceilTo(spec.end, spec.stepMs),
-  };
+  let { start: lo, end: hi } = spec;
+  if (isResampled(spec)) {
+    // A bucket belongs to the page when its open time is in [start, end); it is read whole.
+    lo = lo === null ? null : bucketCeil(lo, spec);
+    hi = hi === null ? null : bucketCeil(hi, spec);
+  }
+  if (spec.complete !== false) {
+    const closed = closedBefore(spec);
+    hi = hi === null ? closed : Math.min(hi, closed);
+  }
+  return { lo, hi };
 }
 
 function tsParam(sql: Sql, ms: number | null, fallback: "-infinity" | "infinity") {
@@ -70,17 +112,44 @@ function tsParam(sql: Sql, ms: number | null, fallback: "-infinity" | "infinity"
     : sql`coalesce(to_timestamp(${ms}::float8 / 1000), 'infinity'::timestamptz)`;
 }
 
+/** SQL fragments that put a timestamp in its bucket and step to the next bucket. */
+function bucketSql(sql: Sql, spec: Pick<PageSpec, "stepMs" | "month">) {
+  if (spec.month) {
+    return {
+      bin: (ts: postgres.Fragment) => sql`date_trunc('month', ${ts}, 'UTC')`,
+      after: (b: postgres.Fragment) => sql`((${b} at time zone 'UTC') + interval '1 month') at time zone 'UTC'`,
+    };
+  }
+  const stride = sql`${spec.stepMs}::float8 * interval '1 millisecond'`;
+  const origin = sql`to_timestamp(${bucketOrigin(spec.stepMs)}::float8 / 1000)`;
+  return {
+    bin: (ts: postgres.Fragment) => sql`date_bin(${stride}, ${ts}, ${origin})`,
+    after: (b: postgres.Fragment) => sql`(${b} + ${stride})`,
+  };
+}
+
 /**
- * Finds the page: the open time of the `limit`-th newest candle (bucket) before `end`, with
- * an index probe (`offset`) for stored timeframes, or a walk of `limit` index probes
- * (`max(ts)` before the previous bucket) for resampled ones. Work is O(limit), not O(range).
+ * Finds the page: the open time of the `limit`-th candle (bucket) from the walking end, with
+ * an index probe (`offset`) for stored timeframes, or a walk of `limit` index probes (`max(ts)`
+ * before the previous bucket, or `min(ts)` after it) for resampled ones. Work is O(limit).
  */
 export async function planPage(sql: Sql, spec: PageSpec): Promise<PagePlan> {
   const { lo, hi } = sourceBounds(spec);
+  if (lo !== null && hi !== null && lo >= hi) return { pageFrom: lo, pageTo: hi, more: false };
   const loTs = tsParam(sql, lo, "-infinity");
   const hiTs = tsParam(sql, hi, "infinity");
   const id = spec.seriesId;
-  if (spec.stepMs === spec.sourceStepMs) {
+  const asc = spec.order === "asc";
+  if (!isResampled(spec)) {
+    if (asc) {
+      // The first candle after the page (the `limit`+1-th): the page ends before it.
+      const rows = await sql<{ to_ms: number }[]>`
+        select (extract(epoch from c.ts) * 1000)::float8 as to_ms from candles c
+        where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
+        order by c.ts offset ${spec.limit} limit 1`;
+      if (rows.length === 0) return { pageFrom: lo, pageTo: hi, more: false };
+      return { pageFrom: lo, pageTo: rows[0].to_ms, more: true };
+    }
     const rows = await sql<{ from_ms: number; more: boolean }[]>`
       with b as (
         select c.ts from candles c
@@ -93,14 +162,30 @@ export async function planPage(sql: Sql, spec: PageSpec): Promise<PagePlan> {
     if (rows.length === 0) return { pageFrom: lo, pageTo: hi, more: false };
     return { pageFrom: rows[0].from_ms, pageTo: hi, more: rows[0].more };
   }
-  const stride = sql`${spec.stepMs}::float8 * interval '1 millisecond'`;
-  const origin = sql`to_timestamp(${bucketOrigin(spec.stepMs)}::float8 / 1000)`;
+  const { bin, after } = bucketSql(sql, spec);
+  if (asc) {
+    const rows = await sql<{ to_ms: number }[]>`
+      with recursive walk(bucket, n) as (
+        select ${bin(sql`min(c.ts)`)}, 1
+        from candles c where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
+        union all
+        select (select ${bin(sql`min(c.ts)`)} from candles c
+                where c.series_id = ${id} and c.ts >= ${after(sql`w.bucket`)} and c.ts < ${hiTs}),
+               w.n + 1
+        from walk w
+        where w.bucket is not null and w.n <= ${spec.limit}
+      )
+      select (extract(epoch from bucket) * 1000)::float8 as to_ms
+      from walk where bucket is not null and n = ${spec.limit + 1}`;
+    if (rows.length === 0) return { pageFrom: lo, pageTo: hi, more: false };
+    return { pageFrom: lo, pageTo: rows[0].to_ms, more: true };
+  }
   const rows = await sql<{ from_ms: number; n: number }[]>`
     with recursive walk(bucket, n) as (
-      select date_bin(${stride}, max(c.ts), ${origin}), 1
+      select ${bin(sql`max(c.ts)`)}, 1
       from candles c where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
       union all
-      select (select date_bin(${stride}, max(c.ts), ${origin}) from candles c
+      select (select ${bin(sql`max(c.ts)`)} from candles c
               where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < w.bucket),
              w.n + 1
       from walk w
@@ -114,42 +199,109 @@ export async function planPage(sql: Sql, spec: PageSpec): Promise<PagePlan> {
 }
 
 /**
+ * The resampled buckets of one series with open time in `[lo, hi)`, as SQL (a subquery to
+ * select from). Shared by `/v1/candles` and the exporter. Columns: `bucket` (timestamptz),
+ * `open`, `high`, `low`, `close` (double precision, the exchange's values unchanged),
+ * `volume` (`numeric`: the exact sum of the stored volumes, each read as its shortest
+ * round-trip decimal, which is the exchange's decimal), `n` (stored candles) and `partial`.
+ *
+ * A bucket is **complete** when it has ended at `now` and each of its source periods has a
+ * stored candle or lies in a hole the exchange confirmed (`confirmed_holes`: the exchange has
+ * no data there, so nothing is missing). Buckets at the edges of the stored history or over
+ * an unconfirmed gap miss candles and are partial, as is the bucket still forming at `now`.
+ */
+export function completeBucketsSql(
+  sql: Sql,
+  range: { seriesId: number; lo: number | null; hi: number | null; now: number },
+  step: { stepMs: number; sourceStepMs: number; month?: boolean },
+): postgres.Fragment {
+  const id = range.seriesId;
+  const loTs = tsParam(sql, range.lo, "-infinity");
+  const hiTs = tsParam(sql, range.hi, "infinity");
+  const { bin, after } = bucketSql(sql, step);
+  const src = sql`${step.sourceStepMs}::float8`;
+  // Aggregate without ordering (a hash aggregate, no sort of the source rows), then fetch the
+  // first open and last close by primary key: O(rows) + 2 index probes per bucket.
+  return sql`(
+    with g as materialized (
+      select ${bin(sql`c.ts`)} as bucket, min(c.ts) as first_ts, max(c.ts) as last_ts,
+             max(c.high) as high, min(c.low) as low, sum(c.volume::text::numeric) as volume, count(*)::int as n
+      from candles c
+      where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
+      group by 1
+    ), h as (
+      select coalesce(range_agg(tstzrange(h.from_ts, h.to_ts)), '{}'::tstzmultirange) as m
+      from confirmed_holes h
+      where h.series_id = ${id} and h.from_ts < ${hiTs} and h.to_ts > ${loTs} and h.from_ts < h.to_ts
+    ), b as (
+      select g.*, ${after(sql`g.bucket`)} as bucket_end from g
+    )
+    select b.bucket, b.high, b.low, b.volume, b.n,
+           (select o.open from candles o where o.series_id = ${id} and o.ts = b.first_ts) as open,
+           (select l.close from candles l where l.series_id = ${id} and l.ts = b.last_ts) as close,
+           b.bucket_end > to_timestamp(${range.now}::float8 / 1000)
+             or b.n + coalesce((
+               select sum(extract(epoch from upper(r) - lower(r)) * 1000) / ${src}
+               from unnest(h.m * tstzmultirange(tstzrange(b.bucket, b.bucket_end))) r
+             ), 0) < extract(epoch from b.bucket_end - b.bucket) * 1000 / ${src} as partial
+    from b, h
+  )`;
+}
+
+/**
  * The candles of a planned page, oldest first, as a lazy postgres.js query (await it, or
- * stream it with `.cursor()`). Resampling runs in SQL with `date_bin` on buckets aligned in
- * UTC (weeks on Mondays): first open, max high, min low, last close, summed volume, and `n`,
- * the number of stored candles in the bucket.
+ * stream it with `.cursor()`). Resampling runs in SQL ({@linkcode completeBucketsSql}).
+ * Without `complete: false`, partial candles and buckets are left out, so a resampled page
+ * may hold fewer than `limit` buckets; its `next` still continues where it ends.
  */
 export function pageQuery(sql: Sql, spec: PageSpec, plan: PagePlan): postgres.PendingQuery<CandleRow[]> {
   const loTs = tsParam(sql, plan.pageFrom, "-infinity");
   const hiTs = tsParam(sql, plan.pageTo, "infinity");
   const id = spec.seriesId;
   const iso = sql`'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
-  if (spec.stepMs === spec.sourceStepMs) {
+  const onlyComplete = spec.complete !== false;
+  const nowTs = sql`to_timestamp(${spec.now}::float8 / 1000)`;
+  if (!isResampled(spec)) {
+    const step = sql`${spec.stepMs}::float8 * interval '1 millisecond'`;
+    // With `complete`, the plan already ends before the forming candle (`closedBefore`).
     return sql<CandleRow[]>`
-      select to_char(c.ts at time zone 'UTC', ${iso}) as time, c.open, c.high, c.low, c.close, c.volume
+      select to_char(c.ts at time zone 'UTC', ${iso}) as time, (extract(epoch from c.ts) * 1000)::float8 as ms,
+             c.open, c.high, c.low, c.close, c.volume, c.ts + ${step} > ${nowTs} as partial
       from candles c
       where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
+        ${onlyComplete ? sql`and c.ts + ${step} <= ${nowTs}` : sql``}
       order by c.ts
       limit ${spec.limit}`;
   }
-  const stride = sql`${spec.stepMs}::float8 * interval '1 millisecond'`;
-  const origin = sql`to_timestamp(${bucketOrigin(spec.stepMs)}::float8 / 1000)`;
-  // Aggregate without ordering (a hash aggregate, no sort of the source rows), then fetch the
-  // first open and last close by primary key: O(rows) + 2 index probes per bucket.
+  const buckets = completeBucketsSql(sql, { seriesId: id, lo: plan.pageFrom, hi: plan.pageTo, now: spec.now }, spec);
   return sql<CandleRow[]>`
-    with g as materialized (
-      select date_bin(${stride}, c.ts, ${origin}) as bucket, min(c.ts) as first_ts, max(c.ts) as last_ts,
-             max(c.high) as high, min(c.low) as low, sum(c.volume) as volume, count(*)::int as n
-      from candles c
-      where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
-      group by 1
-    )
-    select to_char(g.bucket at time zone 'UTC', ${iso}) as time,
-           (select o.open from candles o where o.series_id = ${id} and o.ts = g.first_ts) as open,
-           g.high, g.low,
-           (select l.close from candles l where l.series_id = ${id} and l.ts = g.last_ts) as close,
-           g.volume, g.n
-    from g
-    order by g.bucket
-    limit ${spec.limit}`;
+    select * from (
+      select to_char(k.bucket at time zone 'UTC', ${iso}) as time,
+             (extract(epoch from k.bucket) * 1000)::float8 as ms,
+             k.open, k.high, k.low, k.close, k.volume::text as volume, k.partial
+      from ${buckets} k
+      order by k.bucket
+      limit ${spec.limit}
+    ) p ${onlyComplete ? sql`where not p.partial` : sql``}`;
+}
+
+/**
+ * A fingerprint of what a planned page is built from: the count and a hash of every stored
+ * candle in its range (open time and values) and of the confirmed holes over it. A repaired
+ * gap, a rewritten candle or a newly confirmed hole changes it. Used for `ETag`s; reads the
+ * range's rows once more but keeps nothing in memory.
+ */
+export async function pageFingerprint(sql: Sql, spec: PageSpec, plan: PagePlan): Promise<string> {
+  const loTs = tsParam(sql, plan.pageFrom, "-infinity");
+  const hiTs = tsParam(sql, plan.pageTo, "infinity");
+  const id = spec.seriesId;
+  const [row] = await sql<{ n: number; h: string; holes: string }[]>`
+    select count(*)::int as n,
+           coalesce(sum(hashtextextended(row(c.ts, c.open, c.high, c.low, c.close, c.volume)::text, 0)), 0)::text as h,
+           (select coalesce(string_agg(concat_ws(',', h.from_ts, h.to_ts), ';' order by h.from_ts), '')
+            from confirmed_holes h
+            where h.series_id = ${id} and h.from_ts < ${hiTs} and h.to_ts > ${loTs}) as holes
+    from candles c
+    where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}`;
+  return `${row.n}:${row.h}:${row.holes}`;
 }

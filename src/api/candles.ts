@@ -1,16 +1,18 @@
 /**
- * `GET /v1/candles`: one series' candles as JSON or streamed CSV, stored or resampled.
+ * `GET /v1/candles`: one series' candles as JSON, CSV or ccxt arrays, stored or resampled.
  *
  * - `start` is inclusive, `end` exclusive, both on candle (bucket) open times.
- * - A page holds the NEWEST `limit` candles in the range, listed oldest first. `next` is the
- *   URL of the page before it (`end` = this page's first open time) or null on the last one:
- *   following `next` walks backward through history with no overlap and no loss. For CSV the
- *   same URL is sent in a `Link: <…>; rel="next"` header.
- * - A timeframe that is not stored but is a whole multiple of a stored one is resampled in
- *   SQL from the largest such stored timeframe. Buckets are aligned in UTC (weeks start on
- *   Monday) and read whole, never clipped by `start`/`end`. A bucket with fewer stored
- *   candles than it spans (the still-open newest one, or one over a gap) is returned with
- *   `partial: true` in JSON; complete buckets carry no flag. CSV has the fixed six columns.
+ * - `order=desc` (default): a page holds the NEWEST `limit` candles in the range, listed
+ *   oldest first, and `next` is the page before it (`end` = this page's first open time).
+ *   `order=asc`: the OLDEST `limit`, and `next` is the page after it (`start` = the first
+ *   open time after the page). Following `next` walks the range with no overlap and no loss;
+ *   it is null on the last page. CSV and ccxt pages send it in a `Link: <…>; rel="next"` header.
+ * - A timeframe that is not stored but is a whole multiple of a stored one (or `1M`) is
+ *   resampled in SQL from the largest such stored timeframe. Buckets are aligned in UTC
+ *   (weeks start on Monday, months on the 1st) and read whole, never clipped by `start`/`end`.
+ * - `complete=true` (default): only closed candles and complete buckets (see
+ *   `completeBucketsSql`); `complete=false` adds the others with `partial: true` (a CSV
+ *   `partial` column). Values are the shortest exact decimals; `decimals=string` quotes them.
  * - Pages are streamed, JSON and CSV alike: written batch by batch from a database cursor
  *   as the client reads, never built as one string. At most a few pages run at once per
  *   database pool; the rest wait briefly or get 503 with `Retry-After` (`admission.ts`).
@@ -18,12 +20,22 @@
  * @module
  */
 import type { Sql } from "../db/client.ts";
-import { type CandleRow, type PagePlan, pageQuery, type PageSpec, planPage } from "./candle_query.ts";
+import {
+  type CandleRow,
+  closedBefore,
+  pageFingerprint,
+  type PagePlan,
+  pageQuery,
+  type PageSpec,
+  planPage,
+} from "./candle_query.ts";
 import { BadRequestError, NotFoundError } from "./errors.ts";
 import { type AdmissionGate, admissionGate, type Permit } from "./admission.ts";
 import { getLogger } from "../log.ts";
 import { CandlesQuery, DEFAULT_LIMIT, MAX_LIMIT, maxLimitFor, parseQuery, stepOf } from "./params.ts";
-import { bucketOrigin } from "../timeframe.ts";
+import { bucketOrigin, isMonthTimeframe } from "../timeframe.ts";
+import { decimalText } from "./decimal_text.ts";
+import { etagMatches, weakEtag } from "./http_manners.ts";
 
 /** The series chosen to serve a request. */
 export interface ResolvedSource {
@@ -32,6 +44,8 @@ export interface ResolvedSource {
   sourceTimeframe: string;
   stepMs: number;
   sourceStepMs: number;
+  /** Calendar months (`1M`). */
+  month?: boolean;
 }
 
 const LIST_CAP = 30;
@@ -84,9 +98,12 @@ export async function resolveSource(
     })
     .filter((r) => r.ms > 0)
     .sort((a, b) => b.ms - a.ms);
-  const exact = stored.find((r) => r.ms === stepMs);
+  const month = isMonthTimeframe(timeframe);
+  const exact = month ? undefined : stored.find((r) => r.ms === stepMs);
   if (exact) return { seriesId: exact.id, sourceTimeframe: exact.timeframe, stepMs, sourceStepMs: stepMs };
-  const source = stored.find((r) => stepMs % r.ms === 0 && (bucketOrigin(stepMs) - bucketOrigin(r.ms)) % r.ms === 0);
+  const source = month
+    ? stored.find((r) => 86_400_000 % r.ms === 0)
+    : stored.find((r) => stepMs % r.ms === 0 && (bucketOrigin(stepMs) - bucketOrigin(r.ms)) % r.ms === 0);
   if (!source) {
     throw new NotFoundError(
       `Cannot serve timeframe ${timeframe} for ${exchange} ${symbol}: stored timeframes are ${
@@ -94,22 +111,24 @@ export async function resolveSource(
       }; a timeframe must be stored or a whole multiple of a stored one`,
     );
   }
-  return { seriesId: source.id, sourceTimeframe: source.timeframe, stepMs, sourceStepMs: source.ms };
+  return { seriesId: source.id, sourceTimeframe: source.timeframe, stepMs, sourceStepMs: source.ms, month };
 }
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-function nextUrl(url: URL, plan: PagePlan): string | null {
-  if (!plan.more || plan.pageFrom === null) return null;
-  const next = new URL(url.pathname, url);
-  for (const [k, v] of url.searchParams) if (k !== "end") next.searchParams.set(k, v);
-  next.searchParams.set("end", iso(plan.pageFrom));
-  return next.toString();
+/**
+ * The URL of the next page: this request with `end` (desc) or `start` (asc) moved past this
+ * page, relative (`/v1/candles?...`) unless `base` (a trusted proxy's `proto://host`) is given.
+ */
+function nextUrl(url: URL, plan: PagePlan, order: "asc" | "desc", base: string): string | null {
+  const bound = order === "asc" ? plan.pageTo : plan.pageFrom;
+  if (!plan.more || bound === null) return null;
+  const params = new URLSearchParams(url.searchParams);
+  params.set(order === "asc" ? "start" : "end", iso(bound));
+  return `${base}${url.pathname}?${params}`;
 }
-
-const CSV_HEADER = "time,open,high,low,close,volume\n";
 
 /** Rows read from the database cursor per chunk of a streamed page. */
 export const CURSOR_ROWS = 500;
@@ -127,6 +146,12 @@ export interface CandlesOptions {
   gate?: AdmissionGate;
   /** See {@linkcode STREAM_IDLE_MS}. */
   idleMs?: number;
+  /** Clock (epoch ms): what has closed (default `Date.now`). */
+  now?: () => number;
+  /** Prefix of `next`/`Link` URLs: `proto://host` behind a trusted proxy; default "" (relative). */
+  base?: string;
+  /** The request's `If-None-Match`: a complete page whose ETag matches answers 304. */
+  ifNoneMatch?: string | null;
 }
 
 /** How a page is written: what comes before the rows, each batch of rows, and what comes after. */
@@ -137,21 +162,48 @@ interface PageFormat {
   tail: string;
 }
 
-function csvFormat(): PageFormat {
+/** How prices and volume are written: JSON numbers, or JSON strings (`decimals=string`). */
+type Decimals = "number" | "string";
+
+/** A value as JSON: its shortest exact decimal, as a number or a string; `null` for NaN. */
+function jsonValue(value: number | string, decimals: Decimals): string {
+  const text = decimalText(value);
+  if (text === null) return "null";
+  return decimals === "string" ? `"${text}"` : text;
+}
+
+function csvFormat(withPartial: boolean): PageFormat {
   return {
-    head: CSV_HEADER,
+    head: withPartial ? "time,open,high,low,close,volume,partial\n" : "time,open,high,low,close,volume\n",
     rows(rows) {
       let text = "";
-      for (const r of rows) text += `${r.time},${r.open},${r.high},${r.low},${r.close},${r.volume}\n`;
+      for (const r of rows) {
+        text += `${r.time},${decimalText(r.open) ?? ""},${decimalText(r.high) ?? ""},${decimalText(r.low) ?? ""},${
+          decimalText(r.close) ?? ""
+        },${decimalText(r.volume) ?? ""}${withPartial ? (r.partial ? ",true\n" : ",false\n") : "\n"}`;
+      }
       return text;
     },
     tail: "",
   };
 }
 
-/** A number as JSON writes it (`null` for NaN and infinities). */
-function num(n: number): string {
-  return Number.isFinite(n) ? String(n) : "null";
+/** `[[ms,open,high,low,close,volume],...]`, ascending, as ccxt's `fetchOHLCV` returns. */
+function ccxtFormat(decimals: Decimals): PageFormat {
+  return {
+    head: "[",
+    rows(rows, first) {
+      let text = "";
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i];
+        text += `${first && i === 0 ? "" : ","}[${r.ms},${jsonValue(r.open, decimals)},${jsonValue(r.high, decimals)},${
+          jsonValue(r.low, decimals)
+        },${jsonValue(r.close, decimals)},${jsonValue(r.volume, decimals)}]`;
+      }
+      return text;
+    },
+    tail: "]",
+  };
 }
 
 /**
@@ -161,11 +213,10 @@ function num(n: number): string {
 function jsonFormat(
   fields: { exchange: string; symbol: string; timeframe: string; source_timeframe: string },
   next: string | null,
-  source: ResolvedSource,
+  decimals: Decimals,
 ): PageFormat {
-  const full = source.stepMs / source.sourceStepMs;
-  const resampled = source.stepMs !== source.sourceStepMs;
   const head = JSON.stringify(fields);
+  const v = (x: number | string) => jsonValue(x, decimals);
   return {
     head: `${head.slice(0, -1)},"candles":[`,
     rows(rows, first) {
@@ -173,11 +224,9 @@ function jsonFormat(
       let text = "";
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i];
-        text += `${first && i === 0 ? "" : ","}{"time":${JSON.stringify(r.time)},"open":${num(r.open)},"high":${
-          num(r.high)
-        },"low":${num(r.low)},"close":${num(r.close)},"volume":${num(r.volume)}${
-          resampled && (r.n ?? 0) < full ? ',"partial":true' : ""
-        }}`;
+        text += `${first && i === 0 ? "" : ","}{"time":${JSON.stringify(r.time)},"open":${v(r.open)},"high":${
+          v(r.high)
+        },"low":${v(r.low)},"close":${v(r.close)},"volume":${v(r.volume)}${r.partial ? ',"partial":true' : ""}}`;
       }
       return text;
     },
@@ -289,37 +338,51 @@ export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {
     const spec: PageSpec = {
       seriesId: source.seriesId,
       stepMs: source.stepMs,
+      month: source.month,
       sourceStepMs: source.sourceStepMs,
       start: q.start ?? null,
       end: q.end ?? null,
       limit: q.limit ?? Math.min(DEFAULT_LIMIT, cap),
+      order: q.order,
+      now: (options.now ?? Date.now)(),
+      complete: q.complete,
     };
     const plan = await planPage(sql, spec);
-    const next = nextUrl(url, plan);
+    const base = options.base ?? "";
+    const next = nextUrl(url, plan, q.order, base);
+    const headers = new Headers({ "x-source-timeframe": source.sourceTimeframe });
+    if (next) headers.set("link", `<${next}>; rel="next"`);
+    if (q.complete && q.end !== undefined && q.end <= closedBefore(spec)) {
+      // A closed range of complete candles: the same rows (and holes) give the same bytes.
+      const fingerprint = await pageFingerprint(sql, spec, plan);
+      const etag = await weakEtag([String(spec.seriesId), url.search, base, JSON.stringify(plan), fingerprint]);
+      headers.set("etag", etag);
+      if (etagMatches(options.ifNoneMatch, etag)) {
+        permit.release();
+        return new Response(null, { status: 304, headers });
+      }
+    }
     const query = pageQuery(sql, spec, plan);
     const what = `the ${q.format} page ${q.exchange} ${q.symbol} ${q.timeframe}`;
     const idleMs = options.idleMs ?? STREAM_IDLE_MS;
+    let format: PageFormat;
     if (q.format === "csv") {
-      const headers = new Headers({
-        "content-type": "text/csv; charset=utf-8",
-        "x-source-timeframe": source.sourceTimeframe,
-      });
-      if (next) headers.set("link", `<${next}>; rel="next"`);
-      return new Response(await pageStream(query, csvFormat(), permit, idleMs, what), { headers });
-    }
-    const format = jsonFormat(
-      {
+      headers.set("content-type", "text/csv; charset=utf-8");
+      format = csvFormat(!q.complete);
+    } else if (q.format === "ccxt") {
+      headers.set("content-type", "application/json; charset=utf-8");
+      format = ccxtFormat(q.decimals);
+    } else {
+      headers.set("content-type", "application/json; charset=utf-8");
+      const fields = {
         exchange: q.exchange,
         symbol: q.symbol,
         timeframe: q.timeframe,
         source_timeframe: source.sourceTimeframe,
-      },
-      next,
-      source,
-    );
-    return new Response(await pageStream(query, format, permit, idleMs, what), {
-      headers: { "content-type": "application/json; charset=utf-8" },
-    });
+      };
+      format = jsonFormat(fields, next, q.decimals);
+    }
+    return new Response(await pageStream(query, format, permit, idleMs, what), { headers });
   } catch (error) {
     permit.release();
     throw error;

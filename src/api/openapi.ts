@@ -98,14 +98,18 @@ export function openApiDocument(serverUrl?: string): Json {
           required: ["time", "open", "high", "low", "close", "volume"],
           properties: {
             time: { type: "string", format: "date-time", description: "open time, UTC" },
-            open: { type: "number" },
-            high: { type: "number" },
-            low: { type: "number" },
-            close: { type: "number" },
-            volume: { type: "number" },
+            open: { type: ["number", "string"], description: "shortest exact decimal; a string with decimals=string" },
+            high: { type: ["number", "string"], description: "shortest exact decimal; a string with decimals=string" },
+            low: { type: ["number", "string"], description: "shortest exact decimal; a string with decimals=string" },
+            close: { type: ["number", "string"], description: "shortest exact decimal; a string with decimals=string" },
+            volume: {
+              type: ["number", "string"],
+              description: "shortest exact decimal; a string with decimals=string",
+            },
             partial: {
               type: "boolean",
-              description: "resampled bucket with fewer stored candles than it spans (absent when complete)",
+              description:
+                "only with complete=false: the candle is still forming, or the resampled bucket misses stored candles outside confirmed holes (absent when complete)",
             },
           },
         },
@@ -115,10 +119,12 @@ export function openApiDocument(serverUrl?: string): Json {
       "/v1/candles": {
         get: {
           summary: "Candles of one series",
-          description: `The newest \`limit\` candles with open time in [start, end), oldest first. ` +
-            `\`next\` (and the CSV \`Link\` header) is the URL of the previous page (end = this page's first time), ` +
-            `null on the last page: following it walks backward with no overlap or loss. A timeframe that is a whole ` +
-            `multiple of a stored one is resampled in SQL (UTC buckets, weeks from Monday). Pages hold at most ` +
+          description: `The newest (order=desc, default) or oldest (order=asc) \`limit\` candles with open time ` +
+            `in [start, end), oldest first. \`next\` (and the CSV/ccxt \`Link\` header) is the URL of the following ` +
+            `page (desc: older, end = this page's first time; asc: newer, start = the first time after the page), ` +
+            `null on the last page: following it walks the range with no overlap or loss. A timeframe that is a whole ` +
+            `multiple of a stored one, or 1M, is resampled in SQL (UTC buckets, weeks from Monday, calendar months). ` +
+            `Only closed, complete candles unless complete=false. Pages hold at most ` +
             `${MAX_LIMIT} candles, and a resampled page reads at most ${MAX_SOURCE_ROWS} stored candles.`,
           parameters: queryParameters(CandlesQuery),
           responses: {
@@ -138,9 +144,15 @@ export function openApiDocument(serverUrl?: string): Json {
                     },
                   },
                 },
-                "text/csv": { schema: { type: "string", description: "time,open,high,low,close,volume" } },
+                "text/csv": {
+                  schema: {
+                    type: "string",
+                    description: "time,open,high,low,close,volume (,partial with complete=false)",
+                  },
+                },
               },
             },
+            "304": { description: "Not modified: If-None-Match matches the ETag of a closed, complete range" },
             "400": error("Invalid parameter"),
             "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
           },

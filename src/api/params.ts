@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { normalizeSymbol, parseBackfillSince } from "../config.ts";
-import { isTimeframe, timeframeMs } from "../timeframe.ts";
+import { isMonthTimeframe, isTimeframe, timeframeMs } from "../timeframe.ts";
 import { BadRequestError, type ErrorDetail } from "./errors.ts";
 
 /** Candles per page when `limit` is not given (fewer for coarse resampling, see {@linkcode maxLimitFor}). */
@@ -82,6 +82,12 @@ export const Timeframe = z.string().max(8, { error: "must be a timeframe such as
   { error: "must be a timeframe such as 1m, 15m, 4h, 1d or 1w (a count and a unit s, m, h, d or w)" },
 ).describe("timeframe: a count and a unit s, m, h, d or w, e.g. 1m, 15m, 4h, 1d, 1w");
 
+/** A timeframe to read candles in: a fixed-length one, or `1M` (calendar months in UTC, resampled). */
+export const CandleTimeframe = z.string().max(8, { error: "must be a timeframe such as 1m, 15m, 4h, 1d, 1w or 1M" })
+  .refine((s) => isTimeframe(s) || isMonthTimeframe(s), {
+    error: "must be a timeframe such as 1m, 15m, 4h, 1d, 1w or 1M (a count and a unit s, m, h, d or w; or 1M)",
+  }).describe("timeframe: a count and a unit s, m, h, d or w (e.g. 1m, 15m, 4h, 1d, 1w), or 1M (calendar month, UTC)");
+
 /** `limit`: a whole number 1–10000. */
 export const Limit = z.string().regex(/^[0-9]{1,6}$/, { error: `must be a whole number between 1 and ${MAX_LIMIT}` })
   .transform((s) => Number(s))
@@ -92,11 +98,22 @@ export const Limit = z.string().regex(/^[0-9]{1,6}$/, { error: `must be a whole 
 export const CandlesQuery = z.strictObject({
   exchange: Exchange,
   symbol: MarketSymbol,
-  timeframe: Timeframe,
+  timeframe: CandleTimeframe,
   start: Instant.optional().describe("first candle open time, inclusive (default: the first stored)"),
   end: Instant.optional().describe("candle open times strictly before this (default: no bound)"),
   limit: Limit.optional(),
-  format: z.enum(["json", "csv"]).default("json").describe("json (default) or csv (streamed)"),
+  order: z.enum(["asc", "desc"]).default("desc").describe(
+    "desc (default): the newest `limit` candles of the range, next = older page; asc: the oldest, next = newer page",
+  ),
+  complete: z.enum(["true", "false"]).default("true").transform((s) => s === "true").describe(
+    "true (default): only closed, complete candles and buckets; false: also partial ones, marked partial",
+  ),
+  decimals: z.enum(["number", "string"]).default("number").describe(
+    "number (default): prices and volume as JSON numbers; string: as exact decimal strings",
+  ),
+  format: z.enum(["json", "csv", "ccxt"]).default("json").describe(
+    "json (default), csv, or ccxt ([[ms,open,high,low,close,volume],...]); all streamed",
+  ),
 });
 
 /** Validated query of `GET /v1/candles`. */
@@ -149,9 +166,9 @@ export function maxLimitFor(stepMs: number, sourceStepMs: number): number {
   return Math.max(1, Math.min(MAX_LIMIT, Math.floor(MAX_SOURCE_ROWS / ratio)));
 }
 
-/** Length of a validated timeframe in ms. */
+/** Length of a validated timeframe in ms (31 days, the longest, for `1M`). */
 export function stepOf(timeframe: string): number {
-  return timeframeMs(timeframe);
+  return isMonthTimeframe(timeframe) ? 31 * 86_400_000 : timeframeMs(timeframe);
 }
 
 function details(error: z.ZodError, raw: Record<string, unknown>, prefix: string): ErrorDetail[] {

@@ -17,6 +17,7 @@ import type { ExchangeStatusProvider } from "./readiness.ts";
 import { admissionGate } from "./admission.ts";
 import { asset } from "./dashboard.ts";
 import { errorResponse, json } from "./errors.ts";
+import { corsPreflight, linkBase, withCors, withGzip } from "./http_manners.ts";
 import { openApiDocument } from "./openapi.ts";
 import { NoQuery, parseQuery } from "./params.ts";
 import { type Handler, Router } from "./router.ts";
@@ -54,7 +55,13 @@ export function createRouter(deps: ApiDeps): Router {
     return fn();
   };
   return new Router()
-    .on("GET", "/v1/candles", (_req, { url }) => getCandles(sql, url, { gate }))
+    .on("GET", "/v1/candles", (req, { url }) =>
+      getCandles(sql, url, {
+        gate,
+        now,
+        base: linkBase(req, deps.config.http ?? {}),
+        ifNoneMatch: req.headers.get("if-none-match"),
+      }))
     .on("GET", "/v1/export", (_req, { url }) => getExport(sql, url, { gate, now }))
     .on("GET", "/v1/series", (_req, { url }) => listSeriesRoute(sql, url, now()))
     .on("POST", "/v1/series", (req, { url }) => addSeriesRoute(req, url, deps.config.apiToken, deps.ingest))
@@ -96,6 +103,7 @@ export function withCharset(response: Response): Response {
  */
 export function createHandler(deps: ApiDeps): (req: Request) => Promise<Response> {
   const router = createRouter(deps);
+  const corsOrigins = deps.config.http?.corsOrigins ?? [];
   const log = getLogger("api");
   installApiMetrics(deps.registry, deps.db, { now: deps.now ?? Date.now, exchanges: deps.exchanges });
   const latency = deps.registry.histogram(
@@ -114,21 +122,28 @@ export function createHandler(deps: ApiDeps): (req: Request) => Promise<Response
     let route = "unmatched";
     let response: Response;
     try {
-      const match = router.match(method, url.pathname);
-      route = match.route;
-      response = await match.handler(req, { url, params: match.params });
+      const preflight = corsPreflight(req, corsOrigins);
+      if (preflight) {
+        route = "preflight";
+        response = preflight;
+      } else {
+        const match = router.match(method, url.pathname);
+        route = match.route;
+        response = await match.handler(req, { url, params: match.params });
+      }
       if (method === "HEAD") {
         // The GET body is never sent: cancel it so a streamed page frees its cursor and permit now.
         await response.body?.cancel().catch(() => {});
         response = new Response(null, { status: response.status, headers: response.headers });
       }
-      response = withCharset(response);
+      response = await withGzip(req, withCharset(response));
     } catch (error) {
       response = errorResponse(error);
       if (response.status >= 500) {
         log.error("{method} {path} failed: {error}", { method, path: url.pathname, error });
       }
     }
+    response = withCors(req, response, corsOrigins);
     const seconds = (performance.now() - started) / 1000;
     latency.observe({ method, route, status: String(response.status) }, seconds);
     // The access log: successful requests at debug (a dashboard polls), client errors at info.

@@ -10,9 +10,15 @@
  * @module
  */
 import type { Sql } from "../db/client.ts";
-import { type CandleRow, pageQuery, type PageSpec } from "../api/candle_query.ts";
+import {
+  bucketCeil,
+  type CandleRow,
+  closedBefore,
+  isResampled,
+  pageQuery,
+  type PageSpec,
+} from "../api/candle_query.ts";
 import type { ResolvedSource } from "../api/candles.ts";
-import { floorTo } from "../timeframe.ts";
 
 /** Candles in columns: `time` is the open time in epoch ms; all arrays have `length` items. */
 export interface CandleChunk {
@@ -44,11 +50,6 @@ export interface ReadOptions {
   chunkRows?: number;
 }
 
-function ceilTo(ms: number, stepMs: number): number {
-  const f = floorTo(ms, stepMs);
-  return f === ms ? ms : f + stepMs;
-}
-
 function emptyChunk(size: number): CandleChunk {
   return {
     length: 0,
@@ -63,11 +64,13 @@ function emptyChunk(size: number): CandleChunk {
 
 /** The open-time bounds `[lo, hi)` an export reads: whole buckets, closed ones only. */
 export function exportBounds(source: ResolvedSource, options: ReadOptions = {}): { lo: number | null; hi: number } {
-  const closedBefore = floorTo(options.nowMs ?? Date.now(), source.stepMs);
-  const resampled = source.stepMs !== source.sourceStepMs;
-  const lo = options.start === undefined ? null : resampled ? ceilTo(options.start, source.stepMs) : options.start;
-  const endHi = options.end === undefined ? closedBefore : resampled ? ceilTo(options.end, source.stepMs) : options.end;
-  return { lo, hi: Math.min(endHi, closedBefore) };
+  const shape = { stepMs: source.stepMs, month: source.month };
+  const closed = closedBefore({ ...shape, now: options.nowMs ?? Date.now() });
+  const resampled = isResampled({ ...shape, sourceStepMs: source.sourceStepMs });
+  const align = (ms: number) => resampled ? bucketCeil(ms, shape) : ms;
+  const lo = options.start === undefined ? null : align(options.start);
+  const hi = options.end === undefined ? closed : align(options.end);
+  return { lo, hi: Math.min(hi, closed) };
 }
 
 /**
@@ -82,21 +85,25 @@ export async function* readCandles(
   const size = options.chunkRows ?? CHUNK_ROWS;
   const { lo, hi } = exportBounds(source, options);
   if (lo !== null && lo >= hi) return;
+  // Complete candles and buckets only (a bucket missing a stored candle outside a confirmed
+  // hole is left out), oldest first, as one page over the whole range.
   const spec: PageSpec = {
     seriesId: source.seriesId,
     stepMs: source.stepMs,
     sourceStepMs: source.sourceStepMs,
+    month: source.month,
     start: lo,
     end: hi,
     limit: NO_LIMIT,
+    order: "asc",
+    now: options.nowMs ?? Date.now(),
+    complete: true,
   };
-  const full = source.stepMs / source.sourceStepMs;
-  const resampled = full !== 1;
   const query = pageQuery(sql, spec, { pageFrom: lo, pageTo: hi, more: false });
   let chunk = emptyChunk(size);
   for await (const rows of query.cursor(CURSOR_BATCH) as AsyncIterable<CandleRow[]>) {
     for (const r of rows) {
-      if (resampled && Number(r.n) !== full) continue;
+      if (r.partial) continue;
       const i = chunk.length++;
       // ISO text today; an epoch-ms number is taken as is should the page query return one.
       chunk.time[i] = typeof r.time === "number" ? r.time : Date.parse(r.time);

@@ -75,7 +75,8 @@ Deno.test("candles: default page is the newest `limit`, oldest first, with next"
     const page = await getJson(`${base}/v1/candles?${Q}&timeframe=1m&limit=5`);
     assertEquals(page.status, 200);
     assertEquals(page.body.candles, ALL.slice(-5).map(apiCandle));
-    const next = new URL(page.body.next);
+    assert(page.body.next.startsWith("/v1/candles?"), "next is relative by default");
+    const next = new URL(page.body.next, base);
     assertEquals(next.searchParams.get("end"), new Date(ALL[ALL.length - 5].ts).toISOString());
     assertEquals(next.searchParams.get("limit"), "5");
     const def = await getJson(`${base}/v1/candles?${Q}&timeframe=1m`);
@@ -93,7 +94,7 @@ Deno.test("candles: following next walks a long range with no overlap or loss", 
       const page: { status: number; body: JsonBody } = await getJson(url);
       assertEquals(page.status, 200);
       pages.push(page.body.candles);
-      url = page.body.next;
+      url = page.body.next === null ? null : new URL(page.body.next, base).toString();
     }
     assertEquals(url, null, "the walk ends");
     const walked = pages.reverse().flat();
@@ -106,7 +107,7 @@ Deno.test("candles: following next walks a long range with no overlap or loss", 
     while (rurl !== null && rpages.length < 100) {
       const page: { status: number; body: JsonBody } = await getJson(rurl);
       rpages.push(page.body.candles);
-      rurl = page.body.next;
+      rurl = page.body.next === null ? null : new URL(page.body.next, base).toString();
     }
     const whole = await getJson(`${base}/v1/candles?${Q}&timeframe=15m&start=${from}&end=${to}&limit=5000`);
     assertEquals(rpages.reverse().flat(), whole.body.candles);
@@ -116,15 +117,19 @@ Deno.test("candles: following next walks a long range with no overlap or loss", 
 Deno.test("candles: resampling 1m to 5m, 1h, 1d and 1w equals an independent computation", async () => {
   await withApi(async (base) => {
     for (const [tf, step] of [["5m", 5 * MIN], ["1h", HOUR], ["1d", DAY], ["1w", 7 * DAY]] as const) {
-      const res = await getJson(`${base}/v1/candles?${Q}&timeframe=${tf}${tf === "5m" ? "&limit=10000" : ""}`);
+      const limit = tf === "5m" ? "&limit=10000" : "";
+      const res = await getJson(`${base}/v1/candles?${Q}&timeframe=${tf}${limit}&complete=false`);
       assertEquals(res.status, 200, tf);
       assertEquals(res.body.source_timeframe, "1m");
       const expected = resampleJs(ALL, step, MIN);
       sameCandles(res.body.candles, expected, tf);
       assertEquals(res.body.next, null);
+      // By default only the complete buckets.
+      const complete = await getJson(`${base}/v1/candles?${Q}&timeframe=${tf}${limit}`);
+      sameCandles(complete.body.candles, expected.filter((c) => !c.partial), `${tf} complete`);
     }
     // Weeks start on Monday; the first (partial) week is the one of Monday 2024-01-01.
-    const weeks = await getJson(`${base}/v1/candles?${Q}&timeframe=1w`);
+    const weeks = await getJson(`${base}/v1/candles?${Q}&timeframe=1w&complete=false`);
     const big = await getJson(`${base}/v1/candles?${Q}&timeframe=1w&limit=1000`);
     assertEquals(big.status, 400);
     assert(big.body.details[0].problem.includes("at most 198"), big.body.error);
@@ -134,7 +139,7 @@ Deno.test("candles: resampling 1m to 5m, 1h, 1d and 1w equals an independent com
     assert(!("partial" in weeks.body.candles[2]), "a complete week has no flag");
     // start/end select buckets by open time and never clip them.
     const day = await getJson(
-      `${base}/v1/candles?${Q}&timeframe=1d&start=2024-01-08T06:00:00Z&end=2024-01-10T00:00:01Z`,
+      `${base}/v1/candles?${Q}&timeframe=1d&start=2024-01-08T06:00:00Z&end=2024-01-10T00:00:01Z&complete=false`,
     );
     sameCandles(
       day.body.candles,
@@ -151,6 +156,8 @@ Deno.test("candles: CSV streams the same values as JSON", async () => {
     for (const tf of ["1m", "4h"]) {
       const q = `${base}/v1/candles?${Q}&timeframe=${tf}&start=${T0 + 500 * MIN}&limit=3000`;
       const j = await getJson(q);
+      // Exact decimals: the CSV holds the same text as JSON with decimals=string.
+      const exact = await getJson(`${q}&decimals=string`);
       const res = await fetch(`${q}&format=csv`);
       assertEquals(res.status, 200);
       assert(res.headers.get("content-type")!.startsWith("text/csv"));
@@ -160,21 +167,16 @@ Deno.test("candles: CSV streams the same values as JSON", async () => {
       assertEquals(rows.length, j.body.candles.length);
       for (let i = 0; i < rows.length; i++) {
         const c = j.body.candles[i];
-        assertEquals(rows[i], [
-          c.time,
-          String(c.open),
-          String(c.high),
-          String(c.low),
-          String(c.close),
-          String(c.volume),
-        ]);
-        assertEquals(Number(rows[i][5]), c.volume);
+        const e = exact.body.candles[i];
+        assertEquals(rows[i], [c.time, e.open, e.high, e.low, e.close, e.volume]);
+        assertEquals(rows[i].slice(1).map(Number), [c.open, c.high, c.low, c.close, c.volume]);
       }
       if (j.body.next) {
         const link = /^<(.+)>; rel="next"$/.exec(res.headers.get("link") ?? "");
         assert(link, "CSV has a Link header");
-        assertEquals(new URL(link[1]).searchParams.get("end"), new URL(j.body.next).searchParams.get("end"));
-        assertEquals(new URL(link[1]).searchParams.get("format"), "csv");
+        const [linked, next] = [new URL(link[1], base), new URL(j.body.next, base)];
+        assertEquals(linked.searchParams.get("end"), next.searchParams.get("end"));
+        assertEquals(linked.searchParams.get("format"), "csv");
       }
     }
   });

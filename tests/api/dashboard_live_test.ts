@@ -110,7 +110,8 @@ Deno.test("dashboard: market precision; live candles appended and updated in pla
     // One new candle appears without a reload.
     await seed(api.t.sql, doge, candles(NOW, 1, 0.12, 5, 8));
     await waitCandles(page, 181);
-    assertEquals((await tableRows(page, "#candle-table"))[0][0], "2024-03-01 12:00");
+    // The server's clock stays at NOW: the candle opening at NOW is still forming.
+    assertEquals((await tableRows(page, "#candle-table"))[0][0], "2024-03-01 12:00 forming");
     // 1200 at once (more than one 1000-candle page): all of them, once each, in order.
     await seed(api.t.sql, doge, candles(NOW + MIN, 1200, 0.12, 5, 8));
     await waitCandles(page, 1381);

@@ -48,10 +48,16 @@ Deno.test("api + engine: add a series, see it backfilled, refuse bad ones, delet
     assert(stored.length >= 23, `${stored.length} candles`);
     assertEquals(stored, w.fake.expected("ETH/USDT", "5m", stored[0].ts, stored.at(-1)!.ts + 300_000));
 
-    // Served through the API right away.
-    const candles = await fetch(`${base}/v1/candles?exchange=${w.fake.exchangeId}&symbol=ETH/USDT&timeframe=5m`);
+    // Served through the API right away (complete=false: a forming candle too, if one is stored).
+    const q = `${base}/v1/candles?exchange=${w.fake.exchangeId}&symbol=ETH/USDT&timeframe=5m`;
+    const candles = await fetch(`${q}&complete=false`);
     assertEquals(candles.status, 200);
     assertEquals((await candles.json()).candles.length, stored.length);
+    // By default only the closed ones.
+    const closedAt = (now: number) => stored.filter((c) => c.ts + 300_000 <= now).length;
+    const before = Date.now();
+    const served = (await (await fetch(q)).json()).candles.length;
+    assert(served >= closedAt(before) && served <= closedAt(Date.now()), `${served} closed candles`);
 
     const unknown = await post({ exchange: w.fake.exchangeId, symbol: "NOPE/USDT", timeframe: "1m" });
     assertEquals(unknown.status, 422);

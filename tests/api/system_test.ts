@@ -136,6 +136,9 @@ Deno.test("system: /openapi.json is generated from the validation schemas", asyn
       ["start", false],
       ["end", false],
       ["limit", false],
+      ["order", false],
+      ["complete", false],
+      ["decimals", false],
       ["format", false],
     ]);
     const body = res.body.paths["/v1/series"].post.requestBody.content["application/json"].schema;

@@ -37,8 +37,9 @@ const view = createCandleChart($("chart"), $("legend"), {
 probe.times = () => state.candles.map((c) => c.time);
 probe.range = () => view.visibleRange();
 probe.formats = () => view.formats();
+// complete=false: the chart shows the forming candle (and partial buckets) live, marked "forming".
 const query = (extra) =>
-  `/v1/candles?${new URLSearchParams({ ...state.view, limit: String(PAGE), ...extra }).toString()}`;
+  `/v1/candles?${new URLSearchParams({ ...state.view, limit: String(PAGE), complete: "false", ...extra }).toString()}`;
 
 function notice(lines) {
   $("notice").hidden = lines.length === 0;
