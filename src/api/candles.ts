@@ -20,6 +20,7 @@
  * @module
  */
 import type { Sql } from "../db/client.ts";
+export { admitRange, type ResolvedSource, resolveSource } from "./series_source.ts";
 import {
   type CandleRow,
   closedBefore,
@@ -29,90 +30,13 @@ import {
   type PageSpec,
   planPage,
 } from "./candle_query.ts";
-import { BadRequestError, NotFoundError } from "./errors.ts";
-import { type AdmissionGate, admissionGate, type Permit } from "./admission.ts";
+import { BadRequestError } from "./errors.ts";
+import { admitRange } from "./series_source.ts";
+import type { AdmissionGate, Permit } from "./admission.ts";
 import { getLogger } from "../log.ts";
-import { CandlesQuery, DEFAULT_LIMIT, MAX_LIMIT, maxLimitFor, parseQuery, stepOf } from "./params.ts";
-import { bucketOrigin, isMonthTimeframe } from "../timeframe.ts";
+import { CandlesQuery, DEFAULT_LIMIT, MAX_LIMIT, maxLimitFor, parseQuery } from "./params.ts";
 import { decimalText } from "./decimal_text.ts";
 import { etagMatches, weakEtag } from "./http_manners.ts";
-
-/** The series chosen to serve a request. */
-export interface ResolvedSource {
-  seriesId: number;
-  /** The stored timeframe read. */
-  sourceTimeframe: string;
-  stepMs: number;
-  sourceStepMs: number;
-  /** Calendar months (`1M`). */
-  month?: boolean;
-}
-
-const LIST_CAP = 30;
-
-function listText(items: string[]): string {
-  if (items.length === 0) return "none";
-  const shown = items.slice(0, LIST_CAP).join(", ");
-  return items.length > LIST_CAP ? `${shown} and ${items.length - LIST_CAP} more` : shown;
-}
-
-/**
- * Picks the stored series for (exchange, symbol, timeframe): the timeframe itself, else the
- * largest stored timeframe that divides it (on the same UTC grid). Throws NotFoundError
- * naming what exists.
- */
-export async function resolveSource(
-  sql: Sql,
-  exchange: string,
-  symbol: string,
-  timeframe: string,
-): Promise<ResolvedSource> {
-  const rows = await sql<{ id: number; timeframe: string }[]>`
-    select id, timeframe from series where exchange = ${exchange} and symbol = ${symbol}`;
-  if (rows.length === 0) {
-    const symbols = await sql<{ symbol: string }[]>`
-      select distinct symbol from series where exchange = ${exchange} order by symbol limit ${LIST_CAP + 1}`;
-    if (symbols.length === 0) {
-      const exchanges = await sql<{ exchange: string }[]>`
-        select distinct exchange from series order by exchange limit ${LIST_CAP + 1}`;
-      throw new NotFoundError(
-        `Cannot find series ${exchange} ${symbol}: no series on exchange ${exchange}; stored exchanges: ${
-          listText(exchanges.map((r) => r.exchange))
-        }`,
-      );
-    }
-    throw new NotFoundError(
-      `Cannot find series ${exchange} ${symbol}: stored symbols on ${exchange}: ${
-        listText(symbols.map((r) => r.symbol))
-      }`,
-    );
-  }
-  const stepMs = stepOf(timeframe);
-  const stored = rows
-    .map((r) => {
-      let ms = 0;
-      try {
-        ms = stepOf(r.timeframe);
-      } catch { /* a timeframe without fixed length cannot be a source */ }
-      return { ...r, ms };
-    })
-    .filter((r) => r.ms > 0)
-    .sort((a, b) => b.ms - a.ms);
-  const month = isMonthTimeframe(timeframe);
-  const exact = month ? undefined : stored.find((r) => r.ms === stepMs);
-  if (exact) return { seriesId: exact.id, sourceTimeframe: exact.timeframe, stepMs, sourceStepMs: stepMs };
-  const source = month
-    ? stored.find((r) => 86_400_000 % r.ms === 0)
-    : stored.find((r) => stepMs % r.ms === 0 && (bucketOrigin(stepMs) - bucketOrigin(r.ms)) % r.ms === 0);
-  if (!source) {
-    throw new NotFoundError(
-      `Cannot serve timeframe ${timeframe} for ${exchange} ${symbol}: stored timeframes are ${
-        listText(rows.map((r) => r.timeframe))
-      }; a timeframe must be stored or a whole multiple of a stored one`,
-    );
-  }
-  return { seriesId: source.id, sourceTimeframe: source.timeframe, stepMs, sourceStepMs: source.ms, month };
-}
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
@@ -321,13 +245,8 @@ async function pageStream(
  */
 export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {}): Promise<Response> {
   const q = parseQuery(url, CandlesQuery);
-  if (q.start !== undefined && q.end !== undefined && q.start >= q.end) {
-    const detail = { parameter: "end", problem: "must be later than start" };
-    throw new BadRequestError(`Cannot accept the query: end must be later than start`, [detail]);
-  }
-  const permit = await (options.gate ?? admissionGate(sql)).acquire();
+  const { permit, source } = await admitRange(sql, q, options.gate);
   try {
-    const source = await resolveSource(sql, q.exchange, q.symbol, q.timeframe);
     const cap = maxLimitFor(source.stepMs, source.sourceStepMs);
     if (q.limit !== undefined && q.limit > cap) {
       const problem = `must be at most ${cap} for ${q.timeframe} resampled from ${source.sourceTimeframe} ` +

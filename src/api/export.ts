@@ -8,9 +8,8 @@
  * @module
  */
 import type { Sql } from "../db/client.ts";
-import { type AdmissionGate, admissionGate } from "./admission.ts";
-import { resolveSource } from "./candles.ts";
-import { BadRequestError } from "./errors.ts";
+import type { AdmissionGate } from "./admission.ts";
+import { admitRange } from "./series_source.ts";
 import { ExportQuery, parseQuery } from "./params.ts";
 import { encoderFor, mediaTypeOf } from "../export/formats.ts";
 import { exportFileName } from "../export/names.ts";
@@ -31,13 +30,8 @@ export interface ExportOptions {
 /** Handles `GET /v1/export` (see the module documentation). */
 export async function getExport(sql: Sql, url: URL, options: ExportOptions = {}): Promise<Response> {
   const q = parseQuery(url, ExportQuery);
-  if (q.start !== undefined && q.end !== undefined && q.start >= q.end) {
-    const detail = { parameter: "end", problem: "must be later than start" };
-    throw new BadRequestError(`Cannot accept the query: end must be later than start`, [detail]);
-  }
-  const permit = await (options.gate ?? admissionGate(sql)).acquire();
+  const { permit, source } = await admitRange(sql, q, options.gate);
   try {
-    const source = await resolveSource(sql, q.exchange, q.symbol, q.timeframe);
     const chunks = readCandles(sql, source, { start: q.start, end: q.end, nowMs: options.now?.() });
     const replay = await primeChunks(chunks);
     const what = `the ${q.format} export ${q.exchange} ${q.symbol} ${q.timeframe}`;

@@ -94,13 +94,20 @@ export const Limit = z.string().regex(/^[0-9]{1,6}$/, { error: `must be a whole 
   .refine((n) => n >= 1 && n <= MAX_LIMIT, { error: `must be a whole number between 1 and ${MAX_LIMIT}` })
   .describe(`candles per page, 1 to ${MAX_LIMIT} (default ${DEFAULT_LIMIT}); resampled pages may cap it lower`);
 
+/** The fields naming a series and a range of its open times; `endDefault` says what no `end` means. */
+function seriesRange<T extends z.ZodType>(timeframe: T, endDefault: string) {
+  return {
+    exchange: Exchange,
+    symbol: MarketSymbol,
+    timeframe,
+    start: Instant.optional().describe("first candle open time, inclusive (default: the first stored)"),
+    end: Instant.optional().describe(`candle open times strictly before this (default: ${endDefault})`),
+  };
+}
+
 /** Query of `GET /v1/candles`. */
 export const CandlesQuery = z.strictObject({
-  exchange: Exchange,
-  symbol: MarketSymbol,
-  timeframe: CandleTimeframe,
-  start: Instant.optional().describe("first candle open time, inclusive (default: the first stored)"),
-  end: Instant.optional().describe("candle open times strictly before this (default: no bound)"),
+  ...seriesRange(CandleTimeframe, "no bound"),
   limit: Limit.optional(),
   order: z.enum(["asc", "desc"]).default("desc").describe(
     "desc (default): the newest `limit` candles of the range, next = older page; asc: the oldest, next = newer page",
@@ -121,11 +128,7 @@ export type CandlesQuery = z.output<typeof CandlesQuery>;
 
 /** Query of `GET /v1/export`. */
 export const ExportQuery = z.strictObject({
-  exchange: Exchange,
-  symbol: MarketSymbol,
-  timeframe: Timeframe,
-  start: Instant.optional().describe("first candle open time, inclusive (default: the first stored)"),
-  end: Instant.optional().describe("candle open times strictly before this (default: up to the last closed candle)"),
+  ...seriesRange(Timeframe, "up to the last closed candle"),
   format: z.enum(["parquet", "feather", "csv", "json", "freqtrade-json"]).describe(
     "parquet (time as timestamp[ms, UTC], doubles), feather (Arrow IPC file, freqtrade's date,open,high,low,close,volume), csv, or json / freqtrade-json ([[ms,o,h,l,c,v],...])",
   ),
