@@ -128,7 +128,7 @@ export type CandlesQuery = z.output<typeof CandlesQuery>;
 
 /** Query of `GET /v1/export`. */
 export const ExportQuery = z.strictObject({
-  ...seriesRange(Timeframe, "up to the last closed candle"),
+  ...seriesRange(CandleTimeframe, "up to the last closed candle"),
   format: z.enum(["parquet", "feather", "csv", "json", "freqtrade-json"]).describe(
     "parquet (time as timestamp[ms, UTC], doubles), feather (Arrow IPC file, freqtrade's date,open,high,low,close,volume), csv, or json / freqtrade-json ([[ms,o,h,l,c,v],...])",
   ),

@@ -199,7 +199,9 @@ function newPool(url: string, options: { max?: number; connectTimeout?: number }
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     onnotice: () => {},
-    connection: { application_name: "candlekeep", TimeZone: "UTC" },
+    // extra_float_digits ≥ 1 (the default since PostgreSQL 12) prints doubles as their shortest
+    // exact decimal, which the exact resampling sums (`float8::text::numeric`) rely on: pinned.
+    connection: { application_name: "candlekeep", TimeZone: "UTC", extra_float_digits: 1 },
   });
 }
 

@@ -197,3 +197,27 @@ Deno.test("candles paging: CSV with complete=false has a partial column", async 
     await api.close();
   }
 });
+
+Deno.test("export: 1M exports the same complete months as /v1/candles (calendar months, UTC)", async () => {
+  const api = await startApi({ now: () => LAST + 30 * DAY });
+  try {
+    const id = await api.series("binance", "BTC/USDT", "1h");
+    await seed(api.t.sql, id, YEAR);
+    const { getExport } = await import("../../src/api/export.ts");
+    const q = `${Q}&timeframe=1M`;
+    const file = await getExport(api.t.sql, new URL(`http://x/v1/export?${q}&format=json`), {
+      now: () => LAST + 30 * DAY,
+    });
+    assertEquals(file.status, 200);
+    const exported: number[][] = await file.json();
+    const page = await getJson(`${api.base}/v1/candles?${q}&format=ccxt&order=asc&limit=100`);
+    const served = page.body as unknown as number[][];
+    assertEquals(exported, served);
+    // Complete months only: the seeded year's whole months without a gap (6 of them).
+    const complete = monthsJs(YEAR).filter((m) => !m.partial).map((m) => Date.parse(m.time as string));
+    assertEquals(exported.map((r) => r[0]), complete);
+    assert(exported.length >= 5, `${exported.length} months`);
+  } finally {
+    await api.close();
+  }
+});
