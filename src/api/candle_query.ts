@@ -297,7 +297,15 @@ export async function pageFingerprint(sql: Sql, spec: PageSpec, plan: PagePlan):
   const id = spec.seriesId;
   const [row] = await sql<{ n: number; h: string; holes: string }[]>`
     select count(*)::int as n,
-           coalesce(sum(hashtextextended(row(c.ts, c.open, c.high, c.low, c.close, c.volume)::text, 0)), 0)::text as h,
+           -- Each row's open time and values hashed together (one more hash mixes them, so values
+           -- moved between rows still change it), combined over the rows with XOR: exact, and a
+           -- third of the cost of hashing each row's text.
+           coalesce(bit_xor(hashint8extended(
+             hashint8extended((extract(epoch from c.ts) * 1000)::int8, 0) # hashfloat8extended(c.open, 1)
+               # hashfloat8extended(c.high, 2) # hashfloat8extended(c.low, 3) # hashfloat8extended(c.close, 4)
+               # hashfloat8extended(c.volume, 5),
+             7
+           )), 0)::text as h,
            (select coalesce(string_agg(concat_ws(',', h.from_ts, h.to_ts), ';' order by h.from_ts), '')
             from confirmed_holes h
             where h.series_id = ${id} and h.from_ts < ${hiTs} and h.to_ts > ${loTs}) as holes

@@ -54,6 +54,12 @@ function nextUrl(url: URL, plan: PagePlan, order: "asc" | "desc", base: string):
   return `${base}${url.pathname}?${params}`;
 }
 
+/**
+ * Pages that may read more stored candles than this get no ETag: its fingerprint is a scan of
+ * the page's stored candles, which would double the work of a long resampled page.
+ */
+export const ETAG_MAX_SOURCE_ROWS = 100_000;
+
 /** Rows read from the database cursor per chunk of a streamed page. */
 export const CURSOR_ROWS = 500;
 
@@ -271,7 +277,8 @@ export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {
     const next = nextUrl(url, plan, q.order, base);
     const headers = new Headers({ "x-source-timeframe": source.sourceTimeframe });
     if (next) headers.set("link", `<${next}>; rel="next"`);
-    if (q.complete && q.end !== undefined && q.end <= closedBefore(spec)) {
+    const sourceRows = spec.limit * (spec.stepMs / spec.sourceStepMs);
+    if (q.complete && q.end !== undefined && q.end <= closedBefore(spec) && sourceRows <= ETAG_MAX_SOURCE_ROWS) {
       // A closed range of complete candles: the same rows (and holes) give the same bytes.
       const fingerprint = await pageFingerprint(sql, spec, plan);
       const etag = await weakEtag([String(spec.seriesId), url.search, base, JSON.stringify(plan), fingerprint]);

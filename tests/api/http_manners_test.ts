@@ -2,7 +2,7 @@ import { assert, assertEquals, assertThrows } from "../support/assert.ts";
 import { createHandler } from "../../src/api/server.ts";
 import { ConfigError, loadConfig } from "../../src/config.ts";
 import { Registry } from "../../src/metrics.ts";
-import { HOUR, makeCandles, MIN, seed, startApi, type TestApi, testConfig } from "./helpers.ts";
+import { DAY, HOUR, makeCandles, MIN, seed, startApi, type TestApi, testConfig } from "./helpers.ts";
 
 const T0 = Date.UTC(2024, 0, 1);
 const ROWS = makeCandles(T0, 3000).filter((c) => c.ts !== T0 + 100 * MIN);
@@ -96,6 +96,13 @@ Deno.test("http: a complete page has an ETag and answers 304; repairing a gap in
     const partial = await handle(`${path}&complete=false`);
     assertEquals(partial.headers.get("etag"), null);
     await partial.body?.cancel();
+    // A page that may read more than ETAG_MAX_SOURCE_ROWS stored candles (1000 days of 1m) has none.
+    const long = await handle(
+      `/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1d&end=${T0 + 3 * DAY}&limit=1000`,
+    );
+    assertEquals(long.status, 200);
+    assertEquals(long.headers.get("etag"), null);
+    await long.body?.cancel();
   });
 });
 
