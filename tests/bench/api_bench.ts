@@ -50,7 +50,10 @@ export interface PhaseResult {
 /** What {@linkcode runApiBench} measured. */
 export interface ApiBenchResult {
   rows: number;
+  /** Through the API as Deno's fetch asks by default (gzip). */
   api: PhaseResult;
+  /** Through the API with `Accept-Encoding: identity` (no compression). */
+  apiIdentity: PhaseResult;
   direct: PhaseResult;
   /** api.perSecond / direct.perSecond (target ≥ 0.4). */
   ratio: number;
@@ -225,6 +228,16 @@ export async function runApiBench(options: ApiBenchOptions = {}): Promise<ApiBen
       const body = await res.json();
       if (body.candles.length !== 1440) throw new Error(`API returned ${body.candles.length} candles`);
     });
+    log(`api without gzip: ${clients} clients × ${seconds} s …`);
+    const apiIdentity = await load(clients, seconds, async (i) => {
+      const { s, from, to } = pick(i);
+      const res = await fetch(
+        `${base}/v1/candles?exchange=bench&symbol=S${s}/USDT&timeframe=1m&start=${from}&end=${to}&limit=1440`,
+        { headers: { "accept-encoding": "identity" } },
+      );
+      const body = await res.json();
+      if (body.candles.length !== 1440) throw new Error(`API returned ${body.candles.length} candles`);
+    });
 
     const runs = options.resampleRuns ?? 15;
     const resampleMs: number[] = [];
@@ -263,6 +276,7 @@ export async function runApiBench(options: ApiBenchOptions = {}): Promise<ApiBen
     return {
       rows,
       api: apiResult,
+      apiIdentity,
       direct: directResult,
       ratio: apiResult.perSecond / directResult.perSecond,
       resample: { p50Ms: percentile(resampleMs, 0.5), maxMs: resampleMs[resampleMs.length - 1], buckets },
@@ -295,7 +309,13 @@ export function printApiBench(r: ApiBenchResult): void {
       f(r.api.p99Ms)
     } ms  (${r.api.requests} requests)`,
   );
+  console.log(
+    `API, no gzip (identity):         ${f(r.apiIdentity.perSecond)} req/s  p50 ${f(r.apiIdentity.p50Ms)} ms  p99 ${
+      f(r.apiIdentity.p99Ms)
+    } ms  (${r.apiIdentity.requests} requests)`,
+  );
   console.log(`API / direct throughput:         ${r.ratio.toFixed(2)}× (target ≥ 0.40)`);
+  console.log(`API no gzip / direct:            ${(r.apiIdentity.perSecond / r.direct.perSecond).toFixed(2)}×`);
   console.log(
     `1y of 1m → 1d via API:           p50 ${f(r.resample.p50Ms)} ms  max ${
       f(r.resample.maxMs)
