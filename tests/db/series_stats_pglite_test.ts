@@ -6,24 +6,9 @@
 import { PGlite } from "pglite";
 import { timescaledb } from "pglite/timescaledb";
 import { assert, assertEquals } from "../support/assert.ts";
-import { loadMigrations, type MigrationSettings, migrationSettings } from "../../src/db/migrate.ts";
+import { applyAll, rows } from "../support/pglite.ts";
 
 const DAY = 86_400_000;
-
-async function applyAll(db: PGlite, settings: MigrationSettings): Promise<void> {
-  for (const m of await loadMigrations()) {
-    await db.transaction(async (tx) => {
-      for (const [key, value] of Object.entries(migrationSettings(settings))) {
-        await tx.query("select set_config($1, $2, true)", [key, value]);
-      }
-      await tx.exec(m.sql);
-    });
-  }
-}
-
-async function rows<T>(db: PGlite, text: string, params: unknown[] = []): Promise<T[]> {
-  return (await db.query<T>(text, params)).rows;
-}
 
 /** series_stats as a recount would give it: [series_id, first, last, count] rows. */
 const STATS = `select series_id, first_ts, last_ts, count::int as n from series_stats order by series_id`;

@@ -5,25 +5,9 @@
 import { PGlite } from "pglite";
 import { timescaledb } from "pglite/timescaledb";
 import { assert, assertAlmostEquals, assertEquals, assertRejects } from "../support/assert.ts";
-import { loadMigrations, type MigrationSettings, migrationSettings } from "../../src/db/migrate.ts";
+import { applyAll, rows } from "../support/pglite.ts";
 
 const DAY = 86_400_000;
-
-async function applyAll(db: PGlite, settings: MigrationSettings, onlyRepeatable = false): Promise<void> {
-  for (const m of await loadMigrations()) {
-    if (onlyRepeatable && m.version !== null) continue;
-    await db.transaction(async (tx) => {
-      for (const [key, value] of Object.entries(migrationSettings(settings))) {
-        await tx.query("select set_config($1, $2, true)", [key, value]);
-      }
-      await tx.exec(m.sql);
-    });
-  }
-}
-
-async function rows<T>(db: PGlite, text: string, params: unknown[] = []): Promise<T[]> {
-  return (await db.query<T>(text, params)).rows;
-}
 
 Deno.test("timescaledb (PGlite): hypertable, 1-day chunks, compression and policies", async () => {
   const db = await PGlite.create({ extensions: { timescaledb } });
