@@ -36,6 +36,16 @@ export interface PageSpec {
   now: number;
   /** Only complete candles and buckets (default true); false marks the others `partial`. */
   complete?: boolean;
+  /** Read this rollup of the stored candles instead of the candles themselves (see `rollups.ts`). */
+  rollup?: RollupTable;
+}
+
+/** A rollup of the stored candles: one row per series and bucket of `stepMs`. */
+export interface RollupTable {
+  table: "candles_1h" | "candles_1d";
+  /** The rollup's timeframe. */
+  timeframe: "1h" | "1d";
+  stepMs: number;
 }
 
 /** The page's bounds and whether candles remain beyond it in the walking direction. */
@@ -140,11 +150,14 @@ export async function planPage(sql: Sql, spec: PageSpec): Promise<PagePlan> {
   const hiTs = tsParam(sql, hi, "infinity");
   const id = spec.seriesId;
   const asc = spec.order === "asc";
-  if (!isResampled(spec)) {
+  // A rollup has a row per bucket of its own timeframe: one per page bucket when they are equal.
+  const candles = sql(spec.rollup?.table ?? "candles");
+  const tableStepMs = spec.rollup?.stepMs ?? spec.sourceStepMs;
+  if (!spec.month && spec.stepMs === tableStepMs) {
     if (asc) {
       // The first candle after the page (the `limit`+1-th): the page ends before it.
       const rows = await sql<{ to_ms: number }[]>`
-        select (extract(epoch from c.ts) * 1000)::float8 as to_ms from candles c
+        select (extract(epoch from c.ts) * 1000)::float8 as to_ms from ${candles} c
         where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
         order by c.ts offset ${spec.limit} limit 1`;
       if (rows.length === 0) return { pageFrom: lo, pageTo: hi, more: false };
@@ -152,12 +165,12 @@ export async function planPage(sql: Sql, spec: PageSpec): Promise<PagePlan> {
     }
     const rows = await sql<{ from_ms: number; more: boolean }[]>`
       with b as (
-        select c.ts from candles c
+        select c.ts from ${candles} c
         where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
         order by c.ts desc offset ${spec.limit - 1} limit 1
       )
       select (extract(epoch from b.ts) * 1000)::float8 as from_ms,
-             exists(select 1 from candles c where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < b.ts) as more
+             exists(select 1 from ${candles} c where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < b.ts) as more
       from b`;
     if (rows.length === 0) return { pageFrom: lo, pageTo: hi, more: false };
     return { pageFrom: rows[0].from_ms, pageTo: hi, more: rows[0].more };
@@ -167,9 +180,9 @@ export async function planPage(sql: Sql, spec: PageSpec): Promise<PagePlan> {
     const rows = await sql<{ to_ms: number }[]>`
       with recursive walk(bucket, n) as (
         select ${bin(sql`min(c.ts)`)}, 1
-        from candles c where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
+        from ${candles} c where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
         union all
-        select (select ${bin(sql`min(c.ts)`)} from candles c
+        select (select ${bin(sql`min(c.ts)`)} from ${candles} c
                 where c.series_id = ${id} and c.ts >= ${after(sql`w.bucket`)} and c.ts < ${hiTs}),
                w.n + 1
         from walk w
@@ -183,9 +196,9 @@ export async function planPage(sql: Sql, spec: PageSpec): Promise<PagePlan> {
   const rows = await sql<{ from_ms: number; n: number }[]>`
     with recursive walk(bucket, n) as (
       select ${bin(sql`max(c.ts)`)}, 1
-      from candles c where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
+      from ${candles} c where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
       union all
-      select (select ${bin(sql`max(c.ts)`)} from candles c
+      select (select ${bin(sql`max(c.ts)`)} from ${candles} c
               where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < w.bucket),
              w.n + 1
       from walk w
@@ -213,20 +226,24 @@ export async function planPage(sql: Sql, spec: PageSpec): Promise<PagePlan> {
 export function completeBucketsSql(
   sql: Sql,
   range: { seriesId: number; lo: number | null; hi: number | null; now: number },
-  step: { stepMs: number; sourceStepMs: number; month?: boolean },
+  step: { stepMs: number; sourceStepMs: number; month?: boolean; rollup?: RollupTable },
 ): postgres.Fragment {
   const id = range.seriesId;
   const loTs = tsParam(sql, range.lo, "-infinity");
   const hiTs = tsParam(sql, range.hi, "infinity");
   const { bin, after } = bucketSql(sql, step);
   const src = sql`${step.sourceStepMs}::float8`;
+  // A rollup row already holds its bucket's exact volume (numeric) and stored-candle count.
+  const table = sql(step.rollup?.table ?? "candles");
+  const volume = step.rollup ? sql`sum(c.volume)` : sql`sum(c.volume::text::numeric)`;
+  const count = step.rollup ? sql`sum(c.n)::int` : sql`count(*)::int`;
   // Aggregate without ordering (a hash aggregate, no sort of the source rows), then fetch the
   // first open and last close by primary key: O(rows) + 2 index probes per bucket.
   return sql`(
     with g as materialized (
       select ${bin(sql`c.ts`)} as bucket, min(c.ts) as first_ts, max(c.ts) as last_ts,
-             max(c.high) as high, min(c.low) as low, sum(c.volume::text::numeric) as volume, count(*)::int as n
-      from candles c
+             max(c.high) as high, min(c.low) as low, ${volume} as volume, ${count} as n
+      from ${table} c
       where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
       group by 1
     ), h as (
@@ -237,8 +254,8 @@ export function completeBucketsSql(
       select g.*, ${after(sql`g.bucket`)} as bucket_end from g
     )
     select b.bucket, b.high, b.low, b.volume, b.n,
-           (select o.open from candles o where o.series_id = ${id} and o.ts = b.first_ts) as open,
-           (select l.close from candles l where l.series_id = ${id} and l.ts = b.last_ts) as close,
+           (select o.open from ${table} o where o.series_id = ${id} and o.ts = b.first_ts) as open,
+           (select l.close from ${table} l where l.series_id = ${id} and l.ts = b.last_ts) as close,
            b.bucket_end > to_timestamp(${range.now}::float8 / 1000)
              or b.n + coalesce((
                select sum(extract(epoch from upper(r) - lower(r)) * 1000) / ${src}
@@ -286,30 +303,52 @@ export function pageQuery(sql: Sql, spec: PageSpec, plan: PagePlan): postgres.Pe
 }
 
 /**
- * A fingerprint of what a planned page is built from: the count and a hash of every stored
- * candle in its range (open time and values) and of the confirmed holes over it. A repaired
- * gap, a rewritten candle or a newly confirmed hole changes it. Used for `ETag`s; reads the
- * range's rows once more but keeps nothing in memory.
+ * A fingerprint of what a planned page is built from: the count and a hash of every row it
+ * reads in its range (stored candles: open time and values; a rollup: bucket, values and
+ * candle count) and of the confirmed holes over it. A repaired gap, a rewritten candle or a
+ * newly confirmed hole changes it. Used for `ETag`s; reads the range's rows once more but
+ * keeps nothing in memory.
  */
 export async function pageFingerprint(sql: Sql, spec: PageSpec, plan: PagePlan): Promise<string> {
   const loTs = tsParam(sql, plan.pageFrom, "-infinity");
   const hiTs = tsParam(sql, plan.pageTo, "infinity");
   const id = spec.seriesId;
+  // Each row's open time and values hashed together (one more hash mixes them, so values moved
+  // between rows still change it), combined over the rows with XOR: exact, and a third of the
+  // cost of hashing each row's text.
+  const hashed = spec.rollup
+    ? sql`hashint8extended(
+        hashint8extended((extract(epoch from c.ts) * 1000)::int8, 0) # hashfloat8extended(c.open, 1)
+          # hashfloat8extended(c.high, 2) # hashfloat8extended(c.low, 3) # hashfloat8extended(c.close, 4)
+          # hash_numeric_extended(c.volume, 5) # hashint4extended(c.n, 6),
+        7
+      )`
+    : sql`hashint8extended(
+        hashint8extended((extract(epoch from c.ts) * 1000)::int8, 0) # hashfloat8extended(c.open, 1)
+          # hashfloat8extended(c.high, 2) # hashfloat8extended(c.low, 3) # hashfloat8extended(c.close, 4)
+          # hashfloat8extended(c.volume, 5),
+        7
+      )`;
   const [row] = await sql<{ n: number; h: string; holes: string }[]>`
-    select count(*)::int as n,
-           -- Each row's open time and values hashed together (one more hash mixes them, so values
-           -- moved between rows still change it), combined over the rows with XOR: exact, and a
-           -- third of the cost of hashing each row's text.
-           coalesce(bit_xor(hashint8extended(
-             hashint8extended((extract(epoch from c.ts) * 1000)::int8, 0) # hashfloat8extended(c.open, 1)
-               # hashfloat8extended(c.high, 2) # hashfloat8extended(c.low, 3) # hashfloat8extended(c.close, 4)
-               # hashfloat8extended(c.volume, 5),
-             7
-           )), 0)::text as h,
+    select count(*)::int as n, coalesce(bit_xor(${hashed}), 0)::text as h,
            (select coalesce(string_agg(concat_ws(',', h.from_ts, h.to_ts), ';' order by h.from_ts), '')
             from confirmed_holes h
             where h.series_id = ${id} and h.from_ts < ${hiTs} and h.to_ts > ${loTs}) as holes
-    from candles c
+    from ${sql(spec.rollup?.table ?? "candles")} c
     where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}`;
-  return `${row.n}:${row.h}:${row.holes}`;
+  return `${spec.rollup?.table ?? "candles"}:${row.n}:${row.h}:${row.holes}`;
+}
+
+/**
+ * Whether `rollup` holds exactly what the stored candles give over the range `spec` may read
+ * (`candles_rollup_fresh`: always for the plain tables, which triggers keep; continuous
+ * aggregates lag behind a write into the past until they are refreshed).
+ */
+export async function rollupIsFresh(sql: Sql, spec: PageSpec, rollup: RollupTable): Promise<boolean> {
+  const { lo, hi } = sourceBounds(spec);
+  const [row] = await sql<{ fresh: boolean }[]>`
+    select candles_rollup_fresh(${rollup.timeframe}, ${tsParam(sql, lo, "-infinity")}, ${
+    tsParam(sql, hi, "infinity")
+  }) as fresh`;
+  return row.fresh === true;
 }

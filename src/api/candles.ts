@@ -10,6 +10,8 @@
  * - A timeframe that is not stored but is a whole multiple of a stored one (or `1M`) is
  *   resampled in SQL from the largest such stored timeframe. Buckets are aligned in UTC
  *   (weeks start on Monday, months on the 1st) and read whole, never clipped by `start`/`end`.
+ *   Multiples of 1h or 1d read the hourly or daily rollup of the stored candles instead
+ *   (`source_timeframe` says which; `stored_timeframe` is the series'), with the same values.
  * - `complete=true` (default): only closed candles and complete buckets (see
  *   `completeBucketsSql`); `complete=false` adds the others with `partial: true` (a CSV
  *   `partial` column). Values are the shortest exact decimals; `decimals=string` quotes them.
@@ -29,6 +31,7 @@ import {
   pageQuery,
   type PageSpec,
   planPage,
+  rollupIsFresh,
 } from "./candle_query.ts";
 import { BadRequestError } from "./errors.ts";
 import { admitRange } from "./series_source.ts";
@@ -138,10 +141,17 @@ function ccxtFormat(decimals: Decimals): PageFormat {
 
 /**
  * The JSON page, byte for byte what `JSON.stringify` gives for
- * `{exchange, symbol, timeframe, source_timeframe, candles, next}`, written batch by batch.
+ * `{exchange, symbol, timeframe, source_timeframe, stored_timeframe, candles, next}`, written
+ * batch by batch.
  */
 function jsonFormat(
-  fields: { exchange: string; symbol: string; timeframe: string; source_timeframe: string },
+  fields: {
+    exchange: string;
+    symbol: string;
+    timeframe: string;
+    source_timeframe: string;
+    stored_timeframe: string;
+  },
   next: string | null,
   decimals: Decimals,
 ): PageFormat {
@@ -272,12 +282,14 @@ export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {
       now: (options.now ?? Date.now)(),
       complete: q.complete,
     };
+    if (source.rollup && await rollupIsFresh(sql, spec, source.rollup)) spec.rollup = source.rollup;
+    const read = spec.rollup?.timeframe ?? source.sourceTimeframe;
     const plan = await planPage(sql, spec);
     const base = options.base ?? "";
     const next = nextUrl(url, plan, q.order, base);
-    const headers = new Headers({ "x-source-timeframe": source.sourceTimeframe });
+    const headers = new Headers({ "x-source-timeframe": read });
     if (next) headers.set("link", `<${next}>; rel="next"`);
-    const sourceRows = spec.limit * (spec.stepMs / spec.sourceStepMs);
+    const sourceRows = spec.limit * (spec.stepMs / (spec.rollup?.stepMs ?? spec.sourceStepMs));
     if (q.complete && q.end !== undefined && q.end <= closedBefore(spec) && sourceRows <= ETAG_MAX_SOURCE_ROWS) {
       // A closed range of complete candles: the same rows (and holes) give the same bytes.
       const fingerprint = await pageFingerprint(sql, spec, plan);
@@ -304,7 +316,8 @@ export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {
         exchange: q.exchange,
         symbol: q.symbol,
         timeframe: q.timeframe,
-        source_timeframe: source.sourceTimeframe,
+        source_timeframe: read,
+        stored_timeframe: source.sourceTimeframe,
       };
       format = jsonFormat(fields, next, q.decimals);
     }

@@ -138,7 +138,12 @@ export function openApiDocument(serverUrl?: string): Json {
                       exchange: { type: "string" },
                       symbol: { type: "string" },
                       timeframe: { type: "string" },
-                      source_timeframe: { type: "string" },
+                      source_timeframe: {
+                        type: "string",
+                        description:
+                          "The timeframe read: the stored one, or 1h / 1d when the page came from the hourly or daily rollup",
+                      },
+                      stored_timeframe: { type: "string", description: "The timeframe stored for the series" },
                       candles: { type: "array", items: { $ref: "#/components/schemas/Candle" } },
                       next: { type: ["string", "null"], format: "uri" },
                     },

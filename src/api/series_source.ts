@@ -9,6 +9,7 @@ import { type AdmissionGate, admissionGate, type Permit } from "./admission.ts";
 import { BadRequestError, NotFoundError } from "./errors.ts";
 import { stepOf } from "./params.ts";
 import { bucketOrigin, isMonthTimeframe } from "../timeframe.ts";
+import type { RollupTable } from "./candle_query.ts";
 
 /** The series chosen to serve a request. */
 export interface ResolvedSource {
@@ -19,6 +20,27 @@ export interface ResolvedSource {
   sourceStepMs: number;
   /** Calendar months (`1M`). */
   month?: boolean;
+  /**
+   * The largest rollup of the stored candles that can serve the request: its timeframe is
+   * coarser than the stored one and a multiple of it, and divides the requested one.
+   */
+  rollup?: RollupTable;
+}
+
+/** The rollups of the stored candles (`migrations/R_2_rollups.sql`), coarsest first. */
+export const ROLLUPS: readonly RollupTable[] = [
+  { table: "candles_1d", timeframe: "1d", stepMs: 86_400_000 },
+  { table: "candles_1h", timeframe: "1h", stepMs: 3_600_000 },
+];
+
+/** The coarsest rollup that serves `stepMs` (or months) resampled from `sourceStepMs`, if any. */
+export function rollupFor(source: { stepMs: number; sourceStepMs: number; month?: boolean }): RollupTable | undefined {
+  const { stepMs, sourceStepMs, month } = source;
+  if (bucketOrigin(sourceStepMs) !== 0) return undefined;
+  return ROLLUPS.find((r) =>
+    r.stepMs > sourceStepMs && r.stepMs % sourceStepMs === 0 &&
+    (month ? 86_400_000 % r.stepMs === 0 : stepMs % r.stepMs === 0 && bucketOrigin(stepMs) % r.stepMs === 0)
+  );
 }
 
 const LIST_CAP = 30;
@@ -84,7 +106,8 @@ export async function resolveSource(
       }; a timeframe must be stored or a whole multiple of a stored one`,
     );
   }
-  return { seriesId: source.id, sourceTimeframe: source.timeframe, stepMs, sourceStepMs: source.ms, month };
+  const chosen = { seriesId: source.id, sourceTimeframe: source.timeframe, stepMs, sourceStepMs: source.ms, month };
+  return { ...chosen, rollup: rollupFor(chosen) };
 }
 
 /**

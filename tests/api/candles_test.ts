@@ -56,6 +56,7 @@ Deno.test("candles: exact candles of a range, start inclusive, end exclusive, IS
       symbol: "BTC/USDT",
       timeframe: "1m",
       source_timeframe: "1m",
+      stored_timeframe: "1m",
       candles: expected,
       next: null,
     });
@@ -120,7 +121,9 @@ Deno.test("candles: resampling 1m to 5m, 1h, 1d and 1w equals an independent com
       const limit = tf === "5m" ? "&limit=10000" : "";
       const res = await getJson(`${base}/v1/candles?${Q}&timeframe=${tf}${limit}&complete=false`);
       assertEquals(res.status, 200, tf);
-      assertEquals(res.body.source_timeframe, "1m");
+      // 1h and its multiples read the hourly rollup, 1d and its multiples the daily one.
+      assertEquals(res.body.source_timeframe, tf === "5m" ? "1m" : tf === "1h" ? "1h" : "1d", tf);
+      assertEquals(res.body.stored_timeframe, "1m");
       const expected = resampleJs(ALL, step, MIN);
       sameCandles(res.body.candles, expected, tf);
       assertEquals(res.body.next, null);

@@ -96,13 +96,18 @@ Deno.test("http: a complete page has an ETag and answers 304; repairing a gap in
     const partial = await handle(`${path}&complete=false`);
     assertEquals(partial.headers.get("etag"), null);
     await partial.body?.cancel();
-    // A page that may read more than ETAG_MAX_SOURCE_ROWS stored candles (1000 days of 1m) has none.
+    // A page that may read more than ETAG_MAX_SOURCE_ROWS stored candles (10,000 × 45 of 1m) has
+    // none; 1000 days read from the daily rollup (1000 rows) have one.
     const long = await handle(
-      `/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1d&end=${T0 + 3 * DAY}&limit=1000`,
+      `/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=45m&end=${T0 + 3 * DAY}&limit=10000`,
     );
     assertEquals(long.status, 200);
     assertEquals(long.headers.get("etag"), null);
     await long.body?.cancel();
+    const days = await handle(`/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1d&end=${T0 + 3 * DAY}&limit=1000`);
+    assertEquals(days.headers.get("x-source-timeframe"), "1d");
+    assert(days.headers.get("etag") !== null, "a rollup page has an ETag");
+    await days.body?.cancel();
   });
 });
 

@@ -69,7 +69,8 @@ async function wholePage(api: TestApi, timeframe: string, limit: number, next: s
     exchange: "binance",
     symbol: "BTC/USDT",
     timeframe,
-    source_timeframe: source.sourceTimeframe,
+    source_timeframe: source.rollup?.timeframe ?? source.sourceTimeframe,
+    stored_timeframe: source.sourceTimeframe,
     candles,
     next,
   });
@@ -124,7 +125,7 @@ Deno.test("streaming: resampled pages (partial buckets) and an empty page are by
     const empty = await fetch(`${api.base}/v1/candles?exchange=binance&symbol=ETH/USDT&timeframe=1m`);
     assertEquals(
       await empty.text(),
-      '{"exchange":"binance","symbol":"ETH/USDT","timeframe":"1m","source_timeframe":"1m","candles":[],"next":null}',
+      '{"exchange":"binance","symbol":"ETH/USDT","timeframe":"1m","source_timeframe":"1m","stored_timeframe":"1m","candles":[],"next":null}',
     );
   });
 });

@@ -85,7 +85,8 @@ function renderTables() {
 // ---- candles ----
 function subtitle() {
   const tf = state.view.timeframe;
-  const resampled = state.source && state.source !== tf ? ` · resampled from ${state.source}` : "";
+  const rollup = state.rollup ? ` (${state.rollup} rollup)` : "";
+  const resampled = state.source && state.source !== tf ? ` · resampled from ${state.source}${rollup}` : "";
   const more = state.next ? " · scroll left for more" : "";
   const live = state.live ? " · live" : " · history (live updates paused)";
   $("chart-sub").textContent = `${tf}${resampled} · ${fmtCount(state.candles.length)} candles loaded${more}${live}`;
@@ -122,7 +123,14 @@ async function loadChart(range) {
       [candles, next, live] = [page.candles, page.next, false];
     }
     if (gen !== state.generation) return;
-    Object.assign(state, { candles, next, live, source: page.source_timeframe, coverageSig: "" });
+    Object.assign(state, {
+      candles,
+      next,
+      live,
+      source: page.stored_timeframe ?? page.source_timeframe,
+      rollup: page.source_timeframe !== page.stored_timeframe ? page.source_timeframe : "",
+      coverageSig: "",
+    });
     state.precision = precisionOf(candles);
     showPrecision();
     view.setCandles(candles, 0);
