@@ -104,7 +104,9 @@ Deno.test("http: a complete page has an ETag and answers 304; repairing a gap in
     assertEquals(long.status, 200);
     assertEquals(long.headers.get("etag"), null);
     await long.body?.cancel();
-    const days = await handle(`/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1d&end=${T0 + 3 * DAY}&limit=1000`);
+    const days = await handle(
+      `/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1d&end=${T0 + 3 * DAY}&limit=1000`,
+    );
     assertEquals(days.headers.get("x-source-timeframe"), "1d");
     assert(days.headers.get("etag") !== null, "a rollup page has an ETag");
     await days.body?.cancel();
