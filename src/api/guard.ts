@@ -248,6 +248,10 @@ export function serveGuarded(
     fronts.add(front);
     try {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: innerPort });
+      // Bytes are relayed as they come: Nagle's algorithm would hold the tail of a response
+      // until the client's delayed ACK (~40 ms a request).
+      client.setNoDelay(true);
+      conn.setNoDelay(true);
       front.inner = conn;
       if (front.closed) {
         conn.close();
