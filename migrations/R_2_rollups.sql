@@ -101,17 +101,19 @@ begin
   perform pg_advisory_xact_lock(1919705445, s.id)
   from (select distinct unnest(ids) as id order by 1) s;
 
+  -- Each touched hour is read through the primary key (lateral: whatever the estimates say).
   with k as (
     select distinct u.series_id, u.ts from unnest(ids, hours) as u(series_id, ts)
   ), g as (
-    select k.series_id, k.ts, min(c.ts) as first_ts, max(c.ts) as last_ts, max(c.high) as high,
-           min(c.low) as low, sum(c.volume::text::numeric) as volume, count(*)::int as n
-    from k join candles c on c.series_id = k.series_id and c.ts >= k.ts and c.ts < k.ts + interval '1 hour'
-    group by k.series_id, k.ts
+    select k.series_id, k.ts, a.*
+    from k cross join lateral (
+      select min(c.ts) as first_ts, max(c.ts) as last_ts, max(c.high) as high, min(c.low) as low,
+             sum(c.volume::text::numeric) as volume, count(*)::int as n
+      from candles c where c.series_id = k.series_id and c.ts >= k.ts and c.ts < k.ts + interval '1 hour'
+    ) a
   ), gone as (
-    delete from candles_1h r using k
-    where r.series_id = k.series_id and r.ts = k.ts
-      and not exists (select 1 from g where g.series_id = k.series_id and g.ts = k.ts)
+    delete from candles_1h r using g
+    where g.n = 0 and r.series_id = g.series_id and r.ts = g.ts
   )
   insert into candles_1h as r (series_id, ts, open, high, low, close, volume, n)
   select g.series_id, g.ts,
@@ -119,7 +121,7 @@ begin
          g.high, g.low,
          (select l.close from candles l where l.series_id = g.series_id and l.ts = g.last_ts),
          g.volume, g.n
-  from g
+  from g where g.n > 0
   on conflict (series_id, ts) do update
     set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
         volume = excluded.volume, n = excluded.n
@@ -130,14 +132,15 @@ begin
     select distinct u.series_id, date_bin(interval '24 hours', u.ts, timestamptz 'epoch') as ts
     from unnest(ids, hours) as u(series_id, ts)
   ), g as (
-    select k.series_id, k.ts, min(h.ts) as first_ts, max(h.ts) as last_ts, max(h.high) as high,
-           min(h.low) as low, sum(h.volume) as volume, sum(h.n)::int as n
-    from k join candles_1h h on h.series_id = k.series_id and h.ts >= k.ts and h.ts < k.ts + interval '24 hours'
-    group by k.series_id, k.ts
+    select k.series_id, k.ts, a.*
+    from k cross join lateral (
+      select min(h.ts) as first_ts, max(h.ts) as last_ts, max(h.high) as high, min(h.low) as low,
+             sum(h.volume) as volume, coalesce(sum(h.n), 0)::int as n
+      from candles_1h h where h.series_id = k.series_id and h.ts >= k.ts and h.ts < k.ts + interval '24 hours'
+    ) a
   ), gone as (
-    delete from candles_1d r using k
-    where r.series_id = k.series_id and r.ts = k.ts
-      and not exists (select 1 from g where g.series_id = k.series_id and g.ts = k.ts)
+    delete from candles_1d r using g
+    where g.n = 0 and r.series_id = g.series_id and r.ts = g.ts
   )
   insert into candles_1d as r (series_id, ts, open, high, low, close, volume, n)
   select g.series_id, g.ts,
@@ -145,7 +148,7 @@ begin
          g.high, g.low,
          (select l.close from candles_1h l where l.series_id = g.series_id and l.ts = g.last_ts),
          g.volume, g.n
-  from g
+  from g where g.n > 0
   on conflict (series_id, ts) do update
     set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
         volume = excluded.volume, n = excluded.n

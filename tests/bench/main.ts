@@ -1,6 +1,6 @@
 /**
  * `deno task bench [name ...]`: runs every benchmark, or the named ones (exchange, write,
- * ingest, restart, api, memory, metrics, series, export). Each prints its figures and its ratio
+ * ingest, restart, api, memory, metrics, series, export, rollups). Each prints its figures and its ratio
  * against a baseline measured in the same run; none asserts on timings.
  *
  * @module
@@ -19,6 +19,9 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   memory: async () => {
     const bench = await import("./memory_bench.ts");
     bench.printMemoryBench(await bench.runMemoryBench());
+  },
+  rollups: async () => {
+    await (await import("./rollup_bench.ts")).runRollupBench();
   },
   export: async () => {
     const bench = await import("./export_bench.ts");
