@@ -17,6 +17,7 @@ import {
   isResampled,
   pageQuery,
   type PageSpec,
+  rollupIsFresh,
 } from "../api/candle_query.ts";
 import type { ResolvedSource } from "../api/candles.ts";
 
@@ -99,6 +100,8 @@ export async function* readCandles(
     now: options.nowMs ?? Date.now(),
     complete: true,
   };
+  // Multiples of 1h and 1d read the hourly or daily rollup when it is known to be exact.
+  if (source.rollup && await rollupIsFresh(sql, spec, source.rollup)) spec.rollup = source.rollup;
   const query = pageQuery(sql, spec, { pageFrom: lo, pageTo: hi, more: false });
   let chunk = emptyChunk(size);
   for await (const rows of query.cursor(CURSOR_BATCH) as AsyncIterable<CandleRow[]>) {
