@@ -121,6 +121,11 @@ Deno.test("dashboard: chart, older pages, series coverage, strip; screenshots de
     await page.waitForTimeout(300);
     const colours = await drawnColours(page);
     assert(colours.up > 500 && colours.down > 500, `candles drawn: ${JSON.stringify(colours)}`);
+    // Days come from the daily rollup of the stored hours, and the subtitle says so.
+    await page.click('#timeframes button[data-tf="1d"]');
+    await waitReady(page, "binance|ETH/USDT|1d");
+    const sub = (await page.textContent("#chart-sub"))!;
+    assert(sub.includes("resampled from 1h (1d rollup)"), sub);
 
     // A series with nothing stored says so over the chart.
     await page.selectOption("#series-select", "kraken|SOL/USD");
