@@ -157,6 +157,7 @@ export async function migrate(
             continue;
           }
         }
+        const began = performance.now();
         await conn`begin`;
         try {
           for (
@@ -181,6 +182,12 @@ export async function migrate(
         if (m.version !== null) {
           applied.push(m.file);
           log.info("Applied migration {file}", { file: m.file });
+        } else if (performance.now() - began > 1000) {
+          // A repeatable file is quick unless it builds something once (rollups of stored candles).
+          log.info("Ran {file} in {seconds} s", {
+            file: m.file,
+            seconds: ((performance.now() - began) / 1000).toFixed(1),
+          });
         }
       }
     } finally {
