@@ -38,6 +38,8 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
       "backfill_checkpoints",
       "candlekeep_meta",
       "candles",
+      "candles_1d",
+      "candles_1h",
       "candles_v",
       "confirmed_holes",
       "instances",
