@@ -256,6 +256,26 @@ Deno.test("rollups (PGlite TimescaleDB): exact after maintenance; SQL writes bel
     assertEquals((await maintainWith(run)).refreshed.map((r) => r.view), ["candles_1h", "candles_1d"]);
     await assertRollupsExact(db, "after a purge");
     assertEquals(await fresh(db, "1d", "2024-01-01T00:00:00Z", "2024-01-05T00:00:00Z"), true);
+
+    // candles_1d refreshed ahead of candles_1h (a manual refresh, or its policy while candles_1h's
+    // lags): the day is materialized from hours that are still real-time, and a later change to
+    // them is not an invalidation of candles_1d. Such days are never trusted.
+    const d = await addSeries(db, "XRP/USDT");
+    await insertMinutes(db, d, "2024-01-10T00:00:00Z", 600, 5);
+    await run(ROLLUP_REFRESH_SQL, ["candles_1d", "2024-01-12T00:00:00Z"]);
+    await db.query("update candles set high = 5000 where series_id = $1 and ts = '2024-01-10T05:00:00Z'", [d]);
+    assertEquals(await fresh(db, "1h", "2024-01-10T00:00:00Z", "2024-01-11T00:00:00Z"), true, "real-time hours");
+    assertEquals(await actual(db, "candles_1h"), await expected(db, "1 hour"));
+    assertDiffers(await actual(db, "candles_1d"), await expected(db, "24 hours"), "the day ahead is stale");
+    assertEquals(await fresh(db, "1d", "2024-01-10T00:00:00Z", "2024-01-11T00:00:00Z"), false);
+    assertEquals(await fresh(db, "1d", "2024-01-01T00:00:00Z", "2024-01-05T00:00:00Z"), true);
+    // Maintenance keeps candles_1d behind candles_1h's watermark, so the day is recomputed once
+    // the hours after it are materialized.
+    await maintainWith(run);
+    await insertMinutes(db, d, "2024-01-11T00:00:00Z", 120, 6);
+    assertEquals((await maintainWith(run)).refreshed.map((r) => r.view), ["candles_1h", "candles_1d"]);
+    await assertRollupsExact(db, "after catching up");
+    assertEquals(await fresh(db, "1d", "2024-01-10T00:00:00Z", "2024-01-11T00:00:00Z"), true);
   } finally {
     await db.close();
   }
