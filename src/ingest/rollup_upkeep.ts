@@ -7,7 +7,7 @@
  * @module
  */
 import type { Database } from "../db/client.ts";
-import { describeRollupMaintenance, maintainRollups } from "../db/rollup_maintenance.ts";
+import { describeRollupMaintenance, maintainRollups, type RollupMaintenanceResult } from "../db/rollup_maintenance.ts";
 import { getLogger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 
@@ -18,9 +18,12 @@ export interface RollupUpkeepOptions {
   registry?: Registry;
 }
 
+/** One maintenance run. */
+export type MaintainRollups = () => Promise<RollupMaintenanceResult>;
+
 /** Debounced, serialised runs of {@linkcode maintainRollups}. */
 export class RollupUpkeep {
-  readonly #db: Database;
+  readonly #maintain: MaintainRollups;
   readonly #delayMs: number;
   readonly #log = getLogger("rollups");
   readonly #metrics;
@@ -29,9 +32,14 @@ export class RollupUpkeep {
   #again = false;
   #stopped = false;
 
-  /** Creates the upkeep; nothing runs before {@linkcode RollupUpkeep.request}. */
-  constructor(db: Database, options: RollupUpkeepOptions = {}) {
-    this.#db = db;
+  /**
+   * Creates the upkeep of the rollups of `db` (or runs of `maintain`, for a database reached
+   * otherwise); nothing runs before {@linkcode RollupUpkeep.request}.
+   */
+  constructor(db: Database | MaintainRollups, options: RollupUpkeepOptions = {}) {
+    this.#maintain = typeof db === "function"
+      ? db
+      : () => db.retry("rollup maintenance", (sql) => maintainRollups(sql));
     this.#delayMs = options.delayMs ?? 5_000;
     const r = options.registry;
     this.#metrics = r
@@ -97,7 +105,7 @@ export class RollupUpkeep {
 
   async #once(): Promise<void> {
     try {
-      const result = await this.#db.retry("rollup maintenance", (sql) => maintainRollups(sql));
+      const result = await this.#maintain();
       for (const r of result.refreshed) this.#metrics?.refreshes.inc({ view: r.view });
       if (result.recompressed > 0) this.#metrics?.recompressed.inc({}, result.recompressed);
       const line = describeRollupMaintenance(result);
