@@ -136,19 +136,28 @@ begin
       else
         return false;
       end if;
-      if lo is null or hi is null or not isfinite(lo) or not isfinite(hi) then
+      if lo is null or hi is null then
         return false;
       end if;
       if lo >= hi then
         return true;
       end if;
-      lo_b := time_bucket(step, lo);
-      hi_b := time_bucket(step, hi);
-      if hi_b < hi then
-        hi_b := hi_b + step;
+      -- From the first bucket that meets the range to the end of the last one; an open end
+      -- ('-infinity', 'infinity') covers every valid time on its side (TimescaleDB keeps the
+      -- range below the valid ones as an invalidation that never matters).
+      l := _timescaledb_functions.get_internal_time_min('timestamptz'::regtype);
+      h := 9223372036854775807;
+      if isfinite(lo) then
+        lo_b := time_bucket(step, lo);
+        l := _timescaledb_functions.time_to_internal(lo_b);
       end if;
-      l := _timescaledb_functions.time_to_internal(lo_b);
-      h := _timescaledb_functions.time_to_internal(hi_b);
+      if isfinite(hi) then
+        hi_b := time_bucket(step, hi);
+        if hi_b < hi then
+          hi_b := hi_b + step;
+        end if;
+        h := _timescaledb_functions.time_to_internal(hi_b);
+      end if;
 
       select c.raw_hypertable_id, c.mat_hypertable_id into raw_id, h_mat
       from _timescaledb_catalog.continuous_agg c

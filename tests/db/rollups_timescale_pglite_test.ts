@@ -235,6 +235,9 @@ Deno.test("rollups (PGlite TimescaleDB): exact after maintenance; SQL writes bel
     assertEquals(await fresh(db, "1h", "2024-01-02T11:00:00Z", "2024-01-02T12:00:00Z"), true);
     assertEquals(await fresh(db, "1d", "2024-01-03T00:00:00Z", "2024-01-05T00:00:00Z"), true);
     assertEquals(await fresh(db, "1d", "2030-01-01T00:00:00Z", "2030-02-01T00:00:00Z"), true, "above the watermark");
+    assertEquals(await fresh(db, "1d", "-infinity", "infinity"), false, "open range");
+    assertEquals(await fresh(db, "1h", "-infinity", "2024-01-02T10:00:00Z"), false, "open start");
+    assertEquals(await fresh(db, "1h", "2024-01-02T11:00:00Z", "infinity"), true, "open end");
 
     // candles_1h refreshed alone (as its policy would): its hours are fresh, the days built from
     // them are not until candles_1d is refreshed too.
@@ -249,6 +252,8 @@ Deno.test("rollups (PGlite TimescaleDB): exact after maintenance; SQL writes bel
     await assertRollupsExact(db, "after maintenance");
     assertEquals(await fresh(db, "1d", "2024-01-01T00:00:00Z", "2024-01-05T00:00:00Z"), true);
     assertEquals(await fresh(db, "1h", "2024-01-01T00:00:00Z", "2024-01-05T00:00:00Z"), true);
+    assertEquals(await fresh(db, "1d", "-infinity", "infinity"), true, "open range");
+    assertEquals(await fresh(db, "4h" as "1h", T0, "2024-01-02T00:00:00Z"), false, "no such rollup");
 
     // A series purged with SQL: both follow after one maintenance.
     await db.query("delete from candles where series_id = $1", [a]);
