@@ -106,14 +106,56 @@ begin
       schedule_interval => interval '5 minutes');
   end if;
 
+  -- Whether an invalidation that TimescaleDB has not applied to the cagg materialized in
+  -- mat_id meets the internal times [l, h): changes to its source hypertable (raw_id) not
+  -- processed yet, processed ones not materialized yet, ranges of a refresh under way. Unknown
+  -- (the source has no invalidation trigger: invalidations collected from the WAL) counts as
+  -- pending. Parts that only some TimescaleDB versions have are looked up when present.
+  execute $fn$
+    create or replace function candles_rollup_pending(raw_id integer, mat_id integer, l bigint, h bigint)
+    returns boolean
+    language plpgsql stable as $pending$
+    declare
+      found boolean;
+    begin
+      if l >= h then
+        return false;
+      end if;
+      if to_regprocedure('_timescaledb_functions.has_invalidation_trigger(regclass)') is not null then
+        execute $q$select not _timescaledb_functions.has_invalidation_trigger(
+                     format('%I.%I', t.schema_name, t.table_name)::regclass)
+                   from _timescaledb_catalog.hypertable t where t.id = $1$q$
+          into found using raw_id;
+        if found is distinct from false then
+          return true;
+        end if;
+      end if;
+      if exists (select 1 from _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log i
+                 where i.hypertable_id = raw_id and i.lowest_modified_value < h and i.greatest_modified_value >= l)
+         or exists (select 1 from _timescaledb_catalog.continuous_aggs_materialization_invalidation_log i
+                    where i.materialization_id = mat_id and i.lowest_modified_value < h
+                      and i.greatest_modified_value >= l) then
+        return true;
+      end if;
+      if to_regclass('_timescaledb_catalog.continuous_aggs_materialization_ranges') is not null then
+        execute $q$select exists (select 1 from _timescaledb_catalog.continuous_aggs_materialization_ranges i
+                   where i.materialization_id = $1 and i.lowest_modified_value < $3 and i.greatest_modified_value >= $2)$q$
+          into found using mat_id, l, h;
+        return found;
+      end if;
+      return false;
+    end
+    $pending$
+  $fn$;
+
   -- Whether the rollup of the given width holds exactly what the stored candles give for the
-  -- buckets that meet [lo, hi): false when TimescaleDB has an invalidation pending for them below
-  -- the cagg's watermark (above it, real-time aggregation reads the source). For candles_1d the
-  -- hours it is built from must be fresh as well, and days materialized beyond candles_1h's
-  -- watermark (a refresh of candles_1d that ran ahead of candles_1h's) are not trusted. Internal
-  -- times are microseconds since the Unix epoch. Anything unexpected (a catalog table or function
-  -- missing in another TimescaleDB version, invalidations collected from the WAL instead of the
-  -- log tables) answers false: the API then aggregates the stored candles, which is always exact.
+  -- buckets that meet [lo, hi): false when an invalidation is pending for them below the cagg's
+  -- watermark (above it, real-time aggregation reads the source). For candles_1d the hours it is
+  -- built from must be fresh as well, and days materialized beyond candles_1h's watermark (a
+  -- refresh of candles_1d that ran ahead of candles_1h's) are not trusted. Internal times are
+  -- microseconds since the Unix epoch. Anything unexpected (a catalog table or function missing
+  -- in another TimescaleDB version) answers false: the API then aggregates the stored candles,
+  -- which is always exact.
   execute $fn$
     create or replace function candles_rollup_fresh(width text, lo timestamptz, hi timestamptz) returns boolean
     language plpgsql stable as $fresh$
@@ -162,22 +204,11 @@ begin
       select c.raw_hypertable_id, c.mat_hypertable_id into raw_id, h_mat
       from _timescaledb_catalog.continuous_agg c
       where c.user_view_schema = current_schema() and c.user_view_name = 'candles_1h';
-      if h_mat is null or not _timescaledb_functions.has_invalidation_trigger('candles'::regclass) then
+      if h_mat is null then
         return false;
       end if;
       w_h := _timescaledb_functions.cagg_watermark(h_mat);
-
-      -- candles_1h: changes to candles not yet processed, and processed ones not yet materialized,
-      -- in the part of the range below the watermark.
-      if l < least(h, w_h) and (exists (select 1 from _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log i
-                 where i.hypertable_id = raw_id and i.lowest_modified_value < least(h, w_h)
-                   and i.greatest_modified_value >= l)
-         or exists (select 1 from _timescaledb_catalog.continuous_aggs_materialization_invalidation_log i
-                    where i.materialization_id = h_mat and i.lowest_modified_value < least(h, w_h)
-                      and i.greatest_modified_value >= l)
-         or exists (select 1 from _timescaledb_catalog.continuous_aggs_materialization_ranges i
-                    where i.materialization_id = h_mat and i.lowest_modified_value < least(h, w_h)
-                      and i.greatest_modified_value >= l)) then
+      if candles_rollup_pending(raw_id, h_mat, l, least(h, w_h)) then
         return false;
       end if;
       if width = '1h' then
@@ -186,30 +217,16 @@ begin
 
       select c.mat_hypertable_id into d_mat
       from _timescaledb_catalog.continuous_agg c
-      where c.user_view_schema = current_schema() and c.user_view_name = 'candles_1d' and c.parent_mat_hypertable_id = h_mat;
+      where c.user_view_schema = current_schema() and c.user_view_name = 'candles_1d'
+        and c.parent_mat_hypertable_id = h_mat;
       if d_mat is null then
-        return false;
-      end if;
-      if not _timescaledb_functions.has_invalidation_trigger(
-        (select format('%I.%I', t.schema_name, t.table_name) from _timescaledb_catalog.hypertable t where t.id = h_mat)::regclass
-      ) then
         return false;
       end if;
       w_d := _timescaledb_functions.cagg_watermark(d_mat);
       if w_d > w_h and l < w_d and h > w_h then
         return false;
       end if;
-      return l >= least(h, w_d) or not (
-        exists (select 1 from _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log i
-                where i.hypertable_id = h_mat and i.lowest_modified_value < least(h, w_d)
-                  and i.greatest_modified_value >= l)
-        or exists (select 1 from _timescaledb_catalog.continuous_aggs_materialization_invalidation_log i
-                   where i.materialization_id = d_mat and i.lowest_modified_value < least(h, w_d)
-                     and i.greatest_modified_value >= l)
-        or exists (select 1 from _timescaledb_catalog.continuous_aggs_materialization_ranges i
-                   where i.materialization_id = d_mat and i.lowest_modified_value < least(h, w_d)
-                     and i.greatest_modified_value >= l)
-      );
+      return not candles_rollup_pending(h_mat, d_mat, l, least(h, w_d));
     exception when others then
       return false;
     end
