@@ -356,10 +356,14 @@ async function commandGaps(config: Config, opts: CommandArgs): Promise<number> {
       clients = await openExchanges(config);
       const rollups = new RollupUpkeep(handle.db);
       const ingestor = new Ingestor({ db: handle.db, config, sources: clients, rollups });
-      failures = await ingestor.repairOnce();
-      await ingestor.stop();
-      rollups.request(0);
-      await rollups.flush();
+      try {
+        failures = await ingestor.repairOnce();
+        await ingestor.stop();
+        rollups.request(0);
+        await rollups.flush();
+      } finally {
+        await rollups.stop();
+      }
     }
     const series = narrowRows(
       await sql<{ id: number; exchange: string; symbol: string; timeframe: string }[]>`
