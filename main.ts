@@ -25,6 +25,7 @@ import { exportFiles, exportTargets } from "./src/export/files.ts";
 import { exportOptions, outIsFile, resultLine } from "./src/cli/export_options.ts";
 import { registerExchangeMetrics } from "./src/exchange/metrics.ts";
 import { instanceIdentity } from "./src/ingest/leases.ts";
+import { RollupUpkeep } from "./src/ingest/rollup_upkeep.ts";
 import { configRedactor, redactor } from "./src/secrets.ts";
 
 const EXIT_FAILED = 1;
@@ -180,6 +181,9 @@ async function commandStart(config: Config): Promise<number> {
   const stopping = shutdownSignal();
   const registry = new Registry();
   const handle = await openAndMigrate(config);
+  // Rollups on TimescaleDB: materialize what never was, recompress what writes left partial.
+  const rollups = new RollupUpkeep(handle.db, { registry });
+  rollups.request(0);
   const abort = new AbortController();
   let exchanges: ExchangeClient[] = [];
   let ingestor: Ingestor | undefined;
@@ -195,7 +199,7 @@ async function commandStart(config: Config): Promise<number> {
     // A fixed identity (INSTANCE_ID, else host name and API port): restarted after a crash,
     // this instance takes back its own leases at once instead of waiting LEASE_TTL for them.
     const owner = config.instanceId ?? instanceIdentity({ port: config.apiPort });
-    ingestor = new Ingestor({ db: handle.db, config, sources, registry, owner });
+    ingestor = new Ingestor({ db: handle.db, config, sources, registry, owner, rollups });
     const { serveApi } = await import("./src/api/server.ts");
     const exchangeStatus = () => all.map((client) => client.status());
     api = serveApi({ db: handle.db, config, registry, ingest: ingestor, exchanges: exchangeStatus }, {
@@ -218,6 +222,7 @@ async function commandStart(config: Config): Promise<number> {
     await progress;
     await api?.shutdown().catch(() => {});
     await ingestor?.stop().catch(() => {});
+    await rollups.stop();
     closeExchanges(exchanges);
     await handle.close();
     log.info("Stopped");
@@ -293,7 +298,8 @@ async function commandBackfill(config: Config, opts: CommandArgs): Promise<numbe
     throw error;
   });
   const log = getLogger("backfill");
-  const ingestor = new Ingestor({ db: handle.db, config: narrowed, sources: clients });
+  const rollups = new RollupUpkeep(handle.db);
+  const ingestor = new Ingestor({ db: handle.db, config: narrowed, sources: clients, rollups });
   const progress = new ProgressDisplay({
     tty: Deno.stderr.isTerminal() && resolveFormat(config.logFormat, true) === "pretty",
     log: (fields) => log.info("Backfill progress {series}: {percent}%", fields),
@@ -316,8 +322,10 @@ async function commandBackfill(config: Config, opts: CommandArgs): Promise<numbe
     print(renderStatusTable(done, Date.now()));
     reportFailures(outcome);
     await ingestor.stop();
+    await rollups.flush();
     return outcome.length > 0 ? EXIT_FAILED : 0;
   } finally {
+    await rollups.stop();
     closeExchanges(clients.values());
     await handle.close();
   }
@@ -346,9 +354,16 @@ async function commandGaps(config: Config, opts: CommandArgs): Promise<number> {
     let failures: SeriesFailure[] = [];
     if (opts.flags.has("repair")) {
       clients = await openExchanges(config);
-      const ingestor = new Ingestor({ db: handle.db, config, sources: clients });
-      failures = await ingestor.repairOnce();
-      await ingestor.stop();
+      const rollups = new RollupUpkeep(handle.db);
+      const ingestor = new Ingestor({ db: handle.db, config, sources: clients, rollups });
+      try {
+        failures = await ingestor.repairOnce();
+        await ingestor.stop();
+        rollups.request(0);
+        await rollups.flush();
+      } finally {
+        await rollups.stop();
+      }
     }
     const series = narrowRows(
       await sql<{ id: number; exchange: string; symbol: string; timeframe: string }[]>`

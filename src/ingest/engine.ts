@@ -20,6 +20,7 @@ import type { SeriesKey } from "./series.ts";
 import { type AddSeriesInput, Catalog } from "./series_sync.ts";
 import type { ExchangeSource } from "./source.ts";
 import { Ticks } from "./ticks.ts";
+import type { RollupUpkeep } from "./rollup_upkeep.ts";
 
 export type { BoundedRunReport } from "./bounded_run.ts";
 export type { SeriesFailure } from "./jobs.ts";
@@ -43,6 +44,8 @@ export interface IngestorOptions {
   /** Lease and heartbeat timeout in ms (default `LEASE_TTL`); leases are renewed every third of it. */
   leaseTtlMs?: number;
   now?: () => number;
+  /** Rollup maintenance after backfills and repairs (none: the policies and the next start do it). */
+  rollups?: RollupUpkeep;
 }
 
 /**
@@ -73,6 +76,7 @@ export class Ingestor {
       owner: this.owner,
       ttlMs: options.leaseTtlMs ?? options.config.leaseTtlMs,
       now: options.now ?? Date.now,
+      rollups: options.rollups,
     });
     this.#leases = new Leases(this.#jobs);
     this.#catalog = new Catalog(this.#jobs, this.#leases);

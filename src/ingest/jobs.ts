@@ -13,6 +13,7 @@ import { type BackfillProgress, backfillSeries } from "./backfill.ts";
 import { describeSeries, type IngestContext, LeaseLostError, type SeriesTarget } from "./walk.ts";
 import { updateSeries } from "./live.ts";
 import { repairSeries } from "./repair.ts";
+import type { RollupUpkeep } from "./rollup_upkeep.ts";
 import { effectiveSince, seriesStartFacts, setSeriesState } from "./series.ts";
 import type { ExchangeSource } from "./source.ts";
 
@@ -62,6 +63,8 @@ export interface JobsOptions {
   /** Lease and heartbeat timeout in ms. */
   ttlMs: number;
   now: () => number;
+  /** Rollup maintenance, asked for after backfills that wrote rows and after repair ticks. */
+  rollups?: RollupUpkeep;
 }
 
 /** Options of {@linkcode Jobs.backfill}. */
@@ -81,6 +84,7 @@ export class Jobs {
   readonly owner: string;
   readonly ttlMs: number;
   readonly now: () => number;
+  readonly rollups: RollupUpkeep | undefined;
   readonly log = getLogger("ingest");
   /** Ids of the series this instance holds a lease on. */
   readonly owned = new Set<number>();
@@ -104,6 +108,7 @@ export class Jobs {
     this.owner = options.owner;
     this.ttlMs = options.ttlMs;
     this.now = options.now;
+    this.rollups = options.rollups;
     const r = options.registry;
     this.#metrics = r
       ? {
@@ -245,6 +250,8 @@ export class Jobs {
           options.onProgress?.(p);
         },
       });
+      // Late history may land in materialized or compressed days.
+      if (result.written > 0) this.rollups?.request();
       if (result.complete) {
         this.backfilled.add(series.id);
         await this.db.retry("mark live", (sql) => setSeriesState(sql, series.id, "live"));
@@ -272,6 +279,9 @@ export class Jobs {
 
   /** One gap repair of a held series. */
   repair(series: SeriesTarget, context: IngestContext = this.context()): Promise<SeriesFailure | null> {
-    return this.runJob("gap repair", series, () => repairSeries(context, this.sources.get(series.exchange)!, series));
+    return this.runJob("gap repair", series, async () => {
+      await repairSeries(context, this.sources.get(series.exchange)!, series);
+      this.rollups?.request();
+    });
   }
 }

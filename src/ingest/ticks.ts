@@ -81,6 +81,9 @@ export class Ticks {
     this.#repairRunning = true;
     try {
       await Promise.all(this.#backfilledSeries().map((series) => this.#jobs.repair(series)));
+      // Repairs write below the rollups' watermark and into compressed days; the maintenance
+      // also catches writes made with SQL since the last tick.
+      this.#jobs.rollups?.request();
       return true;
     } finally {
       this.#repairRunning = false;
