@@ -22,6 +22,8 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   },
   rollups: async () => {
     await (await import("./rollup_bench.ts")).runRollupBench();
+    console.log("\n--- TimescaleDB (PGlite with TimescaleDB, WASM; no TimescaleDB server exists here)");
+    await (await import("./rollup_timescale_bench.ts")).runTimescaleRollupBench();
   },
   export: async () => {
     const bench = await import("./export_bench.ts");

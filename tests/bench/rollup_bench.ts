@@ -15,8 +15,6 @@
  * @module
  */
 import type { Candle } from "../../src/candle.ts";
-import { pageQuery, type PageSpec, planPage } from "../../src/api/candle_query.ts";
-import { resolveSource } from "../../src/api/series_source.ts";
 import { writeCandles } from "../../src/ingest/store.ts";
 import { startApi } from "../api/helpers.ts";
 
