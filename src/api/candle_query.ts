@@ -237,30 +237,39 @@ export function completeBucketsSql(
   const table = sql(step.rollup?.table ?? "candles");
   const volume = step.rollup ? sql`sum(c.volume)` : sql`sum(c.volume::text::numeric)`;
   const count = step.rollup ? sql`sum(c.n)::int` : sql`count(*)::int`;
+  // A rollup of the requested timeframe already is the page: a row per bucket, no grouping.
+  const whole = step.rollup !== undefined && !step.month && step.rollup.stepMs === step.stepMs;
   // Aggregate without ordering (a hash aggregate, no sort of the source rows), then fetch the
   // first open and last close by primary key: O(rows) + 2 index probes per bucket.
-  return sql`(
-    with g as materialized (
-      select ${bin(sql`c.ts`)} as bucket, min(c.ts) as first_ts, max(c.ts) as last_ts,
+  const g = whole
+    ? sql`select c.ts as bucket, c.open, c.close, c.high, c.low, c.volume, c.n
+      from ${table} c
+      where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}`
+    : sql`select ${bin(sql`c.ts`)} as bucket, min(c.ts) as first_ts, max(c.ts) as last_ts,
              max(c.high) as high, min(c.low) as low, ${volume} as volume, ${count} as n
       from ${table} c
       where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
-      group by 1
-    ), h as (
+      group by 1`;
+  const open = whole
+    ? sql`b.open`
+    : sql`(select o.open from ${table} o where o.series_id = ${id} and o.ts = b.first_ts)`;
+  const close = whole
+    ? sql`b.close`
+    : sql`(select l.close from ${table} l where l.series_id = ${id} and l.ts = b.last_ts)`;
+  return sql`(
+    with g as materialized (${g}), h as (
       select coalesce(range_agg(tstzrange(h.from_ts, h.to_ts)), '{}'::tstzmultirange) as m
       from confirmed_holes h
       where h.series_id = ${id} and h.from_ts < ${hiTs} and h.to_ts > ${loTs} and h.from_ts < h.to_ts
     ), b as (
       select g.*, ${after(sql`g.bucket`)} as bucket_end from g
     )
-    select b.bucket, b.high, b.low, b.volume, b.n,
-           (select o.open from ${table} o where o.series_id = ${id} and o.ts = b.first_ts) as open,
-           (select l.close from ${table} l where l.series_id = ${id} and l.ts = b.last_ts) as close,
+    select b.bucket, b.high, b.low, b.volume, b.n, ${open} as open, ${close} as close,
            b.bucket_end > to_timestamp(${range.now}::float8 / 1000)
-             or b.n + coalesce((
+             or b.n + case when isempty(h.m) then 0 else coalesce((
                select sum(extract(epoch from upper(r) - lower(r)) * 1000) / ${src}
                from unnest(h.m * tstzmultirange(tstzrange(b.bucket, b.bucket_end))) r
-             ), 0) < extract(epoch from b.bucket_end - b.bucket) * 1000 / ${src} as partial
+             ), 0) end < extract(epoch from b.bucket_end - b.bucket) * 1000 / ${src} as partial
     from b, h
   )`;
 }

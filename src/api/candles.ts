@@ -263,10 +263,13 @@ export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {
   const q = parseQuery(url, CandlesQuery);
   const { permit, source } = await admitRange(sql, q, options.gate);
   try {
-    const cap = maxLimitFor(source.stepMs, source.sourceStepMs);
+    // A page from a rollup reads a row per rollup bucket, so its limit is that of the rollup.
+    const readStep = source.rollup?.stepMs ?? source.sourceStepMs;
+    const cap = maxLimitFor(source.stepMs, readStep);
     if (q.limit !== undefined && q.limit > cap) {
-      const problem = `must be at most ${cap} for ${q.timeframe} resampled from ${source.sourceTimeframe} ` +
-        `(a page reads at most ${cap * (source.stepMs / source.sourceStepMs)} stored candles; ` +
+      const from = source.rollup ? `the ${source.rollup.timeframe} rollup` : source.sourceTimeframe;
+      const problem = `must be at most ${cap} for ${q.timeframe} resampled from ${from} ` +
+        `(a page reads at most ${cap * (source.stepMs / readStep)} stored rows; ` +
         `${MAX_LIMIT} for stored timeframes)`;
       throw new BadRequestError(`Cannot accept the query: limit ${problem}`, [{ parameter: "limit", problem }]);
     }
@@ -283,6 +286,10 @@ export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {
       complete: q.complete,
     };
     if (source.rollup && await rollupIsFresh(sql, spec, source.rollup)) spec.rollup = source.rollup;
+    else if (source.rollup) {
+      // Aggregating the stored candles instead: the page holds fewer buckets (`next` goes on).
+      spec.limit = Math.min(spec.limit, maxLimitFor(source.stepMs, source.sourceStepMs));
+    }
     const read = spec.rollup?.timeframe ?? source.sourceTimeframe;
     const plan = await planPage(sql, spec);
     const base = options.base ?? "";

@@ -123,6 +123,11 @@ Deno.test("rollups: pages read from candles_1h and candles_1d equal the stored c
       await assertSameAsCandles(api, "SOL/USDT", tf, source);
       await assertSameAsCandles(api, "XRP/USDT", tf, source);
     }
+    // A page from a rollup may hold as many buckets as the rollup's rows allow (1w from 1m
+    // directly: at most 198).
+    const weeks = await getJson(`${api.base}/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1w&limit=1000`);
+    assertEquals(weeks.status, 200);
+    assertEquals(weeks.body.source_timeframe, "1d");
     // A stored timeframe is read as stored; 5m from 1m needs no rollup.
     await assertSameAsCandles(api, "SOL/USDT", "1h", "1h");
     await assertSameAsCandles(api, "BTC/USDT", "5m", "1m");
@@ -162,6 +167,10 @@ Deno.test("rollups: writes behind the service's back show at once; a rollup not 
     const fallback = await getJson(url);
     assertEquals(fallback.body.source_timeframe, "1m");
     assertEquals(fallback.body.candles, after.body.candles);
+    // A limit allowed from the rollup is then clamped to what the stored candles allow, not refused.
+    const weeks = await getJson(`${api.base}/v1/candles?exchange=binance&symbol=BTC/USDT&timeframe=1w&limit=1000`);
+    assertEquals(weeks.status, 200);
+    assertEquals(weeks.body.source_timeframe, "1m");
   } finally {
     await api.close();
   }
