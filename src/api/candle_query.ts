@@ -176,6 +176,29 @@ export async function planPage(sql: Sql, spec: PageSpec): Promise<PagePlan> {
     return { pageFrom: rows[0].from_ms, pageTo: hi, more: rows[0].more };
   }
   const { bin, after } = bucketSql(sql, spec);
+  if (spec.rollup) {
+    // A page bucket holds at most `ratio` rollup rows, so the `limit` + 1 buckets nearest the
+    // walking end lie in that many times as many rows, read in one index-ordered scan.
+    const ratio = Math.ceil(spec.stepMs / spec.rollup.stepMs);
+    const rows = await sql<{ ms: number; n: number }[]>`
+      with w as (
+        select c.ts from ${candles} c
+        where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
+        order by c.ts ${asc ? sql`asc` : sql`desc`} limit ${(spec.limit + 1) * ratio}
+      ), b as (
+        select distinct ${bin(sql`w.ts`)} as bucket from w
+      )
+      select (extract(epoch from bucket) * 1000)::float8 as ms,
+             row_number() over (order by bucket ${asc ? sql`asc` : sql`desc`})::int as n
+      from b order by n limit ${spec.limit + 1}`;
+    if (asc) {
+      return rows.length > spec.limit
+        ? { pageFrom: lo, pageTo: rows[spec.limit].ms, more: true }
+        : { pageFrom: lo, pageTo: hi, more: false };
+    }
+    if (rows.length < spec.limit) return { pageFrom: lo, pageTo: hi, more: false };
+    return { pageFrom: rows[spec.limit - 1].ms, pageTo: hi, more: rows.length > spec.limit };
+  }
   if (asc) {
     const rows = await sql<{ to_ms: number }[]>`
       with recursive walk(bucket, n) as (
@@ -239,21 +262,27 @@ export function completeBucketsSql(
   const count = step.rollup ? sql`sum(c.n)::int` : sql`count(*)::int`;
   // A rollup of the requested timeframe already is the page: a row per bucket, no grouping.
   const whole = step.rollup !== undefined && !step.month && step.rollup.stepMs === step.stepMs;
-  // Aggregate without ordering (a hash aggregate, no sort of the source rows), then fetch the
-  // first open and last close by primary key: O(rows) + 2 index probes per bucket.
+  // Stored candles: aggregate without ordering (a hash aggregate, no sort of the source rows),
+  // then fetch the first open and last close by primary key: O(rows) + 2 index probes per
+  // bucket. Rollup rows (a few per bucket): take them from the rows, ordered within the bucket.
   const g = whole
     ? sql`select c.ts as bucket, c.open, c.close, c.high, c.low, c.volume, c.n
       from ${table} c
       where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}`
     : sql`select ${bin(sql`c.ts`)} as bucket, min(c.ts) as first_ts, max(c.ts) as last_ts,
              max(c.high) as high, min(c.low) as low, ${volume} as volume, ${count} as n
+             ${
+      step.rollup
+        ? sql`, (array_agg(c.open order by c.ts))[1] as open, (array_agg(c.close order by c.ts desc))[1] as close`
+        : sql``
+    }
       from ${table} c
       where c.series_id = ${id} and c.ts >= ${loTs} and c.ts < ${hiTs}
       group by 1`;
-  const open = whole
+  const open = step.rollup
     ? sql`b.open`
     : sql`(select o.open from ${table} o where o.series_id = ${id} and o.ts = b.first_ts)`;
-  const close = whole
+  const close = step.rollup
     ? sql`b.close`
     : sql`(select l.close from ${table} l where l.series_id = ${id} and l.ts = b.last_ts)`;
   return sql`(

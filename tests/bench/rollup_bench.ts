@@ -82,6 +82,19 @@ export async function runRollupBench(options: { runs?: number; log?: (line: stri
       if (body.candles.length !== 365) throw new Error(`Cannot bench: ${body.candles.length} buckets`);
       source = body.source_timeframe;
     });
+    // Timeframes served by resampling a rollup: 4h from the hourly one, 1w from the daily one.
+    const resampled: string[] = [];
+    for (const [tf, buckets] of [["4h", 2190], ["1w", 51]] as const) {
+      const u =
+        `${api.base}/v1/candles?exchange=bench&symbol=YEAR/USDT&timeframe=${tf}&start=${start}&end=${end}&limit=10000`;
+      let read = "";
+      const ms = await timed(runs, async () => {
+        const body = await (await fetch(u)).json();
+        if (body.candles.length < buckets) throw new Error(`Cannot bench: ${body.candles.length} ${tf} buckets`);
+        read = body.source_timeframe;
+      });
+      resampled.push(`1y of 1m → ${tf} via API (${read} rollup): p50 ${f(p50(ms))} ms`);
+    }
     // The cheapest exact aggregation of the stored candles: one statement, hash aggregate, two
     // primary-key probes per day for open and close, exact numeric volume.
     const direct = await timed(runs, async () => {
@@ -116,6 +129,7 @@ export async function runRollupBench(options: { runs?: number; log?: (line: stri
     );
     log(`same via API, no rollup (${baseSource}):        p50 ${f(p50(fromCandles))} ms`);
     log(`base-row aggregation in SQL, direct: p50 ${f(p50(direct))} ms`);
+    for (const line of resampled) log(line);
     log(`rollup API vs direct base SQL:       ${f(p50(direct) / p50(fromRollup))}× faster`);
 
     // 2. The write path, with and without the triggers, alternating rounds on fresh series; the
