@@ -57,7 +57,7 @@ const cases: Case[] = [
     status: 400,
     param: "limit",
   })),
-  { name: "limit above resample cap", path: `${C}&timeframe=1w&limit=5000`, status: 400, param: "limit" },
+  { name: "limit above resample cap", path: `${C}&timeframe=1001m&limit=5000`, status: 400, param: "limit" },
   // Times.
   ...[
     "yesterday",
