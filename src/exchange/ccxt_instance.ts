@@ -6,6 +6,7 @@
  */
 import ccxt from "ccxt";
 import type { Config } from "../config_types.ts";
+import { marketLoads } from "./market_type.ts";
 
 /** A ccxt exchange instance. */
 export type CcxtExchange = InstanceType<typeof ccxt.Exchange>;
@@ -31,23 +32,16 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype;
 }
 
-const MARKET_TYPE_LOADS: Record<string, string[]> = {
-  spot: ["spot"],
-  margin: ["spot"],
-  swap: ["linear", "inverse"],
-  future: ["linear", "inverse"],
-  option: ["option"],
-};
-
 /**
  * Creates the ccxt instance for `id`: `enableRateLimit` on (its throttle is replaced by our
- * limiter), a request timeout, only `marketType` markets loaded, then the user's
+ * limiter), a request timeout, only the markets needed loaded (those of `marketType`, which
+ * TOP_SYMBOLS ranks, and of each configured symbol's own type), then the user's
  * `ccxtConfig[id]` deep-merged over all that. Throws for an unknown id or an exchange without
  * `fetchOHLCV`.
  */
 export function createCcxtExchange(
   id: string,
-  config: Pick<ExchangeConfig, "ccxtConfig" | "marketType">,
+  config: Pick<ExchangeConfig, "ccxtConfig" | "marketType"> & { symbols?: readonly string[] },
   timeoutMs = 15_000,
 ): CcxtExchange {
   const registry = ccxt as unknown as Record<string, unknown>;
@@ -63,7 +57,7 @@ export function createCcxtExchange(
     timeout: timeoutMs,
     options: {
       defaultType: marketType === "margin" ? "spot" : marketType,
-      fetchMarkets: { types: MARKET_TYPE_LOADS[marketType] ?? [marketType] },
+      fetchMarkets: { types: marketLoads(marketType, config.symbols ?? []) },
     },
   };
   const merged = deepMerge(defaults, config.ccxtConfig?.[id] ?? {});

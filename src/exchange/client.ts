@@ -81,7 +81,7 @@ export class ExchangeClient {
     });
     this.#reader = new OhlcvReader(this.exchange, this.#runner, {
       clock: options.clock ?? systemClock,
-      pageLimit: (timeframe) => this.pageLimit(timeframe),
+      pageLimit: (timeframe, symbol) => this.pageLimit(timeframe, symbol),
       validateSeries: (symbol, timeframe) => this.validateSeries(symbol, timeframe),
       historyLimit: this.#runner.profile.historyLimit,
     });
@@ -139,9 +139,9 @@ export class ExchangeClient {
     return this.#markets.validateSeries(symbol, timeframe);
   }
 
-  /** Most candles one request returns: ccxt's `features[marketType].fetchOHLCV.limit`, else 500. */
-  pageLimit(timeframe: string): number {
-    return this.#markets.pageLimit(timeframe);
+  /** Most candles one request returns for `symbol`'s market type (`features[type].fetchOHLCV.limit`), else 500. */
+  pageLimit(timeframe: string, symbol?: string): number {
+    return this.#markets.pageLimit(timeframe, symbol);
   }
 
   /** Snapshot of the counters. */

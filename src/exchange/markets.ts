@@ -9,6 +9,7 @@ import type { Config } from "../config_types.ts";
 import { timeframeMs } from "../timeframe.ts";
 import type { CcxtExchange, ExchangeConfig } from "./ccxt_instance.ts";
 import type { RequestRunner } from "./request_runner.ts";
+import { marketTypeOf, parseUnifiedSymbol } from "./market_type.ts";
 
 const logger = getLogger(["candlekeep", "exchange"]);
 
@@ -49,10 +50,15 @@ export class Markets {
    */
   async refresh(config: Pick<ExchangeConfig, "symbols" | "topSymbols" | "quote">): Promise<void> {
     await this.#runner.run("loadMarkets", () => this.#exchange.loadMarkets(true));
-    const count = Object.values(this.#exchange.markets ?? {}).filter((m) => this.#isOurType(m)).length;
-    const fields = { exchange: this.#id, count, marketType: this.#marketType };
-    if (count !== this.#count) logger.info("{exchange}: {count} {marketType} markets loaded", fields);
-    else logger.debug("{exchange}: {count} {marketType} markets loaded", fields);
+    const byType = new Map<string, number>();
+    for (const m of Object.values(this.#exchange.markets ?? {})) {
+      if (m?.type) byType.set(m.type, (byType.get(m.type) ?? 0) + 1);
+    }
+    const count = [...byType.values()].reduce((a, b) => a + b, 0);
+    const types = [...byType].map(([type, n]) => `${n} ${type}`).join(", ");
+    const fields = { exchange: this.#id, count, marketType: types || this.#marketType };
+    if (count !== this.#count) logger.info("{exchange}: {marketType} markets loaded", fields);
+    else logger.debug("{exchange}: {marketType} markets loaded", fields);
     this.#count = count;
     if (config.topSymbols > 0) {
       try {
@@ -127,11 +133,16 @@ export class Markets {
     return chosen;
   }
 
-  /** Why `symbol`/`timeframe` cannot be served here (not listed, inactive, timeframe not offered), or null. */
+  /**
+   * Why `symbol`/`timeframe` cannot be served here (not listed as a market of the type its
+   * symbol names, timeframe not offered), or null.
+   */
   validateSeries(symbol: string, timeframe: string): string | null {
     const market = this.#exchange.markets?.[symbol];
-    if (!market || !this.#isOurType(market)) {
-      return `Cannot serve ${this.#id} ${symbol} ${timeframe}: the exchange does not list ${symbol} as a ${this.#marketType} market`;
+    const type = this.#typeOf(symbol);
+    if (!market || market.type !== type) {
+      const loaded = market ? `; it is a ${market.type} market` : "";
+      return `Cannot serve ${this.#id} ${symbol} ${timeframe}: the exchange does not list ${symbol} as a ${type} market${loaded}`;
     }
     const offered = Object.keys(this.#exchange.timeframes ?? {});
     if (!offered.includes(timeframe)) {
@@ -147,13 +158,24 @@ export class Markets {
     return null;
   }
 
-  /** Most candles one request returns: ccxt's `features[marketType].fetchOHLCV.limit`, else the default (500). */
-  pageLimit(_timeframe: string): number {
-    type Features = Record<string, { fetchOHLCV?: { limit?: number }; linear?: { fetchOHLCV?: { limit?: number } } }>;
+  /** The ccxt market type of a series of `symbol`: the one its unified form names. */
+  #typeOf(symbol: string): string {
+    return marketTypeOf(symbol);
+  }
+
+  /**
+   * Most candles one request returns: ccxt's `features[type].fetchOHLCV.limit` for the market
+   * type of `symbol` (of MARKET_TYPE without one), else the default (500).
+   */
+  pageLimit(_timeframe: string, symbol?: string): number {
+    type Limit = { fetchOHLCV?: { limit?: number } };
+    type Features = Record<string, Limit & { linear?: Limit; inverse?: Limit }>;
     const features = (this.#exchange as unknown as { features?: Features }).features;
-    const type = this.#marketType === "margin" ? "spot" : this.#marketType;
+    const parsed = symbol === undefined ? null : parseUnifiedSymbol(symbol);
+    const type = parsed?.type ?? (this.#marketType === "margin" ? "spot" : this.#marketType);
     const entry = features?.[type];
-    const limit = entry?.fetchOHLCV?.limit ?? entry?.linear?.fetchOHLCV?.limit;
+    const limit = entry?.fetchOHLCV?.limit ?? entry?.[parsed?.margin ?? "linear"]?.fetchOHLCV?.limit ??
+      entry?.linear?.fetchOHLCV?.limit;
     return typeof limit === "number" && limit > 0 ? limit : this.#defaultPageLimit;
   }
 }

@@ -55,7 +55,7 @@ export interface CandleStats {
 export interface OhlcvReaderOptions {
   clock: Clock;
   /** Largest page for a timeframe. */
-  pageLimit(timeframe: string): number;
+  pageLimit(timeframe: string, symbol?: string): number;
   /** Why a series cannot be served, or null. */
   validateSeries(symbol: string, timeframe: string): string | null;
   /** Most recent candles the exchange serves at all, if limited (Kraken: 720). */
@@ -114,7 +114,7 @@ export class OhlcvReader {
     this.#invalidSeries(symbol, timeframe);
     const clock = this.#options.clock;
     const tf = timeframeMs(timeframe);
-    const limit = this.#options.pageLimit(timeframe);
+    const limit = this.#options.pageLimit(timeframe, symbol);
     const from = ceilTo(Math.max(0, since), tf);
     const to = Math.min(until ?? clock.now(), from + limit * tf);
     const series = `${this.#id} ${symbol} ${timeframe}`;
@@ -262,7 +262,7 @@ export class OhlcvReader {
     const first = async (tfName: string, since: number): Promise<number | null> => {
       const { value: rows } = await this.#runner.run(
         "find the earliest candle",
-        () => this.#exchange.fetchOHLCV(symbol, tfName, since, this.#options.pageLimit(tfName)),
+        () => this.#exchange.fetchOHLCV(symbol, tfName, since, this.#options.pageLimit(tfName, symbol)),
         { series },
       );
       let min: number | null = null;

@@ -19,8 +19,8 @@ export interface Page {
 export interface CandleSource {
   /** ccxt exchange id. */
   readonly id: string;
-  /** Most candles one request returns for this timeframe. */
-  pageLimit(timeframe: string): number;
+  /** Most candles one request returns for this timeframe (and symbol: its market type may matter). */
+  pageLimit(timeframe: string, symbol?: string): number;
   /**
    * One page of closed, validated candles with `since <= ts < until`, oldest first; empty
    * when the exchange has none from `since` on within its page window.

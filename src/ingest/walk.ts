@@ -98,7 +98,7 @@ export async function walkRange(
   options: WalkOptions,
 ): Promise<WalkResult> {
   const tf = timeframeMs(series.timeframe);
-  const windowMs = source.pageLimit(series.timeframe) * tf;
+  const windowMs = source.pageLimit(series.timeframe, series.symbol) * tf;
   let cursor = range.from;
   let seenData = options.hasEarlierData;
   const result: WalkResult = {
