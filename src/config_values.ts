@@ -48,7 +48,8 @@ const KNOWN_QUOTES = [
 
 /**
  * Normalises a symbol to ccxt's unified `BASE/QUOTE` form (`btc-usdt`, `BTC_USDT`,
- * `BTCUSDT` → `BTC/USDT`; a settle suffix such as `BTC/USDT:USDT` is kept). Null when it cannot be.
+ * `BTCUSDT` → `BTC/USDT`; a contract's settle suffix is kept: `BTC/USDT:USDT`, `BTC/USD:BTC`,
+ * dated `BTC/USDT:USDT-261225`, options `BTC/USD:BTC-261225-60000-C`). Null when it cannot be.
  */
 export function normalizeSymbol(text: string): string | null {
   const upper = text.trim().toUpperCase();
@@ -65,7 +66,7 @@ export function normalizeSymbol(text: string): string | null {
   }
   if (normal === null) return null;
   if (settle !== undefined) {
-    if (!new RegExp(`^${part}$`).test(settle)) return null;
+    if (!new RegExp(`^${part}(-\\d{6}(-[0-9.]+-[CP])?)?$`).test(settle)) return null;
     return `${normal}:${settle}`;
   }
   return normal;

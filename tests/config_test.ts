@@ -159,6 +159,10 @@ Deno.test("config: comma lists, symbols, durations, dates and cron", () => {
   assertEquals(normalizeSymbol("eth_btc"), "ETH/BTC");
   assertEquals(normalizeSymbol("BTCUSDT"), "BTC/USDT");
   assertEquals(normalizeSymbol("BTC/USDT:USDT"), "BTC/USDT:USDT");
+  assertEquals(normalizeSymbol("btc/usd:btc"), "BTC/USD:BTC");
+  assertEquals(normalizeSymbol("BTC/USDT:USDT-261225"), "BTC/USDT:USDT-261225");
+  assertEquals(normalizeSymbol("BTC/USD:BTC-261225-60000-C"), "BTC/USD:BTC-261225-60000-C");
+  assertEquals(normalizeSymbol("BTC/USDT:USDT-2612"), null);
   assertEquals(normalizeSymbol("BTC"), null);
   assertEquals(normalizeSymbol("BTC/"), null);
   assertEquals(normalizeSymbol("BTC/USDT'; drop table series;--"), null);

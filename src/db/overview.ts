@@ -13,6 +13,7 @@ import type { SeriesKey, SeriesRow } from "../ingest/series.ts";
 /** A series' id and key. */
 type SeriesKeyed = SeriesKey & { id: number };
 import { timeframeMs } from "../timeframe.ts";
+import { marketTypeOf } from "../market_type.ts";
 
 /** Storage statistics of one series. */
 export interface SeriesStats extends SeriesRow {
@@ -202,6 +203,7 @@ export function overviewJson(s: SeriesOverview): Record<string, unknown> {
     exchange: s.exchange,
     symbol: s.symbol,
     timeframe: s.timeframe,
+    market_type: marketTypeOf(s.symbol),
     active: s.active,
     state: s.state,
     state_reason: s.stateReason,

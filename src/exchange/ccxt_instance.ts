@@ -6,7 +6,7 @@
  */
 import ccxt from "ccxt";
 import type { Config } from "../config_types.ts";
-import { marketLoads } from "./market_type.ts";
+import { marketLoads } from "../market_type.ts";
 
 /** A ccxt exchange instance. */
 export type CcxtExchange = InstanceType<typeof ccxt.Exchange>;

@@ -9,7 +9,7 @@ import type { Config } from "../config_types.ts";
 import { timeframeMs } from "../timeframe.ts";
 import type { CcxtExchange, ExchangeConfig } from "./ccxt_instance.ts";
 import type { RequestRunner } from "./request_runner.ts";
-import { marketTypeOf, parseUnifiedSymbol } from "./market_type.ts";
+import { marketTypeOf, parseUnifiedSymbol } from "../market_type.ts";
 
 const logger = getLogger(["candlekeep", "exchange"]);
 

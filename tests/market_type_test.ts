@@ -1,5 +1,5 @@
-import { assertEquals } from "../support/assert.ts";
-import { isContractSymbol, marketLoads, marketTypeOf, parseUnifiedSymbol } from "../../src/exchange/market_type.ts";
+import { assertEquals } from "./support/assert.ts";
+import { isContractSymbol, marketLoads, marketTypeOf, parseUnifiedSymbol } from "../src/market_type.ts";
 
 Deno.test("market type: from the unified symbol", () => {
   assertEquals(parseUnifiedSymbol("BTC/USDT"), { base: "BTC", quote: "USDT", type: "spot" });
