@@ -2,8 +2,9 @@ import { z } from "zod";
 import type { Config } from "./config_types.ts";
 import { isTimeframe } from "./timeframe.ts";
 import { databaseUrlProblem } from "./config_redact.ts";
-import { isCron, normalizeSymbol, parseBackfillSince, parseDuration, splitList } from "./config_values.ts";
-import { API_WEB_SCHEMA, API_WEB_VARIABLES } from "./config_values.ts";
+import { API_WEB_SCHEMA, API_WEB_VARIABLES, isCron, normalizeSymbol, parseBackfillSince } from "./config_values.ts";
+import { parseDuration, splitList } from "./config_values.ts";
+import { DERIVATIVES_SCHEMA, DERIVATIVES_VARIABLES } from "./config_derivatives.ts";
 
 export type { BackfillSince, Config, LogLevel } from "./config_types.ts";
 
@@ -29,6 +30,7 @@ export const CONFIG_VARIABLES = [
   "COMPRESS_AFTER",
   "RETENTION",
   "MARKET_TYPE",
+  ...DERIVATIVES_VARIABLES,
   "BACKFILL_CONCURRENCY",
   "LEASE_TTL",
   "DB_POOL_MAX",
@@ -92,14 +94,7 @@ export {
 export { databaseUrlProblem, maskSecrets, maskUrl, redactConfig } from "./config_redact.ts";
 
 const MARKET_TYPES = ["spot", "margin", "swap", "future", "option"] as const;
-const LOG_LEVELS = [
-  "trace",
-  "debug",
-  "info",
-  "warning",
-  "error",
-  "fatal",
-] as const;
+const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 
 type Env = Partial<Record<ConfigVariable, string>>;
 
@@ -308,6 +303,7 @@ function schema() {
     HTTP_MAX_CONNECTIONS: int(1, 100_000, 256),
     HTTP_MAX_PAGES: int(1, 200, 8),
     ...API_WEB_SCHEMA,
+    ...DERIVATIVES_SCHEMA,
     DENO_DEPLOY: opt(z.string()),
   }).superRefine((v, ctx) => {
     if (v.DENO_DEPLOY !== undefined && !v.DATABASE_URL?.trim()) {
@@ -381,6 +377,7 @@ export function loadConfig(env: Env = readEnv()): Config {
     compressAfterMs: v.COMPRESS_AFTER,
     retentionMs: v.RETENTION,
     marketType: v.MARKET_TYPE,
+    candlePrices: v.CANDLE_PRICES,
     backfillConcurrency: v.BACKFILL_CONCURRENCY,
     leaseTtlMs: v.LEASE_TTL,
     dbPoolMax: v.DB_POOL_MAX,

@@ -73,6 +73,8 @@ export interface Config {
   retentionMs?: number;
   /** ccxt market type to load, e.g. `spot`. */
   marketType: "spot" | "margin" | "swap" | "future" | "option";
+  /** Klines stored for contract series (`CANDLE_PRICES`; default trade only). Spot series store trade. */
+  candlePrices?: ("trade" | "mark" | "index" | "premium")[];
   /** Series of one exchange backfilled at once. */
   backfillConcurrency: number;
   /** How long a series lease (and an instance heartbeat) lives without renewal, in ms. */

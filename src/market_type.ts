@@ -69,3 +69,24 @@ export function marketLoads(marketType: string, symbols: readonly string[]): str
   }
   return [...out];
 }
+
+/** The price a series' candles are of: trade candles, or a contract's mark, index or premium index. */
+export type PriceKind = "trade" | "mark" | "index" | "premium";
+
+/** Which klines of a market to read (default: trade candles). */
+export interface PriceOption {
+  price?: PriceKind;
+}
+
+/** Every price kind, in documentation order. */
+export const PRICE_KINDS: readonly PriceKind[] = ["trade", "mark", "index", "premium"];
+
+/** ccxt's `fetchOHLCV` `params.price` for a price kind (none for trade candles). */
+export function ccxtPriceParam(price: PriceKind): string | undefined {
+  return price === "trade" ? undefined : price === "premium" ? "premiumIndex" : price;
+}
+
+/** The price kinds collected for `symbol`: spot markets have trade candles only. */
+export function pricesFor(symbol: string, configured: readonly PriceKind[]): PriceKind[] {
+  return isContractSymbol(symbol) ? [...configured] : ["trade"];
+}

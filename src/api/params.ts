@@ -106,8 +106,14 @@ function seriesRange<T extends z.ZodType>(timeframe: T, endDefault: string) {
 }
 
 /** Query of `GET /v1/candles`. */
+/** The klines of a market: `trade` candles (default), or a contract's `mark`, `index` or `premium` index. */
+export const Price = z.enum(["trade", "mark", "index", "premium"], {
+  error: "must be trade, mark, index or premium",
+}).describe("price the candles are of: trade (default), or a contract's mark, index or premium index");
+
 export const CandlesQuery = z.strictObject({
   ...seriesRange(CandleTimeframe, "no bound"),
+  price: Price.default("trade"),
   limit: Limit.optional(),
   order: z.enum(["asc", "desc"]).default("desc").describe(
     "desc (default): the newest `limit` candles of the range, next = older page; asc: the oldest, next = newer page",
@@ -129,6 +135,7 @@ export type CandlesQuery = z.output<typeof CandlesQuery>;
 /** Query of `GET /v1/export`. */
 export const ExportQuery = z.strictObject({
   ...seriesRange(CandleTimeframe, "up to the last closed candle"),
+  price: Price.default("trade"),
   format: z.enum(["parquet", "feather", "csv", "json", "freqtrade-json"]).describe(
     "parquet (time as timestamp[ms, UTC], doubles), feather (Arrow IPC file, freqtrade's date,open,high,low,close,volume), csv, or json / freqtrade-json ([[ms,o,h,l,c,v],...])",
   ),
@@ -142,6 +149,7 @@ export const AddSeriesBody = z.strictObject({
   exchange: Exchange,
   symbol: MarketSymbol,
   timeframe: Timeframe,
+  price: Price.optional(),
   since: z.string().max(40).refine((s) => parseBackfillSince(s) !== null, {
     error: "must be an ISO date (2024-01-01), a duration back from now (30d) or earliest",
   }).optional().describe(

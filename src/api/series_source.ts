@@ -61,9 +61,19 @@ export async function resolveSource(
   exchange: string,
   symbol: string,
   timeframe: string,
+  options: { price?: string } = {},
 ): Promise<ResolvedSource> {
-  const rows = await sql<{ id: number; timeframe: string }[]>`
-    select id, timeframe from series where exchange = ${exchange} and symbol = ${symbol}`;
+  const price = options.price ?? "trade";
+  const all = await sql<{ id: number; timeframe: string; price: string }[]>`
+    select id, timeframe, price from series where exchange = ${exchange} and symbol = ${symbol}`;
+  const rows = all.filter((r) => r.price === price);
+  if (rows.length === 0 && all.length > 0) {
+    throw new NotFoundError(
+      `Cannot find ${price} candles of ${exchange} ${symbol}: stored prices are ${
+        listText([...new Set(all.map((r) => r.price))])
+      } (CANDLE_PRICES)`,
+    );
+  }
   if (rows.length === 0) {
     const symbols = await sql<{ symbol: string }[]>`
       select distinct symbol from series where exchange = ${exchange} order by symbol limit ${LIST_CAP + 1}`;
@@ -116,7 +126,7 @@ export async function resolveSource(
  */
 export async function admitRange(
   sql: Sql,
-  q: { exchange: string; symbol: string; timeframe: string; start?: number; end?: number },
+  q: { exchange: string; symbol: string; timeframe: string; start?: number; end?: number; price?: string },
   gate: AdmissionGate = admissionGate(sql),
 ): Promise<{ permit: Permit; source: ResolvedSource }> {
   if (q.start !== undefined && q.end !== undefined && q.start >= q.end) {
@@ -125,7 +135,7 @@ export async function admitRange(
   }
   const permit = await gate.acquire();
   try {
-    return { permit, source: await resolveSource(sql, q.exchange, q.symbol, q.timeframe) };
+    return { permit, source: await resolveSource(sql, q.exchange, q.symbol, q.timeframe, { price: q.price }) };
   } catch (error) {
     permit.release();
     throw error;

@@ -66,7 +66,7 @@ export async function refreshSeriesStats(sql: Sql, options: { force?: boolean } 
 async function cachedStats(sql: Sql, seriesId?: number): Promise<CachedStats[]> {
   await refreshSeriesStats(sql);
   const rows = await sql<StatsRow[]>`
-    select s.id, s.exchange, s.symbol, s.timeframe, s.active, s.state, s.state_reason as "stateReason",
+    select s.id, s.exchange, s.symbol, s.timeframe, s.price, s.active, s.state, s.state_reason as "stateReason",
            s.backfill_since as since,
            (extract(epoch from st.first_ts) * 1000)::float8 as "firstTs",
            (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs",
@@ -185,7 +185,7 @@ export interface SeriesFreshness extends SeriesKeyed {
 export async function seriesFreshness(sql: Sql): Promise<SeriesFreshness[]> {
   await refreshSeriesStats(sql);
   return await sql<SeriesFreshness[]>`
-    select s.id, s.exchange, s.symbol, s.timeframe,
+    select s.id, s.exchange, s.symbol, s.timeframe, s.price,
            (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs", coalesce(st.count, 0)::float8 as count
     from series s
     left join series_stats st on st.series_id = s.id
@@ -204,6 +204,7 @@ export function overviewJson(s: SeriesOverview): Record<string, unknown> {
     symbol: s.symbol,
     timeframe: s.timeframe,
     market_type: marketTypeOf(s.symbol),
+    price: s.price,
     active: s.active,
     state: s.state,
     state_reason: s.stateReason,

@@ -13,6 +13,7 @@ import { Markets } from "./markets.ts";
 import { type FetchedPage, type FetchedRange, OhlcvReader } from "./ohlcv.ts";
 import type { ExchangeStatus } from "./reachability.ts";
 import { RequestRunner, type RequestRunnerOptions } from "./request_runner.ts";
+import type { PriceOption } from "../market_type.ts";
 
 export { type CcxtExchange, createCcxtExchange, deepMerge, type ExchangeConfig } from "./ccxt_instance.ts";
 export type { FetchedPage, FetchedRange } from "./ohlcv.ts";
@@ -163,8 +164,14 @@ export class ExchangeClient {
    * `since` (rounded up to the timeframe), so a short page means the exchange has nothing more
    * in that window.
    */
-  fetchPage(symbol: string, timeframe: string, since: number, until?: number): Promise<FetchedPage> {
-    return this.#reader.fetchPage(symbol, timeframe, since, until);
+  fetchPage(
+    symbol: string,
+    timeframe: string,
+    since: number,
+    until?: number,
+    options: PriceOption = {},
+  ): Promise<FetchedPage> {
+    return this.#reader.fetchPage(symbol, timeframe, since, until, options);
   }
 
   /**
@@ -181,8 +188,8 @@ export class ExchangeClient {
   }
 
   /** Open time of the first candle, or null when the exchange has none (two requests, no scan; see `ohlcv.ts`). */
-  findEarliest(symbol: string, timeframe: string): Promise<number | null> {
-    return this.#reader.findEarliest(symbol, timeframe);
+  findEarliest(symbol: string, timeframe: string, options: PriceOption = {}): Promise<number | null> {
+    return this.#reader.findEarliest(symbol, timeframe, options);
   }
 }
 

@@ -12,6 +12,14 @@ import { ExchangeRequestError } from "./errors.ts";
 import type { Clock } from "./limiter.ts";
 import type { RequestRunner } from "./request_runner.ts";
 import { type RejectedCandle, validateCandles } from "./validate.ts";
+import { ccxtPriceParam } from "../market_type.ts";
+import type { PriceOption } from "../market_type.ts";
+
+/** ccxt's `params.price` for mark, index and premium-index klines; nothing for trade candles. */
+function priceParams(options: PriceOption): Record<string, string> {
+  const price = options.price === undefined ? undefined : ccxtPriceParam(options.price);
+  return price === undefined ? {} : { price };
+}
 
 const logger = getLogger(["candlekeep", "exchange"]);
 
@@ -110,7 +118,13 @@ export class OhlcvReader {
    * (rounded up to the timeframe), so a short page means the exchange has nothing more in that
    * window.
    */
-  async fetchPage(symbol: string, timeframe: string, since: number, until?: number): Promise<FetchedPage> {
+  async fetchPage(
+    symbol: string,
+    timeframe: string,
+    since: number,
+    until?: number,
+    options: PriceOption = {},
+  ): Promise<FetchedPage> {
     this.#invalidSeries(symbol, timeframe);
     const clock = this.#options.clock;
     const tf = timeframeMs(timeframe);
@@ -131,7 +145,7 @@ export class OhlcvReader {
     this.#warnHistoryLimit(series, tf, from);
     const { value: rows, sentAt } = await this.#runner.run(
       "fetch candles",
-      () => this.#exchange.fetchOHLCV(symbol, timeframe, from, limit, { until: to - 1 }),
+      () => this.#exchange.fetchOHLCV(symbol, timeframe, from, limit, { until: to - 1, ...priceParams(options) }),
       { series },
     );
     const inWindow: Candle[] = [];
@@ -210,13 +224,19 @@ export class OhlcvReader {
    * and nothing is skipped; after an empty page it moves on by the full page window, so a
    * historic hole neither stops the walk nor loops.
    */
-  async *pages(symbol: string, timeframe: string, since: number, until?: number): AsyncGenerator<FetchedPage> {
+  async *pages(
+    symbol: string,
+    timeframe: string,
+    since: number,
+    until?: number,
+    options: PriceOption = {},
+  ): AsyncGenerator<FetchedPage> {
     const tf = timeframeMs(timeframe);
     // Nothing at or after the start of the current (open) candle can be closed yet.
     const end = Math.min(until ?? Infinity, floorTo(this.#options.clock.now(), tf));
     let cursor = ceilTo(Math.max(0, since), tf);
     while (cursor < end) {
-      const page = await this.fetchPage(symbol, timeframe, cursor, end);
+      const page = await this.fetchPage(symbol, timeframe, cursor, end, options);
       yield page;
       let lastSeen = -Infinity;
       for (const c of page.candles) lastSeen = Math.max(lastSeen, c.ts);
@@ -253,7 +273,7 @@ export class OhlcvReader {
    * answer. An exchange that answers `since = 0` with recent candles only (Kraken) yields the
    * oldest candle it can serve, which is what a backfill can reach anyway.
    */
-  async findEarliest(symbol: string, timeframe: string): Promise<number | null> {
+  async findEarliest(symbol: string, timeframe: string, options: PriceOption = {}): Promise<number | null> {
     this.#invalidSeries(symbol, timeframe);
     const tf = timeframeMs(timeframe);
     const offered = this.#exchange.timeframes ?? {};
@@ -262,7 +282,14 @@ export class OhlcvReader {
     const first = async (tfName: string, since: number): Promise<number | null> => {
       const { value: rows } = await this.#runner.run(
         "find the earliest candle",
-        () => this.#exchange.fetchOHLCV(symbol, tfName, since, this.#options.pageLimit(tfName, symbol)),
+        () =>
+          this.#exchange.fetchOHLCV(
+            symbol,
+            tfName,
+            since,
+            this.#options.pageLimit(tfName, symbol),
+            priceParams(options),
+          ),
         { series },
       );
       let min: number | null = null;

@@ -14,14 +14,20 @@ export function pairFileName(symbol: string): string {
 }
 
 /** The file name of one series in `format` (`BTC_USDT-1h.feather`). */
-export function exportFileName(series: { symbol: string; timeframe: string }, format: ExportFormat): string {
-  const futures = series.symbol.includes(":") ? "-futures" : "";
-  return `${pairFileName(series.symbol)}-${series.timeframe}${futures}.${extensionOf(format)}`;
+export function exportFileName(
+  series: { symbol: string; timeframe: string; price?: string },
+  format: ExportFormat,
+): string {
+  // freqtrade's candle types: futures (trade candles of a contract), mark, index, premiumIndex.
+  const price = series.price ?? "trade";
+  const kind = price === "trade" ? "futures" : price === "premium" ? "premiumIndex" : price;
+  const suffix = series.symbol.includes(":") ? `-${kind}` : "";
+  return `${pairFileName(series.symbol)}-${series.timeframe}${suffix}.${extensionOf(format)}`;
 }
 
 /** The path of one series under a freqtrade data folder: `<exchange>/[futures/]<file>`. */
 export function exportRelativePath(
-  series: { exchange: string; symbol: string; timeframe: string },
+  series: { exchange: string; symbol: string; timeframe: string; price?: string },
   format: ExportFormat,
 ): string {
   const folder = series.symbol.includes(":") ? `${series.exchange}/futures` : series.exchange;

@@ -159,7 +159,7 @@ export async function backfillSeries(
   let start: number | null;
   if (resolved === "earliest") {
     start = state.checkpoint?.coveredFrom ??
-      await source.findEarliest(series.symbol, series.timeframe);
+      await source.findEarliest(series.symbol, series.timeframe, { price: series.price });
     if (start === null) {
       ctx.log.warn("{series}: the exchange has no candles at all", {
         series: describeSeries(series),

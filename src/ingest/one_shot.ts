@@ -91,7 +91,7 @@ export async function repairOnce(parts: OneShotParts): Promise<SeriesFailure[]> 
   const { jobs } = parts;
   const rows = await jobs.db.retry("list series", (sql) =>
     sql<SeriesTarget[]>`
-      select id, exchange, symbol, timeframe from series where active and state <> 'invalid' order by id`);
+      select id, exchange, symbol, timeframe, price from series where active and state <> 'invalid' order by id`);
   const usable = rows.filter((r) => jobs.sources.has(r.exchange));
   return await claimAndRun(parts, usable, (series) => jobs.repair(series));
 }

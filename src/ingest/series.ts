@@ -2,6 +2,7 @@ import { parseBackfillSince, resolveSince } from "../config.ts";
 import type { BackfillSince } from "../config_types.ts";
 import type { SeriesTarget } from "./walk.ts";
 import type { Queryable } from "./store.ts";
+import type { PriceKind } from "../market_type.ts";
 
 /** A row of the `series` table. */
 export interface SeriesRow {
@@ -9,6 +10,7 @@ export interface SeriesRow {
   exchange: string;
   symbol: string;
   timeframe: string;
+  price: PriceKind;
   active: boolean;
   state: string;
   stateReason: string | null;
@@ -19,6 +21,8 @@ export interface SeriesKey {
   exchange: string;
   symbol: string;
   timeframe: string;
+  /** The price its candles are of (default trade). */
+  price?: PriceKind;
 }
 
 /** Options of {@linkcode registerSeries}. */
@@ -44,9 +48,9 @@ export async function registerSeries(
   const origin = options.origin ?? "config";
   const since = options.since ?? null;
   const [row] = await sql<SeriesRow[]>`
-    insert into series (exchange, symbol, timeframe, origin, backfill_since)
-    values (${key.exchange}, ${key.symbol}, ${key.timeframe}, ${origin}, ${since})
-    on conflict (exchange, symbol, timeframe) do update
+    insert into series (exchange, symbol, timeframe, price, origin, backfill_since)
+    values (${key.exchange}, ${key.symbol}, ${key.timeframe}, ${key.price ?? "trade"}, ${origin}, ${since})
+    on conflict (exchange, symbol, timeframe, price) do update
       set active = true,
           origin = case when excluded.origin = 'config' then 'config'
                         when not series.active then excluded.origin else series.origin end,
@@ -54,7 +58,7 @@ export async function registerSeries(
           backfill_since = case when excluded.backfill_since is not null and not series.active
                                 then excluded.backfill_since else series.backfill_since end,
           updated_at = now()
-    returning id, exchange, symbol, timeframe, active, state, state_reason as "stateReason"`;
+    returning id, exchange, symbol, timeframe, price, active, state, state_reason as "stateReason"`;
   return row;
 }
 
@@ -89,14 +93,14 @@ export async function setSeriesState(
 /** Every series, active or not, ordered by id. */
 export async function listSeries(sql: Queryable): Promise<SeriesRow[]> {
   return await sql<SeriesRow[]>`
-    select id, exchange, symbol, timeframe, active, state, state_reason as "stateReason"
+    select id, exchange, symbol, timeframe, price, active, state, state_reason as "stateReason"
     from series order by id`;
 }
 
 /** The series `ids` as the engine works on them (any order). */
 export async function loadSeries(sql: Queryable, ids: readonly number[]): Promise<SeriesTarget[]> {
   return await sql<SeriesTarget[]>`
-    select id, exchange, symbol, timeframe from series where id = any(${ids}::int[])`;
+    select id, exchange, symbol, timeframe, price from series where id = any(${ids}::int[])`;
 }
 
 /**

@@ -12,6 +12,7 @@ import type { Leases } from "./coordination.ts";
 import { errorMessage, type Jobs } from "./jobs.ts";
 import { registerSeries, type SeriesKey, setSeriesState, storedSince, syncConfiguredSeries } from "./series.ts";
 import { deleteSeriesCandles } from "./store.ts";
+import { isContractSymbol, pricesFor } from "../market_type.ts";
 
 /** Thrown for a series request the engine cannot accept; `status` follows HTTP. */
 export class SeriesRequestError extends Error {
@@ -71,7 +72,11 @@ export class Catalog {
         }
       }
       for (const symbol of symbols) {
-        for (const timeframe of config.timeframes) keys.push({ exchange, symbol, timeframe });
+        for (const timeframe of config.timeframes) {
+          for (const price of pricesFor(symbol, config.candlePrices ?? ["trade"])) {
+            keys.push({ exchange, symbol, timeframe, price });
+          }
+        }
       }
     }
     return keys;
@@ -111,7 +116,7 @@ export class Catalog {
       "list api series",
       (sql) =>
         sql<(SeriesTarget & { state: string })[]>`
-        select id, exchange, symbol, timeframe, state from series where active and origin = 'api'`,
+        select id, exchange, symbol, timeframe, price, state from series where active and origin = 'api'`,
     );
     for (const row of api) {
       if (!(await this.validate(row))) valid.push(row);
@@ -137,12 +142,20 @@ export class Catalog {
     }
     const reason = source.validateSeries(input.symbol, input.timeframe);
     if (reason) throw new SeriesRequestError(`Cannot add series: ${reason}`, 422);
+    const price = input.price ?? "trade";
+    if (price !== "trade" && !isContractSymbol(input.symbol)) {
+      throw new SeriesRequestError(
+        `Cannot add series: current price is ${price}, but ${input.symbol} is a spot market, which has trade candles only`,
+        400,
+      );
+    }
     const existing = await jobs.db.retry(
       "find series",
       (sql) =>
         sql<{ id: number; active: boolean }[]>`
         select id, active from series
-        where exchange = ${input.exchange} and symbol = ${input.symbol} and timeframe = ${input.timeframe}`,
+        where exchange = ${input.exchange} and symbol = ${input.symbol} and timeframe = ${input.timeframe}
+          and price = ${price}`,
     );
     // The start is resolved now and recorded with the series: "1d" means one day before this
     // request, also after a restart.

@@ -1,4 +1,5 @@
 import type { Candle } from "../candle.ts";
+import type { PriceOption } from "../market_type.ts";
 
 /** A candle the exchange served but validation rejected. */
 export interface RejectedCandle {
@@ -30,9 +31,10 @@ export interface CandleSource {
     timeframe: string,
     since: number,
     until: number,
+    options?: PriceOption,
   ): Promise<Page>;
   /** Open time of the first candle the exchange has, or null when it has none. */
-  findEarliest(symbol: string, timeframe: string): Promise<number | null>;
+  findEarliest(symbol: string, timeframe: string, options?: PriceOption): Promise<number | null>;
   /** Why this series cannot be served (unknown symbol, unsupported timeframe), or null. */
   validateSeries(symbol: string, timeframe: string): string | null;
 }

@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import { floorTo, timeframeMs } from "../timeframe.ts";
 import type { CandleSource, Page } from "./source.ts";
 import { writeCandles } from "./store.ts";
+import type { PriceKind } from "../market_type.ts";
 
 /** The series a job works on. */
 export interface SeriesTarget {
@@ -17,6 +18,8 @@ export interface SeriesTarget {
   exchange: string;
   symbol: string;
   timeframe: string;
+  /** The price its candles are of (default trade). */
+  price?: PriceKind;
 }
 
 /** Counters the walkers report into (wired to Prometheus metrics by the engine). */
@@ -59,11 +62,12 @@ export class LeaseLostError extends Error {
   }
 }
 
-/** `binance BTC/USDT 1m`, for messages. */
+/** `binance BTC/USDT 1m` (`binance BTC/USDT:USDT 1m mark` for other prices), for messages. */
 export function describeSeries(
-  s: { exchange: string; symbol: string; timeframe: string },
+  s: { exchange: string; symbol: string; timeframe: string; price?: string },
 ): string {
-  return `${s.exchange} ${s.symbol} ${s.timeframe}`;
+  const price = s.price && s.price !== "trade" ? ` ${s.price}` : "";
+  return `${s.exchange} ${s.symbol} ${s.timeframe}${price}`;
 }
 
 interface WalkOptions {
@@ -117,6 +121,7 @@ export async function walkRange(
       series.timeframe,
       cursor,
       range.to,
+      { price: series.price },
     );
     const candles = page.candles.filter((c) => c.ts >= cursor && c.ts < range.to);
     const rejected = page.rejected.filter((r) => r.ts >= cursor && r.ts < range.to);

@@ -1,0 +1,28 @@
+/**
+ * Configuration of what is collected for contract markets: `CANDLE_PRICES`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { PRICE_KINDS, type PriceKind } from "./market_type.ts";
+import { splitList } from "./config_values.ts";
+
+/** The variables of this file, spread into `CONFIG_VARIABLES`. */
+export const DERIVATIVES_VARIABLES = ["CANDLE_PRICES"] as const;
+
+/** The zod schema of {@linkcode DERIVATIVES_VARIABLES}, spread into the configuration schema. */
+export const DERIVATIVES_SCHEMA = {
+  CANDLE_PRICES: z.string().default("trade").transform((text, ctx) => {
+    const items = splitList(text.toLowerCase());
+    const bad = items.filter((p) => !(PRICE_KINDS as readonly string[]).includes(p));
+    if (bad.length > 0 || items.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        message: `a comma list of ${PRICE_KINDS.join(", ")}${bad.length > 0 ? `; not valid: ${bad.join(", ")}` : ""}`,
+      });
+      return z.NEVER;
+    }
+    const prices = [...new Set(items as PriceKind[])];
+    return PRICE_KINDS.filter((p) => prices.includes(p));
+  }),
+};
