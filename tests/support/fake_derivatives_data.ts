@@ -118,7 +118,8 @@ export function yymmdd(ms: number): string {
 /**
  * Default contracts: BTC and ETH linear perpetuals (ETH funds every 4 h, the rest every 8 h), a
  * SOL perpetual listed 10 days ago (mid-range, off the funding grid), and a quarterly BTC
- * contract `BTC/USDT:USDT-<YYMMDD>` listed 60 days ago.
+ * contract `BTC/USDT:USDT-<YYMMDD>` listed 60 days ago (same base price, hence the same index
+ * candles as the BTC perpetual: index candles depend on the pair and base price only).
  */
 export function defaultContracts(nowMs: number = Date.now()): FakeContract[] {
   const day = (n: number) => Math.floor((nowMs - n * DAY) / MINUTE) * MINUTE + 7 * MINUTE;
@@ -137,7 +138,7 @@ export function defaultContracts(nowMs: number = Date.now()): FakeContract[] {
     {
       symbol: `BTC/USDT:USDT-${yymmdd(expiry)}`,
       listedAt: day(60),
-      basePrice: 61000,
+      basePrice: 60010,
       quoteVolume24h: 5e8,
       openInterest: 3000,
       expiry,
@@ -165,9 +166,11 @@ function inHole(symbol: string, ts: number, holes: readonly FakeDerivativeHole[]
 
 /** The 1-minute candle of `kind` opening at `minuteTs` (volume 0 except for trade candles). */
 export function minutePriceCandle(contract: FakeContract, kind: PriceKind, minuteTs: number): Candle {
-  const trade = minuteCandle(contract, minuteTs);
+  // the index follows the pair (the symbol without its -YYMMDD expiry), shared by its contracts
+  const key = kind === "index" ? contract.symbol.split("-")[0] : contract.symbol;
+  const trade = minuteCandle({ ...contract, symbol: key }, minuteTs);
   if (kind === "trade") return trade;
-  const seed = seedOf(contract.symbol);
+  const seed = seedOf(key);
   const i = minuteTs / MINUTE;
   if (kind === "premiumIndex") {
     const level = (m: number) =>
