@@ -20,7 +20,7 @@ type Ccxt = InstanceType<typeof ccxt.Exchange>;
 /** Runs `fn` with a fake of `dialect` and a real ccxt instance loading spot + linear markets. */
 async function withDerivatives(
   dialect: FakeDialect,
-  fn: (fake: FakeExchange, ex: Ccxt) => Promise<void>,
+  fn: (fake: FakeExchange, ex: Ccxt) => Promise<void> | void,
   types: string[] = ["spot", "linear"],
 ): Promise<void> {
   const fake = await startFakeExchange({ dialect });
@@ -45,7 +45,7 @@ const hourAgo = (n: number) => Math.floor(Date.now() / HOUR) * HOUR - n * HOUR;
 
 for (const dialect of ["binance", "bybit"] as const) {
   Deno.test(`${dialect} derivatives: markets list spot pairs and linear perpetual and dated contracts`, async () => {
-    await withDerivatives(dialect, async (fake, ex) => {
+    await withDerivatives(dialect, (fake, ex) => {
       assertEquals(ex.market("BTC/USDT").type, "spot");
       const perp = ex.market("BTC/USDT:USDT");
       assertEquals(
@@ -69,7 +69,7 @@ for (const dialect of ["binance", "bybit"] as const) {
   });
 
   Deno.test(`${dialect} derivatives: loading inverse markets too answers with none`, async () => {
-    await withDerivatives(dialect, async (_fake, ex) => {
+    await withDerivatives(dialect, (_fake, ex) => {
       assert(Object.values(ex.markets ?? {}).every((m) => !m.inverse), "an inverse market was listed");
       assertEquals(ex.market("ETH/USDT:USDT").swap, true);
     }, ["spot", "linear", "inverse"]);
