@@ -5,7 +5,7 @@
  * @module
  */
 import ccxt from "ccxt";
-import { deepMerge } from "../../src/exchange/ccxt_instance.ts";
+import { createCcxtExchange, deepMerge } from "../../src/exchange/ccxt_instance.ts";
 import type { Candle } from "../../src/candle.ts";
 import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import { type FakeExchange, startFakeExchange } from "../support/fake_exchange.ts";
@@ -242,3 +242,27 @@ Deno.test("bybit derivatives: open interest pages by cursor and goes back beyond
     assert(older.every((r) => !(r.info as { nextPageCursor?: string }).nextPageCursor), "a cursor after the last page");
   });
 });
+
+for (const dialect of ["binance", "bybit"] as const) {
+  Deno.test(`${dialect} derivatives: our ccxt instance with MARKET_TYPE=swap loads the contracts and their klines`, async () => {
+    const fake = await startFakeExchange({ dialect });
+    try {
+      const ex = createCcxtExchange(dialect, { marketType: "swap", ccxtConfig: { [dialect]: fake.ccxtConfig() } });
+      await ex.loadMarkets();
+      assertEquals(ex.market("ETH/USDT:USDT").type, "swap");
+      assert(Object.values(ex.markets ?? {}).every((m) => m.contract), "a spot market was loaded");
+      const from = hourAgo(10);
+      const got = await ex.fetchOHLCV("ETH/USDT:USDT", "1h", from, 5, { price: "mark" });
+      const expected = fake.derivatives.expectedCandles("ETH/USDT:USDT", "1h", {
+        from,
+        to: from + 5 * HOUR,
+        price: "mark",
+      });
+      assertEquals(got.map((r) => r.slice(0, 5)), ohlcv(expected, false));
+      const paths = Object.keys(fake.stats.byPath);
+      assert(paths.every((p) => !p.startsWith("/api/v3/exchangeInfo")), `spot markets requested: ${paths.join(", ")}`);
+    } finally {
+      await fake.close();
+    }
+  });
+}
