@@ -205,6 +205,7 @@ Deno.test("binance derivatives: open interest keeps 30 days; older is a BadReque
 Deno.test("binance derivatives: /futures/data has its own request limit, answered with 429", async () => {
   await withDerivatives("binance", async (fake, ex) => {
     fake.behaviour.dataRequestLimit = 3;
+    fake.behaviour.dataWindowMs = 1e12;
     fake.behaviour.weightLimit = 1_000_000;
     for (let i = 0; i < 3; i++) await ex.fetchOpenInterestHistory("ETH/USDT:USDT", "5m", undefined, 10);
     const weightBefore = fake.stats.weight;
@@ -266,3 +267,26 @@ for (const dialect of ["binance", "bybit"] as const) {
     }
   });
 }
+
+Deno.test("binance derivatives: /fapi weight has its own window, header and 429, apart from spot", async () => {
+  await withDerivatives("binance", async (fake, ex) => {
+    fake.behaviour.weightLimit = 30; // spot window
+    fake.behaviour.futuresWeightLimit = 12;
+    fake.behaviour.futuresWindowMs = 1e12; // one window for the whole test: no boundary to cross
+    fake.resetStats();
+    // limit 500..1000 costs 5: two pass (10), the ping makes 11, the third klines is over 12
+    await ex.fetchOHLCV("BTC/USDT:USDT", "1m", undefined, 500);
+    const markPage = await ex.fetchOHLCV("BTC/USDT:USDT", "1m", undefined, 1000, { price: "mark" });
+    assertEquals(markPage.length, 1000);
+    assertEquals(fake.stats.weight, 10);
+    const ping = await fetch(`${fake.url}/fapi/v1/ping`);
+    await ping.body?.cancel();
+    assertEquals(ping.headers.get("x-mbx-used-weight-1m"), "11");
+    await assertRejects(() => ex.fetchOHLCV("BTC/USDT:USDT", "1m", undefined, 500), ccxt.DDoSProtection);
+    assertEquals(fake.stats.weight, 16); // counted, then refused
+    assertEquals(fake.stats.rejections.map((r) => [r.status, r.path]), [[429, "/fapi/v1/klines"]]);
+    // the spot window is untouched by the futures weight
+    assertEquals((await ex.fetchOHLCV("BTC/USDT", "1m", undefined, 5)).length, 5);
+    assertEquals(fake.derivatives.futuresWeight("/fapi/v1/klines", new URLSearchParams("limit=1500")), 10);
+  });
+});

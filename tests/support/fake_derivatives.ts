@@ -10,7 +10,10 @@
  * `/futures/data/openInterestHist` (period 5m..1d, limit max 500, default 30; only the last 30 days:
  * a `startTime`/`endTime` older than that is HTTP 400 code -1130; its own limit of
  * `dataRequestLimit` requests per `dataWindowMs`, weight 0). `/dapi/v1/exchangeInfo` answers
- * with no symbols (no inverse markets).
+ * with no symbols (no inverse markets). Every `/fapi`, `/dapi` and `/futures/data` request is weighed in a
+ * window of its own (`futuresWeightLimit` per `futuresWindowMs`, klines 1/2/5/10 by `limit` like
+ * Binance, `/futures/data` 0), reported in `x-mbx-used-weight-1m` and `stats.weight`; the spot
+ * window (`weightLimit`) never sees it.
  *
  * Bybit v5 (`category=linear`; `inverse` answers empty lists): `instruments-info` (with
  * `fundingInterval` in minutes), `tickers`, `kline`, `mark-price-kline`, `index-price-kline`,
@@ -62,6 +65,14 @@ export interface DerivativesBehaviour {
   fundingWindowMs: number;
   /** Open-interest history kept by the Binance dialect (default 30 days). */
   openInterestRetentionMs: number;
+  /**
+   * Enforced request weight per `futuresWindowMs` of the Binance `/fapi` host (null: unlimited).
+   * A window of its own, like Binance's: spot weight (`weightLimit`) and futures weight never mix.
+   */
+  futuresWeightLimit: number | null;
+  futuresWindowMs: number;
+  /** REQUEST_WEIGHT per minute published in `/fapi/v1/exchangeInfo` (Binance: 2400). */
+  futuresPublishedLimit: number;
 }
 
 /** Defaults of {@linkcode DerivativesBehaviour}: Binance's published limits. */
@@ -75,6 +86,9 @@ export function defaultDerivativesBehaviour(): DerivativesBehaviour {
     fundingRequestLimit: 500,
     fundingWindowMs: 300_000,
     openInterestRetentionMs: OPEN_INTEREST_RETENTION_MS,
+    futuresWeightLimit: null,
+    futuresWindowMs: 60_000,
+    futuresPublishedLimit: 2400,
   };
 }
 
@@ -83,8 +97,10 @@ export interface DerivativesContext {
   dialect: "binance" | "bybit";
   behaviour: DerivativesBehaviour & { holes: FakeHole[] };
   now(): number;
-  /** Called for each 429 of an own (non-weight) limit. */
+  /** Called for each 429 of a derivatives limit. */
   onReject(path: string, status: number, retryAfterSec: number): void;
+  /** Called with the weight of each admitted `/fapi` request (added to the stats). */
+  onWeight(weight: number): void;
 }
 
 /** The derivatives side of a fake exchange. */
@@ -92,8 +108,13 @@ export interface FakeDerivatives {
   contracts: FakeContract[];
   /** The response for `path`, or null when the path/category is not a derivatives one. */
   route(path: string, query: URLSearchParams): Response | null;
-  /** Binance request weight of a derivatives path (undefined: not a derivatives path). */
+  /**
+   * Weight the fake's spot window counts for a derivatives path: 0 (their weight goes to the
+   * `/fapi` window and `stats.weight`); undefined for other paths.
+   */
   weight(path: string, query: URLSearchParams): number | undefined;
+  /** Weight a Binance derivatives request costs in the `/fapi` window (klines by `limit`, `/futures/data` 0). */
+  futuresWeight(path: string, query: URLSearchParams): number;
   /** Expected closed `price` candles of a contract in `[from, to)`. */
   expectedCandles(symbol: string, timeframe: string, range: { from: number; to: number; price?: PriceKind }): Candle[];
   /** Expected funding rows of a perpetual in `[from, to)`, oldest first. */
@@ -293,6 +314,38 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
     return start !== null ? all.slice(0, limit) : all.slice(Math.max(0, all.length - limit));
   };
 
+  const futuresWeight = (path: string, query: URLSearchParams): number => {
+    if (path.startsWith("/futures/data/")) return 0;
+    if (BINANCE_KIND[path]) {
+      const limit = num(query, "limit") ?? 500;
+      return limit < 100 ? 1 : limit < 500 ? 2 : limit <= 1000 ? 5 : 10;
+    }
+    return 1;
+  };
+
+  /** The `/fapi` weight window: counts, answers 429 beyond `futuresWeightLimit`, sets the used-weight header. */
+  const binanceAdmitted = (path: string, q: URLSearchParams): Response | null => {
+    const weight = futuresWeight(path, q);
+    const t = Date.now();
+    const window = Math.floor(t / b.futuresWindowMs);
+    const key = `fapi-weight:${window}`;
+    const used = (windows.get(key) ?? 0) + weight;
+    windows.set(key, used);
+    ctx.onWeight(weight);
+    const header = { "x-mbx-used-weight-1m": String(used) };
+    if (b.futuresWeightLimit !== null && used > b.futuresWeightLimit) {
+      const retryAfter = Math.max(1, Math.ceil(((window + 1) * b.futuresWindowMs - t) / 1000));
+      ctx.onReject(path, 429, retryAfter);
+      return json({ code: -1003, msg: "Too much request weight used; current limit exceeded" }, 429, {
+        ...header,
+        "retry-after": String(retryAfter),
+      });
+    }
+    const response = binanceRoute(path, q);
+    response?.headers.set("x-mbx-used-weight-1m", String(used));
+    return response;
+  };
+
   const binanceRoute = (path: string, q: URLSearchParams): Response | null => {
     if (path === "/dapi/v1/exchangeInfo") {
       return json({ timezone: "UTC", serverTime: ctx.now(), rateLimits: [], exchangeFilters: [], symbols: [] });
@@ -311,7 +364,7 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
           serverTime: ctx.now(),
           futuresType: "U_MARGINED",
           rateLimits: [
-            { rateLimitType: "REQUEST_WEIGHT", interval: "MINUTE", intervalNum: 1, limit: 2400 },
+            { rateLimitType: "REQUEST_WEIGHT", interval: "MINUTE", intervalNum: 1, limit: b.futuresPublishedLimit },
             { rateLimitType: "ORDERS", interval: "MINUTE", intervalNum: 1, limit: 1200 },
           ],
           exchangeFilters: [],
@@ -510,18 +563,17 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
   return {
     contracts: list,
     contractId,
-    route: (path, query) => (ctx.dialect === "binance" ? binanceRoute(path, query) : bybitRoute(path, query)),
-    weight(path, query) {
-      if (ctx.dialect !== "binance") return undefined;
-      if (path.startsWith("/futures/data/")) return 0;
-      if (BINANCE_KIND[path]) {
-        const limit = num(query, "limit") ?? 500;
-        return limit < 100 ? 1 : limit < 500 ? 2 : limit <= 1000 ? 5 : 10;
-      }
-      if (path === "/fapi/v1/exchangeInfo") return 1;
-      if (path.startsWith("/fapi/") || path.startsWith("/dapi/")) return 1;
-      return undefined;
+    route(path, query) {
+      if (ctx.dialect === "bybit") return bybitRoute(path, query);
+      const derivative = path.startsWith("/fapi/") || path.startsWith("/dapi/") || path.startsWith("/futures/data/");
+      return derivative ? binanceAdmitted(path, query) : null;
     },
+    weight(path) {
+      if (ctx.dialect !== "binance") return undefined;
+      const derivative = path.startsWith("/fapi/") || path.startsWith("/dapi/") || path.startsWith("/futures/data/");
+      return derivative ? 0 : undefined;
+    },
+    futuresWeight,
     expectedCandles(symbol, timeframe, range) {
       return expectedPriceCandles(bySymbol(symbol), range.price ?? "trade", timeframeMs(timeframe), {
         from: range.from,

@@ -227,6 +227,7 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
     now,
     onReject: (path, status, retryAfterSec) =>
       stats.rejections.push({ at: Date.now(), status, path, retryAfterMs: retryAfterSec * 1000 }),
+    onWeight: (weight) => (stats.weight += weight),
   }, options.contracts);
 
   const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
