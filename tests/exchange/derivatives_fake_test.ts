@@ -45,7 +45,7 @@ const hourAgo = (n: number) => Math.floor(Date.now() / HOUR) * HOUR - n * HOUR;
 
 for (const dialect of ["binance", "bybit"] as const) {
   Deno.test(`${dialect} derivatives: markets list spot pairs and linear perpetual and dated contracts`, async () => {
-    await withDerivatives(dialect, (fake, ex) => {
+    await withDerivatives(dialect, async (fake, ex) => {
       assertEquals(ex.market("BTC/USDT").type, "spot");
       const perp = ex.market("BTC/USDT:USDT");
       assertEquals(
@@ -64,6 +64,9 @@ for (const dialect of ["binance", "bybit"] as const) {
       if (dialect === "bybit") {
         assertEquals(ex.market("ETH/USDT:USDT").info.fundingInterval, 240);
         assertEquals(ex.market("BTC/USDT:USDT").info.fundingInterval, 480);
+      } else {
+        const intervals = await ex.fetchFundingIntervals(["BTC/USDT:USDT", "ETH/USDT:USDT"]);
+        assertEquals([intervals["BTC/USDT:USDT"].interval, intervals["ETH/USDT:USDT"].interval], ["8h", "4h"]);
       }
     });
   });
