@@ -71,10 +71,30 @@ for (const dialect of ["binance", "bybit"] as const) {
     });
   });
 
-  Deno.test(`${dialect} derivatives: loading inverse markets too answers with none`, async () => {
-    await withDerivatives(dialect, (_fake, ex) => {
-      assert(Object.values(ex.markets ?? {}).every((m) => !m.inverse), "an inverse market was listed");
-      assertEquals(ex.market("ETH/USDT:USDT").swap, true);
+  Deno.test(`${dialect} derivatives: the inverse perpetual BTC/USD:BTC: market, klines, funding`, async () => {
+    await withDerivatives(dialect, async (fake, ex) => {
+      const inv = ex.market("BTC/USD:BTC");
+      assertEquals(
+        [inv.type, inv.linear, inv.inverse, inv.contractSize, inv.settle, inv.id],
+        ["swap", false, true, 100, "BTC", dialect === "binance" ? "BTCUSD_PERP" : "BTCUSD"],
+      );
+      assertEquals(ex.market("ETH/USDT:USDT").linear, true);
+      const from = hourAgo(50);
+      for (const price of ["trade", "mark", "index", "premiumIndex"] as PriceKind[]) {
+        const got = await ex.fetchOHLCV("BTC/USD:BTC", "1h", from, 40, price === "trade" ? {} : { price });
+        const expected = fake.derivatives.expectedCandles("BTC/USD:BTC", "1h", { from, to: from + 40 * HOUR, price });
+        // ccxt reads the base volume of inverse klines (Binance [7], Bybit [6])
+        const withVolume = price === "trade" || dialect === "binance";
+        assertEquals(got.map((r) => r.slice(0, withVolume ? 6 : 5)), ohlcv(expected, withVolume), price);
+      }
+      const funding = await ex.fetchFundingRateHistory("BTC/USD:BTC", from - 10 * DAY, 20);
+      const expected = fake.derivatives.expectedFunding(
+        "BTC/USD:BTC",
+        from - 10 * DAY,
+        from - 10 * DAY + 20 * 8 * HOUR,
+      );
+      assertEquals(funding.map((r) => [r.timestamp, r.fundingRate]), expected.map((r) => [r.ts, Number(r.rate)]));
+      if (dialect === "binance") assert((fake.stats.byPath["/dapi/v1/klines"] ?? 0) > 0, "not served by /dapi");
     }, ["spot", "linear", "inverse"]);
   });
 
@@ -255,6 +275,7 @@ for (const dialect of ["binance", "bybit"] as const) {
       await ex.loadMarkets();
       assertEquals(ex.market("ETH/USDT:USDT").type, "swap");
       assert(Object.values(ex.markets ?? {}).every((m) => m.contract), "a spot market was loaded");
+      assertEquals(ex.market("BTC/USD:BTC").inverse, true);
       const from = hourAgo(10);
       const got = await ex.fetchOHLCV("ETH/USDT:USDT", "1h", from, 5, { price: "mark" });
       const expected = fake.derivatives.expectedCandles("ETH/USDT:USDT", "1h", {

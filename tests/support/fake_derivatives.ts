@@ -10,12 +10,13 @@
  * `/futures/data/openInterestHist` (period 5m..1d, limit max 500, default 30; only the last 30 days:
  * a `startTime`/`endTime` older than that is HTTP 400 code -1130; its own limit of
  * `dataRequestLimit` requests per `dataWindowMs`, weight 0). `/dapi/v1/exchangeInfo` answers
- * with no symbols (no inverse markets). Every `/fapi`, `/dapi` and `/futures/data` request is weighed in a
+ * with the inverse contracts, served by the same handlers under `/dapi/v1` (klines: [5] contracts,
+ * [7] base volume, as ccxt reads them). Every `/fapi`, `/dapi` and `/futures/data` request is weighed in a
  * window of its own (`futuresWeightLimit` per `futuresWindowMs`, klines 1/2/5/10 by `limit` like
  * Binance, `/futures/data` 0), reported in `x-mbx-used-weight-1m` and `stats.weight`; the spot
  * window (`weightLimit`) never sees it.
  *
- * Bybit v5 (`category=linear`; `inverse` answers empty lists): `instruments-info` (with
+ * Bybit v5 (`category=linear` or `inverse`, each its own contracts): `instruments-info` (with
  * `fundingInterval` in minutes), `tickers`, `kline`, `mark-price-kline`, `index-price-kline`,
  * `premium-index-price-kline` (limit max 1000, default 200, newest first), `funding/history`
  * (limit max 200, default 200, newest first: the newest `limit` rows in `[startTime, endTime]`;
@@ -38,6 +39,7 @@ import {
   type FakeOpenInterestRow,
   fundingIntervalMs,
   fundingRows,
+  isInverse,
   isPerpetual,
   OPEN_INTEREST_PERIODS,
   OPEN_INTEREST_RETENTION_MS,
@@ -178,13 +180,13 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
   const contractId = (symbol: string): string => {
     const { base, quote } = parts(symbol);
     const c = list.find((x) => x.symbol === symbol);
-    if (!c?.expiry) return base + quote;
+    const inverseBinance = ctx.dialect === "binance" && c !== undefined && isInverse(c);
+    if (!c?.expiry) return inverseBinance ? `${base}${quote}_PERP` : base + quote;
     const d = new Date(c.expiry);
     if (ctx.dialect === "binance") return `${base}${quote}_${symbol.split("-")[1]}`;
     const dd = String(d.getUTCDate()).padStart(2, "0");
     return `${base}${quote}-${dd}${MONTHS[d.getUTCMonth()]}${String(d.getUTCFullYear()).slice(2)}`;
   };
-  const byId = new Map(list.map((c) => [contractId(c.symbol), c]));
   const bySymbol = (symbol: string) => {
     const c = list.find((x) => x.symbol === symbol);
     if (!c) throw new Error(`Cannot find fake contract: current symbol is ${symbol}, not listed`);
@@ -248,6 +250,7 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
       baseAsset: base,
       quoteAsset: quote,
       marginAsset: settle,
+      contractSize: c.contractSize ?? 1,
       pricePrecision: 2,
       quantityPrecision: 3,
       baseAssetPrecision: 8,
@@ -269,7 +272,7 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
     };
   };
 
-  const binanceKlines = (kind: PriceKind, q: URLSearchParams): Response => {
+  const binanceKlines = (kind: PriceKind, q: URLSearchParams, scope: FakeContract[]): Response => {
     const interval = q.get("interval") ?? "";
     if (!FAPI_INTERVALS.includes(interval)) return binanceError(400, -1120, "Invalid interval.");
     const tf = timeframeMs(interval);
@@ -278,23 +281,26 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
       if (q.get("pair") === null) {
         return binanceError(400, -1102, "Mandatory parameter 'pair' was not sent, was empty/null, or malformed.");
       }
-      c = list.filter((x) => isPerpetual(x)).find((x) => contractId(x.symbol) === q.get("pair")) ??
-        list.find((x) => contractId(x.symbol).split("_")[0] === q.get("pair"));
+      c = scope.filter((x) => isPerpetual(x)).find((x) => contractId(x.symbol) === q.get("pair")) ??
+        scope.find((x) => contractId(x.symbol).split("_")[0] === q.get("pair"));
     } else {
-      c = byId.get(q.get("symbol") ?? "");
+      c = scope.find((x) => contractId(x.symbol) === q.get("symbol"));
     }
     if (!c) return binanceError(400, -1121, "Invalid symbol.");
     const limit = Math.min(1500, num(q, "limit") ?? 500);
     const rows = candleRows(c, kind, tf, { start: num(q, "startTime"), end: num(q, "endTime"), limit });
+    const inverse = isInverse(c);
+    const size = c.contractSize ?? 1;
+    // linear: [5] base volume, [7] quote volume; inverse (COIN-M): [5] contracts, [7] base volume
     return json(rows.map((r) => [
       r.ts,
       fmt(kind, r.open),
       fmt(kind, r.high),
       fmt(kind, r.low),
       fmt(kind, r.close),
-      kind === "trade" ? String(r.volume) : "0",
+      kind !== "trade" ? "0" : inverse ? String(Math.round(r.volume * r.close / size)) : String(r.volume),
       r.ts + tf - 1,
-      kind === "trade" ? String(Math.round(r.volume * r.close * 100) / 100) : "0",
+      kind !== "trade" ? "0" : inverse ? String(r.volume) : String(Math.round(r.volume * r.close * 100) / 100),
       kind === "trade" ? 10 : tf / 60_000,
       "0",
       "0",
@@ -346,13 +352,14 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
     return response;
   };
 
-  const binanceRoute = (path: string, q: URLSearchParams): Response | null => {
-    if (path === "/dapi/v1/exchangeInfo") {
-      return json({ timezone: "UTC", serverTime: ctx.now(), rateLimits: [], exchangeFilters: [], symbols: [] });
-    }
-    if (!path.startsWith("/fapi/") && !path.startsWith("/futures/data/")) return null;
+  const binanceRoute = (rawPath: string, q: URLSearchParams): Response | null => {
+    // COIN-M (`/dapi`) serves the inverse contracts with the same handlers as USDⓈ-M (`/fapi`)
+    const coinM = rawPath.startsWith("/dapi/");
+    const path = coinM ? rawPath.replace(/^\/dapi\//, "/fapi/") : rawPath;
+    const scope = path.startsWith("/futures/data/") ? list : list.filter((c) => isInverse(c) === coinM);
+    const byId = new Map(scope.map((c) => [contractId(c.symbol), c]));
     const kind = BINANCE_KIND[path];
-    if (kind) return binanceKlines(kind, q);
+    if (kind) return binanceKlines(kind, q, scope);
     switch (path) {
       case "/fapi/v1/ping":
         return json({});
@@ -362,19 +369,19 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
         return json({
           timezone: "UTC",
           serverTime: ctx.now(),
-          futuresType: "U_MARGINED",
+          futuresType: coinM ? "COIN_MARGINED" : "U_MARGINED",
           rateLimits: [
             { rateLimitType: "REQUEST_WEIGHT", interval: "MINUTE", intervalNum: 1, limit: b.futuresPublishedLimit },
             { rateLimitType: "ORDERS", interval: "MINUTE", intervalNum: 1, limit: 1200 },
           ],
           exchangeFilters: [],
           assets: [],
-          symbols: list.map(binanceMarket),
+          symbols: scope.map(binanceMarket),
         });
       case "/fapi/v1/fundingInfo":
         return ownLimit("fundingRate", path, b.fundingRequestLimit, b.fundingWindowMs) ??
           json(
-            list.filter(isPerpetual).map((c) => ({
+            scope.filter(isPerpetual).map((c) => ({
               symbol: contractId(c.symbol),
               adjustedFundingRateCap: "0.02000000",
               adjustedFundingRateFloor: "-0.02000000",
@@ -400,7 +407,7 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
       case "/futures/data/openInterestHist": {
         const denied = ownLimit("/futures/data", path, b.dataRequestLimit, b.dataWindowMs);
         if (denied) return denied;
-        const c = byId.get(q.get("symbol") ?? "");
+        const c = byId.get(q.get("symbol") ?? q.get("pair") ?? "");
         if (!c) return binanceError(400, -1121, "Invalid symbol.");
         const period = OPEN_INTEREST_PERIODS[q.get("period") ?? ""];
         if (!period) return binanceError(400, -1130, "parameter 'period' is invalid.");
@@ -434,7 +441,9 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
     const { base, quote, settle } = parts(c.symbol);
     return {
       symbol: contractId(c.symbol),
-      contractType: isPerpetual(c) ? "LinearPerpetual" : "LinearFutures",
+      contractType: isInverse(c)
+        ? (isPerpetual(c) ? "InversePerpetual" : "InverseFutures")
+        : (isPerpetual(c) ? "LinearPerpetual" : "LinearFutures"),
       status: c.active === false ? "Closed" : "Trading",
       baseCoin: base,
       quoteCoin: quote,
@@ -446,7 +455,7 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
       priceFilter: { minPrice: "0.10", maxPrice: "1999999.80", tickSize: "0.10" },
       lotSizeFilter: {
         maxOrderQty: "1190.000",
-        minOrderQty: "0.001",
+        minOrderQty: isInverse(c) ? String(c.contractSize ?? 1) : "0.001",
         qtyStep: "0.001",
         postOnlyMaxOrderQty: "1190.000",
         maxMktOrderQty: "500.000",
@@ -464,7 +473,7 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
   const bybitRoute = (path: string, q: URLSearchParams): Response | null => {
     const category = q.get("category");
     if (category !== "linear" && category !== "inverse") return null;
-    const linear = category === "linear" ? list : [];
+    const linear = list.filter((c) => isInverse(c) === (category === "inverse"));
     const find = (id: string | null) => (id === null ? undefined : linear.find((c) => contractId(c.symbol) === id));
     const kind = BYBIT_KIND[path];
     if (kind) {
@@ -479,9 +488,12 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
         symbol: contractId(c.symbol),
         list: rows.map((r) => {
           const row = [String(r.ts), fmt(kind, r.open), fmt(kind, r.high), fmt(kind, r.low), fmt(kind, r.close)];
-          return kind === "trade"
-            ? [...row, String(r.volume), String(Math.round(r.volume * r.close * 100) / 100)]
-            : row;
+          if (kind !== "trade") return row;
+          // linear: [5] base volume, [6] quote turnover; inverse: [5] contracts, [6] base turnover
+          if (isInverse(c)) {
+            return [...row, String(Math.round(r.volume * r.close / (c.contractSize ?? 1))), String(r.volume)];
+          }
+          return [...row, String(r.volume), String(Math.round(r.volume * r.close * 100) / 100)];
         }),
       });
     }

@@ -30,10 +30,12 @@ const DAY = 86_400_000;
 /** Which price a kline series follows (ccxt `params.price`; `trade` is the default klines). */
 export type PriceKind = "trade" | "mark" | "index" | "premiumIndex";
 
-/** A contract the fake lists (linear, settled in the quote currency). */
+/** A contract the fake lists: linear (settled in the quote) or inverse (settled in the base, e.g. `BTC/USD:BTC`). */
 export interface FakeContract extends FakeMarket {
-  /** Unified ccxt symbol: `BTC/USDT:USDT` (perpetual) or `BTC/USDT:USDT-261225` (dated). */
+  /** Unified ccxt symbol: `BTC/USDT:USDT` (perpetual), `BTC/USDT:USDT-261225` (dated), `BTC/USD:BTC` (inverse). */
   symbol: string;
+  /** Contract size (default 1; inverse contracts are worth this many quote units, e.g. 100 USD). */
+  contractSize?: number;
   /** Funding interval in hours (default 8); dated contracts have no funding. */
   fundingIntervalHours?: number;
   /** Delivery time (ms) of a dated contract; undefined for a perpetual. */
@@ -68,7 +70,7 @@ export interface FakeOpenInterestRow {
   ts: number;
   /** Open interest in contracts (base units), 3 fraction digits as a string, e.g. `51234.123`. */
   amount: string;
-  /** Open interest value in quote (amount × mark price), 8 fraction digits. */
+  /** Open interest value, 8 fraction digits: in quote (amount × mark) for linear, in base (amount × size / mark) for inverse. */
   value: string;
 }
 
@@ -119,7 +121,8 @@ export function yymmdd(ms: number): string {
  * Default contracts: BTC and ETH linear perpetuals (ETH funds every 4 h, the rest every 8 h), a
  * SOL perpetual listed 10 days ago (mid-range, off the funding grid), and a quarterly BTC
  * contract `BTC/USDT:USDT-<YYMMDD>` listed 60 days ago (same base price, hence the same index
- * candles as the BTC perpetual: index candles depend on the pair and base price only).
+ * candles as the BTC perpetual: index candles depend on the pair and base price only), and an
+ * inverse perpetual `BTC/USD:BTC` (contract size 100 USD).
  */
 export function defaultContracts(nowMs: number = Date.now()): FakeContract[] {
   const day = (n: number) => Math.floor((nowMs - n * DAY) / MINUTE) * MINUTE + 7 * MINUTE;
@@ -143,7 +146,21 @@ export function defaultContracts(nowMs: number = Date.now()): FakeContract[] {
       openInterest: 3000,
       expiry,
     },
+    {
+      symbol: "BTC/USD:BTC",
+      listedAt: day(400),
+      basePrice: 60030,
+      quoteVolume24h: 1e9,
+      openInterest: 5e6,
+      contractSize: 100,
+    },
   ];
+}
+
+/** Whether a contract is inverse (settled in its base currency). */
+export function isInverse(contract: FakeContract): boolean {
+  const [pair, settle] = contract.symbol.split(":");
+  return pair.split("/")[0] === settle.split("-")[0];
 }
 
 /** Whether a contract is a perpetual (funds) rather than a dated contract. */
@@ -353,7 +370,8 @@ export function openInterestRowAt(contract: FakeContract, ts: number): FakeOpenI
     3,
   );
   const mark = minutePriceCandle(contract, "mark", ts).open;
-  return { symbol: contract.symbol, ts, amount: amount.toFixed(3), value: (amount * mark).toFixed(8) };
+  const value = isInverse(contract) ? amount * (contract.contractSize ?? 1) / mark : amount * mark;
+  return { symbol: contract.symbol, ts, amount: amount.toFixed(3), value: value.toFixed(8) };
 }
 
 /**
