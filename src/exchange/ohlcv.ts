@@ -150,8 +150,10 @@ export class OhlcvReader {
     );
     const inWindow: Candle[] = [];
     let openDropped = 0;
+    // Mark, index and premium-index klines trade nothing: a missing volume (Bybit sends none) is 0.
+    const priced = options.price !== undefined && options.price !== "trade";
     for (const row of rows as unknown[][]) {
-      const candle = fromOhlcvRow(row);
+      const candle = fromOhlcvRow(priced && (row[5] === undefined || row[5] === null) ? [...row.slice(0, 5), 0] : row);
       if (Number.isFinite(candle.ts) && (candle.ts < from || candle.ts >= to)) continue;
       if (Number.isFinite(candle.ts) && candle.ts + tf > sentAt) {
         openDropped++;

@@ -126,7 +126,7 @@ export async function ingestWorld(options: WorldOptions = {}): Promise<IngestWor
 /** Stored candles of a series, oldest first. */
 export async function storedCandles(
   world: IngestWorld,
-  key: { exchange?: string; symbol: string; timeframe: string },
+  key: { exchange?: string; symbol: string; timeframe: string; price?: string },
 ): Promise<Candle[]> {
   const rows = await world.t.sql<
     { ts: Date; open: number; high: number; low: number; close: number; volume: number }[]
@@ -134,7 +134,7 @@ export async function storedCandles(
     select c.ts, c.open, c.high, c.low, c.close, c.volume
     from candles c join series s on s.id = c.series_id
     where s.exchange = ${key.exchange ?? world.fake.exchangeId} and s.symbol = ${key.symbol}
-      and s.timeframe = ${key.timeframe}
+      and s.timeframe = ${key.timeframe} and s.price = ${key.price ?? "trade"}
     order by c.ts`;
   return rows.map((r) => ({
     ts: r.ts.getTime(),
