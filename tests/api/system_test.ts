@@ -135,6 +135,7 @@ Deno.test("system: /openapi.json is generated from the validation schemas", asyn
       ["timeframe", true],
       ["start", false],
       ["end", false],
+      ["price", false],
       ["limit", false],
       ["order", false],
       ["complete", false],

@@ -1,6 +1,6 @@
 // Candlekeep dashboard: plain ES modules over the JSON API; charts by lightweight-charts (served locally).
 import { getJson } from "./api.js";
-import { keyOf, markets, resolve, timeframeOptions } from "./catalog.js";
+import { keyOf, markets, priceOf, pricesOf, resolve, timeframeOptions } from "./catalog.js";
 import { createCandleChart } from "./chart.js";
 import { drawCoverage } from "./coverage.js";
 import { esc, fmtCount, isoSeconds, precisionOf } from "./format.js";
@@ -55,7 +55,12 @@ function fillSelectors() {
   }).join("");
   if (!state.view) return;
   $("series-select").value = keyOf(state.view);
-  const { stored, options } = timeframeOptions(state.series, keyOf(state.view));
+  const prices = pricesOf(state.series, keyOf(state.view));
+  $("prices").hidden = prices.length < 2 && priceOf(state.view) === "trade";
+  $("prices").innerHTML = prices.map((p) =>
+    `<button type="button" role="radio" data-price="${p}" aria-checked="${p === priceOf(state.view)}">${p}</button>`
+  ).join("");
+  const { stored, options } = timeframeOptions(state.series, keyOf(state.view), priceOf(state.view));
   $("timeframes").innerHTML = options.map((tf) =>
     `<button type="button" role="radio" data-tf="${tf}" aria-checked="${tf === state.view.timeframe}" title="${
       stored.includes(tf) ? "stored" : "resampled in SQL"
@@ -65,7 +70,7 @@ function fillSelectors() {
 
 function coverageSeries() {
   if (!state.view) return null;
-  const same = state.series.filter((s) => keyOf(s) === keyOf(state.view));
+  const same = state.series.filter((s) => keyOf(s) === keyOf(state.view) && priceOf(s) === priceOf(state.view));
   return same.find((s) => s.timeframe === state.view.timeframe) ?? same.find((s) => s.timeframe === state.source) ??
     same.sort((a, b) => b.count - a.count)[0] ?? null;
 }
@@ -89,7 +94,10 @@ function subtitle() {
   const resampled = state.source && state.source !== tf ? ` · resampled from ${state.source}${rollup}` : "";
   const more = state.next ? " · scroll left for more" : "";
   const live = state.live ? " · live" : " · history (live updates paused)";
-  $("chart-sub").textContent = `${tf}${resampled} · ${fmtCount(state.candles.length)} candles loaded${more}${live}`;
+  const price = priceOf(state.view) === "trade" ? "" : ` · ${priceOf(state.view)} price`;
+  $("chart-sub").textContent = `${tf}${price}${resampled} · ${
+    fmtCount(state.candles.length)
+  } candles loaded${more}${live}`;
   $("latest").hidden = state.live;
 }
 
@@ -149,7 +157,7 @@ async function loadChart(range) {
   }
   state.loading = false;
   probe.candles = state.candles.length;
-  probe.selected = `${keyOf(v)}|${v.timeframe}`;
+  probe.selected = `${keyOf(v)}|${v.timeframe}${priceOf(v) === "trade" ? "" : `|${priceOf(v)}`}`;
   probe.ready = true;
   renderTables();
 }
@@ -259,7 +267,7 @@ async function openFromUrl() {
   if (wanted.range && fellBack) problems.push("The range of the link is ignored.");
   else if (problems.length > 0 && !wanted.range) problems.push("Showing the newest candles.");
   notice(problems);
-  state.view = v && { exchange: v.exchange, symbol: v.symbol, timeframe: v.timeframe };
+  state.view = v && { exchange: v.exchange, symbol: v.symbol, timeframe: v.timeframe, price: priceOf(v) };
   fillSelectors();
   if (!state.view) {
     renderTables();
@@ -281,8 +289,16 @@ function select(v) {
 
 $("series-select").addEventListener("change", (e) => {
   const [exchange, symbol] = e.target.value.split("|");
-  const { stored } = timeframeOptions(state.series, e.target.value);
-  select({ exchange, symbol, timeframe: stored[0] });
+  const price = pricesOf(state.series, e.target.value)[0] ?? "trade";
+  const { stored } = timeframeOptions(state.series, e.target.value, price);
+  select({ exchange, symbol, timeframe: stored[0], price });
+});
+$("prices").addEventListener("click", (e) => {
+  const b = e.target.closest("button[data-price]");
+  if (!b || b.dataset.price === priceOf(state.view)) return;
+  const { stored, options } = timeframeOptions(state.series, keyOf(state.view), b.dataset.price);
+  const timeframe = options.includes(state.view.timeframe) ? state.view.timeframe : stored[0];
+  select({ ...state.view, timeframe, price: b.dataset.price });
 });
 $("timeframes").addEventListener("click", (e) => {
   const b = e.target.closest("button[data-tf]");
@@ -292,7 +308,12 @@ $("timeframes").addEventListener("click", (e) => {
 $("series-table").addEventListener("click", (e) => {
   const tr = e.target.closest("tr[data-id]");
   if (!tr || e.target.closest("button")) return;
-  select({ exchange: tr.dataset.exchange, symbol: tr.dataset.symbol, timeframe: tr.dataset.tf });
+  select({
+    exchange: tr.dataset.exchange,
+    symbol: tr.dataset.symbol,
+    timeframe: tr.dataset.tf,
+    price: tr.dataset.price,
+  });
 });
 $("latest").addEventListener("click", () => select(state.view));
 $("notice-close").addEventListener("click", () => notice([]));

@@ -46,9 +46,13 @@ export function renderSeriesTable(tbody, series, options) {
       : token
       ? `<button type="button" class="remove" data-id="${s.id}" title="Stop updating series ${s.id} (its candles are kept)">Remove</button>`
       : `<button type="button" class="remove" disabled title="Enter the API token below to remove series">Remove</button>`;
-    return `<tr data-exchange="${esc(s.exchange)}" data-symbol="${esc(s.symbol)}" data-tf="${esc(s.timeframe)}"
+    return `<tr data-exchange="${esc(s.exchange)}" data-symbol="${esc(s.symbol)}" data-tf="${
+      esc(s.timeframe)
+    }" data-price="${esc(s.price ?? "trade")}"
       data-id="${s.id}" class="${selected ? "selected" : ""}">
-      <td>${s.id}</td><td>${esc(s.exchange)}</td><td>${esc(s.symbol)}</td><td>${esc(s.timeframe)}</td>
+      <td>${s.id}</td><td>${esc(s.exchange)}</td><td>${esc(s.symbol)}</td><td>${esc(s.timeframe)}${
+      s.price && s.price !== "trade" ? ` <span class="muted">${esc(s.price)}</span>` : ""
+    }</td>
       <td><span class="badge ${esc(s.state)}" title="${esc(s.state_reason || "")}">${esc(s.state)}</span></td>
       <td>${fmtTime(s.first && Date.parse(s.first))}</td><td>${fmtTime(s.last && Date.parse(s.last))}</td>
       <td class="num">${fmtCount(s.count)}</td><td class="num">${gaps}</td><td class="num">${holes}</td>

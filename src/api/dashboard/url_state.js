@@ -1,13 +1,19 @@
 // The view in the address bar: exchange, symbol, timeframe and visible range (from, to).
 import { isoSeconds, tfMs } from "./format.js";
 
-const KEYS = ["exchange", "symbol", "timeframe", "from", "to"];
+const KEYS = ["exchange", "symbol", "timeframe", "price", "from", "to"];
 
 /** Reads the query string: { view: {exchange, symbol, timeframe, range}, problems: [text] }. */
 export function readUrl() {
   const q = new URLSearchParams(location.search);
   const problems = [];
-  const view = { exchange: q.get("exchange"), symbol: q.get("symbol"), timeframe: q.get("timeframe"), range: null };
+  const view = {
+    exchange: q.get("exchange"),
+    symbol: q.get("symbol"),
+    timeframe: q.get("timeframe"),
+    price: q.get("price") ?? "trade",
+    range: null,
+  };
   if (view.timeframe !== null && Number.isNaN(tfMs(view.timeframe))) {
     problems.push(`Cannot open the link: timeframe "${view.timeframe}" is not a timeframe such as 1m, 4h or 1d.`);
     view.timeframe = null;
@@ -35,6 +41,7 @@ export function writeUrl(view, push) {
   q.set("exchange", view.exchange);
   q.set("symbol", view.symbol);
   q.set("timeframe", view.timeframe);
+  if (view.price && view.price !== "trade") q.set("price", view.price);
   if (view.range) {
     q.set("from", isoSeconds(view.range.from));
     q.set("to", isoSeconds(view.range.to));

@@ -1,0 +1,67 @@
+/**
+ * The dashboard's price selector (issue 13): a contract with trade and mark candles shows a
+ * trade/mark switch; mark candles load from `price=mark`, the subtitle and the address bar say
+ * so, and a spot market shows no switch.
+ */
+import { registerSeries } from "../../src/ingest/series.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { launchBrowser, openPage, urlParams, waitReady } from "./browser.ts";
+import { DAY, HOUR, makeCandles, seed, startApi } from "./helpers.ts";
+
+const NOW = Date.UTC(2024, 2, 1, 12, 0);
+
+Deno.test("dashboard: a contract's trade and mark candles behind a price switch", async () => {
+  const api = await startApi({ now: () => NOW });
+  const browser = await launchBrowser();
+  try {
+    const sql = api.t.sql;
+    const candles = makeCandles(NOW - 10 * DAY, 10 * 24, HOUR);
+    const trade = await registerSeries(sql, { exchange: "binance", symbol: "BTC/USDT:USDT", timeframe: "1h" });
+    await seed(sql, trade.id, candles);
+    const mark = await registerSeries(sql, {
+      exchange: "binance",
+      symbol: "BTC/USDT:USDT",
+      timeframe: "1h",
+      price: "mark",
+    });
+    // Mark prices 5% above the trades, so the two charts cannot be confused.
+    const marked = candles.map((c) => ({
+      ...c,
+      open: c.open * 1.05,
+      high: c.high * 1.05,
+      low: c.low * 1.05,
+      close: c.close * 1.05,
+      volume: 0,
+    }));
+    await seed(sql, mark.id, marked);
+    const spot = await registerSeries(sql, { exchange: "binance", symbol: "ETH/USDT", timeframe: "1h" });
+    await seed(sql, spot.id, candles);
+
+    const { page, errors } = await openPage(browser);
+    await page.goto(`${api.base}/?exchange=binance&symbol=BTC/USDT:USDT&timeframe=1h`);
+    await waitReady(page, "binance|BTC/USDT:USDT|1h");
+    assertEquals(await page.isVisible("#prices"), true);
+    assertEquals(await page.locator("#prices button").allTextContents(), ["trade", "mark"]);
+    const tradeClose = await page.textContent("#candle-table tbody tr:first-child td:nth-child(5)");
+
+    await page.click('#prices button[data-price="mark"]');
+    await waitReady(page, "binance|BTC/USDT:USDT|1h|mark");
+    const sub = (await page.textContent("#chart-sub"))!;
+    assert(sub.includes("mark price"), sub);
+    assertEquals(urlParams(page).price, "mark");
+    const markClose = await page.textContent("#candle-table tbody tr:first-child td:nth-child(5)");
+    assert(markClose !== tradeClose, `mark close ${markClose} equals trade close ${tradeClose}`);
+    // Days from the mark series: resampled from its own hours (the daily rollup of the mark series).
+    await page.click('#timeframes button[data-tf="1d"]');
+    await waitReady(page, "binance|BTC/USDT:USDT|1d|mark");
+
+    // A spot market has no price switch.
+    await page.selectOption("#series-select", "binance|ETH/USDT");
+    await waitReady(page, "binance|ETH/USDT|1h");
+    assertEquals(await page.isVisible("#prices"), false);
+    assertEquals(errors, []);
+  } finally {
+    await browser.close();
+    await api.close();
+  }
+});
