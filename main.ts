@@ -366,8 +366,8 @@ async function commandGaps(config: Config, opts: CommandArgs): Promise<number> {
       }
     }
     const series = narrowRows(
-      await sql<{ id: number; exchange: string; symbol: string; timeframe: string }[]>`
-        select id, exchange, symbol, timeframe from series order by id`,
+      await sql<{ id: number; exchange: string; symbol: string; timeframe: string; price: string }[]>`
+        select id, exchange, symbol, timeframe, price from series order by id`,
       opts,
     );
     const report = [];

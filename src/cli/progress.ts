@@ -1,4 +1,5 @@
 import type { BackfillProgress } from "../ingest/backfill.ts";
+import { describeSeries } from "../ingest/walk.ts";
 
 /** Options of {@linkcode ProgressDisplay}. */
 export interface ProgressOptions {
@@ -66,7 +67,7 @@ export class ProgressDisplay {
     let row = this.#rows.get(p.series.id);
     if (!row) {
       row = {
-        label: `${p.series.exchange} ${p.series.symbol} ${p.series.timeframe}`,
+        label: describeSeries(p.series),
         done: 0,
         expected: 0,
         startedAt: now,

@@ -21,7 +21,7 @@ export function renderStatusTable(rows: readonly SeriesOverview[], _nowMs: numbe
     String(r.id),
     r.exchange,
     r.symbol,
-    r.timeframe,
+    r.price === "trade" ? r.timeframe : `${r.timeframe} ${r.price}`,
     iso(r.firstTs),
     iso(r.lastTs),
     r.count.toLocaleString("en-US"),

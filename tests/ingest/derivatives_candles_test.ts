@@ -7,7 +7,10 @@
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { floorTo } from "../../src/timeframe.ts";
+import { marketTypeOf } from "../../src/market_type.ts";
 import { getCandles } from "../../src/api/candles.ts";
+import { renderStatusTable } from "../../src/cli/status.ts";
+import { seriesOverview } from "../../src/db/overview.ts";
 import { ingestWorld, storedCandles } from "./helpers.ts";
 
 const MIN = 60_000;
@@ -69,6 +72,17 @@ for (const dialect of ["binance", "bybit"] as const) {
       const trade = await storedCandles(w, { symbol: "BTC/USDT:USDT", timeframe: "1m" });
       const mark = await storedCandles(w, { symbol: "BTC/USDT:USDT", timeframe: "1m", price: "mark" });
       assert(trade[0].close !== mark[0].close, "mark candles equal trade candles");
+
+      // `status` names each price; /v1/series says the market type.
+      const overview = await seriesOverview(w.t.sql, { nowMs: Date.now() });
+      const table = renderStatusTable(overview, Date.now());
+      for (const price of ["mark", "index", "premium"]) {
+        assert(new RegExp(`BTC/USDT:USDT\\s+1m ${price}`).test(table), table);
+      }
+      assertEquals(
+        [...new Set(overview.map((o) => `${o.symbol} ${marketTypeOf(o.symbol)}`))],
+        ["BTC/USDT spot", "BTC/USDT:USDT swap", "SOL/USDT:USDT swap", "XRP/USDT:USDT swap"],
+      );
 
       // The API serves each price; spot has trade candles only.
       const q = (extra: string) =>
