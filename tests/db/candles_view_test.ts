@@ -64,6 +64,7 @@ Deno.test("candles_v: every candle by name, time as timestamptz, as the README q
       "low double precision",
       "close double precision",
       "volume double precision",
+      "price text",
     ]);
     const [all] = await t.sql<{ n: number }[]>`select count(*)::int as n from candles_v`;
     assertEquals(all.n, 240);

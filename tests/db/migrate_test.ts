@@ -4,7 +4,13 @@ import { migrate, MigrationChecksumError, MIGRATIONS_DIR, migrationsApplied } fr
 import { createTestDatabase } from "../support/pg.ts";
 
 const SETTINGS = { timescaledb: "auto", compressAfterMs: 7 * 86_400_000 } as const;
-const NUMBERED = ["001_init.sql", "002_series_since.sql", "003_series_stats.sql", "004_candles_view.sql"];
+const NUMBERED = [
+  "001_init.sql",
+  "002_series_since.sql",
+  "003_series_stats.sql",
+  "004_candles_view.sql",
+  "005_series_price.sql",
+];
 
 async function copyMigrations(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "ck-migrations-" });
@@ -30,6 +36,7 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
       [2, "series_since"],
       [3, "series_stats"],
       [4, "candles_view"],
+      [5, "series_price"],
     ]);
     assertEquals(rows[0].checksum.length, 64);
     const tables = await t.sql<{ table_name: string }[]>`
