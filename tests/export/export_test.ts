@@ -227,7 +227,7 @@ Deno.test("export: the HTTP route refuses bad input with 400 and unknown series 
     assert((await missing.json()).error.includes("BTC/USDT"), "the 404 names what is stored");
     const doc = await (await handler(new Request("http://x/openapi.json"))).json();
     const params = doc.paths["/v1/export"].get.parameters.map((p: { name: string }) => p.name);
-    assertEquals(params, ["exchange", "symbol", "timeframe", "start", "end", "format"]);
+    assertEquals(params, ["exchange", "symbol", "timeframe", "start", "end", "price", "format"]);
   } finally {
     await w.close();
   }
