@@ -20,8 +20,16 @@ import {
   type FakeMarket,
   unit,
 } from "./fake_candles.ts";
+import {
+  createFakeDerivatives,
+  defaultDerivativesBehaviour,
+  type DerivativesBehaviour,
+  type FakeContract,
+  type FakeDerivatives,
+} from "./fake_derivatives.ts";
 
 export type { FakeHole, FakeMarket } from "./fake_candles.ts";
+export type { FakeContract, FakeDerivatives } from "./fake_derivatives.ts";
 
 /** A dialect the fake speaks. */
 export type FakeDialect = "binance" | "bybit";
@@ -45,8 +53,8 @@ export interface Malformation {
   kind: "high-below-low" | "negative-volume" | "nan" | "misaligned";
 }
 
-/** Switchable behaviour; mutate it from tests. */
-export interface FakeBehaviour {
+/** Switchable behaviour; mutate it from tests (derivatives knobs: fake_derivatives.ts). */
+export interface FakeBehaviour extends DerivativesBehaviour {
   /** Enforced weight per window (null: unlimited). */
   weightLimit: number | null;
   /** Length of the enforced fixed window in ms (default 60 s). */
@@ -108,6 +116,8 @@ export interface FakeOptions {
   behaviour?: Partial<FakeBehaviour>;
   /** Seed of the random 5xx. */
   seed?: number;
+  /** Contracts of the derivatives dialects (default: `defaultContracts()` of fake_derivatives_data.ts). */
+  contracts?: FakeContract[];
 }
 
 /** A running fake exchange. */
@@ -120,6 +130,8 @@ export interface FakeExchange {
   markets: FakeMarket[];
   behaviour: FakeBehaviour;
   stats: FakeStats;
+  /** Contracts, derivatives routes and their expected rows (fake_derivatives.ts). */
+  derivatives: FakeDerivatives;
   /** The ccxtConfig entry that points ccxt at this fake. */
   ccxtConfig(): Record<string, unknown>;
   /** The fake's clock. */
@@ -164,6 +176,7 @@ function defaultBehaviour(): FakeBehaviour {
     klinesUnknown: [],
     script: [],
     nowOffsetMs: 0,
+    ...defaultDerivativesBehaviour(),
   };
 }
 
@@ -208,6 +221,14 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
   const now = () => Date.now() + behaviour.nowOffsetMs;
   const dialect = options.dialect;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const derivatives = createFakeDerivatives({
+    dialect,
+    behaviour,
+    now,
+    onReject: (path, status, retryAfterSec) =>
+      stats.rejections.push({ at: Date.now(), status, path, retryAfterMs: retryAfterSec * 1000 }),
+    onWeight: (weight) => (stats.weight += weight),
+  }, options.contracts);
 
   const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
     new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
@@ -518,7 +539,8 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
       await sleep(behaviour.hangMs);
     }
     if (behaviour.latencyMs > 0) await sleep(behaviour.latencyMs);
-    const weight = dialect === "binance" ? BINANCE_WEIGHT[path] ?? 1 : 1;
+    const weight = derivatives.weight(path, url.searchParams) ??
+      (dialect === "binance" ? BINANCE_WEIGHT[path] ?? 1 : 1);
     const denied = admit(path, weight);
     if (denied) return denied;
     const isKlines = path.endsWith("/klines") || path.endsWith("/kline");
@@ -544,6 +566,8 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
       return reject(path, 503, undefined, dialect === "binance" ? -1008 : 10016, "Service unavailable (random)");
     }
     const q = url.searchParams;
+    const derivative = derivatives.route(path, q);
+    if (derivative) return derivative;
     return dialect === "binance" ? binanceRoute(path, q) : bybitRoute(path, q);
   };
 
@@ -565,10 +589,24 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
     markets,
     behaviour,
     stats,
+    derivatives,
     now,
     ccxtConfig(): Record<string, unknown> {
       if (dialect === "binance") {
-        return { urls: { api: { public: `${url}/api/v3`, v1: `${url}/api/v1` } } };
+        return {
+          urls: {
+            api: {
+              public: `${url}/api/v3`,
+              v1: `${url}/api/v1`,
+              fapiPublic: `${url}/fapi/v1`,
+              fapiPublicV2: `${url}/fapi/v2`,
+              fapiPublicV3: `${url}/fapi/v3`,
+              fapiData: `${url}/futures/data`,
+              dapiPublic: `${url}/dapi/v1`,
+              dapiData: `${url}/futures/data`,
+            },
+          },
+        };
       }
       return {
         urls: { api: { spot: url, futures: url, v2: url, public: url } },
