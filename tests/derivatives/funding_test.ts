@@ -6,6 +6,7 @@
 import { FundingIngest } from "../../src/derivatives/funding_ingest.ts";
 import { fundingSymbols } from "../../src/derivatives/funding_source.ts";
 import { inferFundingInterval, missingFundingTimes } from "../../src/derivatives/funding_gaps.ts";
+import { fundingOverview, renderFundingTable } from "../../src/derivatives/funding_status.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { type IngestWorld, ingestWorld } from "../ingest/helpers.ts";
 import type { FakeDialect } from "../support/fake_exchange.ts";
@@ -120,12 +121,20 @@ for (const dialect of ["binance", "bybit"] as const) {
       // rows lost from storage come back on the repair run; the holes are not asked again
       const lost = grid + 5 * 8 * HOUR;
       await w.t.sql`delete from funding_rates where symbol = 'BTC/USDT:USDT' and ts = ${new Date(lost)}`;
+      const status = async () => (await fundingOverview(w.t.sql)).find((r) => r.symbol === "BTC/USDT:USDT")!;
+      assertEquals([(await status()).gaps, (await status()).holes, (await status()).intervalMs], [1, 2, 8 * HOUR]);
+      assert(/ETH\/USDT:USDT +4h/.test(renderFundingTable(await fundingOverview(w.t.sql))), "ETH every 4h");
       const before = w.fake.stats.byPath[PATH[dialect]];
       const results = await f.run({ check: true });
       const btc = results.find((r) => r.key.symbol === "BTC/USDT:USDT")!;
       assertEquals([btc.written, btc.holes, btc.error], [1, 0, undefined]);
       assertEquals(w.fake.stats.byPath[PATH[dialect]] - before, 1, "one refetch for the lost row only");
       assertEquals(await stored(w, "BTC/USDT:USDT"), await expected(w, dialect, "BTC/USDT:USDT"));
+      assertEquals([(await status()).gaps, (await status()).count, (await status()).backfilled], [
+        0,
+        (await expected(w, dialect, "BTC/USDT:USDT")).length,
+        true,
+      ]);
       const again = w.fake.stats.byPath[PATH[dialect]];
       await f.run({ check: true });
       assertEquals(w.fake.stats.byPath[PATH[dialect]], again, "holes refetched");
