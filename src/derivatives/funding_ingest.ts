@@ -63,6 +63,7 @@ export class FundingIngest {
   readonly #options: FundingIngestOptions;
   readonly #now: () => number;
   readonly #busy = new Set<string>();
+  readonly #failed = new Map<string, string>();
   readonly #log = getLogger("ingest");
 
   /** Nothing runs until a method is called. */
@@ -98,10 +99,15 @@ export class FundingIngest {
     this.#busy.add(id);
     try {
       const completed = await this.#walk(source, key, result);
+      this.#failed.delete(id);
       if (completed === "now" || (check && completed !== "no")) await this.#checkGaps(source, key, result);
     } catch (error) {
       result.error = error instanceof Error ? error.message : String(error);
-      this.#log.error("Cannot update funding rates of {series}: {reason}", { series: id, reason: result.error });
+      // once per reason, not on every live tick
+      if (this.#failed.get(id) !== result.error) {
+        this.#log.error("Cannot update funding rates of {series}: {reason}", { series: id, reason: result.error });
+      }
+      this.#failed.set(id, result.error);
     } finally {
       this.#busy.delete(id);
     }

@@ -13,7 +13,7 @@ import type { FakeDialect } from "../support/fake_exchange.ts";
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
-const PERPS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"];
+const PERPS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "BTC/USD:BTC"];
 const PATH: Record<FakeDialect, string> = {
   binance: "/fapi/v1/fundingRate",
   bybit: "/v5/market/funding/history",
@@ -100,6 +100,13 @@ for (const dialect of ["binance", "bybit"] as const) {
       assertEquals(solRows[0].ts, Math.ceil(sol.listedAt / (8 * HOUR)) * 8 * HOUR);
       assertEquals(await rangeFrom(w, "SOL/USDT:USDT"), sol.listedAt);
       // the dated contract and the spot pair have no funding
+      // the engine's live tick appends the funding row that comes due
+      const btc = await stored(w, "BTC/USDT:USDT");
+      w.advance(8 * HOUR + 10 * 60_000);
+      assert(await engine.liveTick(), "live tick did not run");
+      const btcAfter = await expected(w, dialect, "BTC/USDT:USDT");
+      assertEquals(btcAfter.length, btc.length + 1);
+      assertEquals(await stored(w, "BTC/USDT:USDT"), btcAfter);
       assertEquals(fundingSymbols({ symbols: ["BTC/USDT", "BTC/USDT:USDT-261225", "BTC/USDT:USDT"] }), [
         "BTC/USDT:USDT",
       ]);
