@@ -7,7 +7,8 @@ import { FundingIngest } from "../../src/derivatives/funding_ingest.ts";
 import { fundingSymbols } from "../../src/derivatives/funding_source.ts";
 import { inferFundingInterval, missingFundingTimes } from "../../src/derivatives/funding_gaps.ts";
 import { fundingOverview, renderFundingTable } from "../../src/derivatives/funding_status.ts";
-import { assert, assertEquals } from "../support/assert.ts";
+import { assert, assertEquals, assertThrows } from "../support/assert.ts";
+import { ConfigError, loadConfig } from "../../src/config.ts";
 import { type IngestWorld, ingestWorld } from "../ingest/helpers.ts";
 import type { FakeDialect } from "../support/fake_exchange.ts";
 
@@ -198,4 +199,15 @@ Deno.test("funding gaps: grid times between the first and last stored rows, minu
   assertEquals(missingFundingTimes(stored, 8 * HOUR, [t(32), t(40)]), [t(16)]);
   assertEquals(inferFundingInterval([t(0), t(4), t(8), t(16), t(20)]), 4 * HOUR);
   assertEquals(inferFundingInterval([t(0)]), null);
+});
+
+Deno.test("FUNDING_RATES: auto by default, true, false; anything else names the variable", () => {
+  const base = { EXCHANGES: "binance", SYMBOLS: "BTC/USDT,BTC/USDT:USDT" };
+  assertEquals(loadConfig(base).fundingRates, "auto");
+  assertEquals(loadConfig({ ...base, FUNDING_RATES: "TRUE" }).fundingRates, true);
+  const off = loadConfig({ ...base, FUNDING_RATES: "false" });
+  assertEquals([off.fundingRates, fundingSymbols(off)], [false, []]);
+  assertEquals(fundingSymbols(loadConfig(base)), ["BTC/USDT:USDT"]);
+  const error = assertThrows(() => loadConfig({ ...base, FUNDING_RATES: "yes" }), ConfigError);
+  assert(error.message.includes("FUNDING_RATES"), error.message);
 });
