@@ -18,6 +18,7 @@ import { Registry } from "./src/metrics.ts";
 import { type CommandArgs, commandHelp, parseCommandArgs, usage, UsageError } from "./src/cli/args.ts";
 import { ProgressDisplay } from "./src/cli/progress.ts";
 import { renderStatusTable, statusJson } from "./src/cli/status.ts";
+import { fundingJson, fundingOverview, renderFundingTable } from "./src/derivatives/funding_status.ts";
 import { progressLine, seriesFrontier, startSummary } from "./src/cli/summary.ts";
 import { normalizeSymbol } from "./src/config.ts";
 import { isTimeframe, timeframeMs } from "./src/timeframe.ts";
@@ -337,8 +338,11 @@ async function commandStatus(config: Config, opts: CommandArgs): Promise<number>
   try {
     const now = Date.now();
     const rows = narrowRows(await seriesOverview(handle.db.sql, { nowMs: now }), opts);
-    if (opts.flags.has("json")) print(JSON.stringify(statusJson(rows, now), null, 2));
-    else print(renderStatusTable(rows, now));
+    const funding = await fundingOverview(handle.db.sql);
+    if (opts.flags.has("json")) {
+      const doc = { ...statusJson(rows, now), ...(funding.length > 0 ? { funding: fundingJson(funding) } : {}) };
+      print(JSON.stringify(doc, null, 2));
+    } else print([renderStatusTable(rows, now), renderFundingTable(funding)].filter((t) => t !== "").join("\n\n"));
     return 0;
   } finally {
     await handle.close();

@@ -1,5 +1,5 @@
 /**
- * Configuration of what is collected for contract markets: `CANDLE_PRICES`.
+ * Configuration of what is collected for contract markets: `CANDLE_PRICES`, `FUNDING_RATES`.
  *
  * @module
  */
@@ -8,7 +8,7 @@ import { PRICE_KINDS, type PriceKind } from "./market_type.ts";
 import { splitList } from "./config_values.ts";
 
 /** The variables of this file, spread into `CONFIG_VARIABLES`. */
-export const DERIVATIVES_VARIABLES = ["CANDLE_PRICES"] as const;
+export const DERIVATIVES_VARIABLES = ["CANDLE_PRICES", "FUNDING_RATES"] as const;
 
 /** The zod schema of {@linkcode DERIVATIVES_VARIABLES}, spread into the configuration schema. */
 export const DERIVATIVES_SCHEMA = {
@@ -24,5 +24,13 @@ export const DERIVATIVES_SCHEMA = {
     }
     const prices = [...new Set(items as PriceKind[])];
     return PRICE_KINDS.filter((p) => prices.includes(p));
+  }),
+  FUNDING_RATES: z.string().default("auto").transform((text, ctx) => {
+    const value = text.trim().toLowerCase();
+    if (value === "auto") return "auto" as const;
+    if (value === "true") return true;
+    if (value === "false") return false;
+    ctx.addIssue({ code: "custom", message: "auto, true or false" });
+    return z.NEVER;
   }),
 };

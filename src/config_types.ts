@@ -75,6 +75,8 @@ export interface Config {
   marketType: "spot" | "margin" | "swap" | "future" | "option";
   /** Klines stored for contract series (`CANDLE_PRICES`; default trade only). Spot series store trade. */
   candlePrices?: ("trade" | "mark" | "index" | "premium")[];
+  /** Funding-rate history of perpetuals (`FUNDING_RATES`; `auto`: on when a perpetual symbol is configured). */
+  fundingRates?: "auto" | boolean;
   /** Series of one exchange backfilled at once. */
   backfillConcurrency: number;
   /** How long a series lease (and an instance heartbeat) lives without renewal, in ms. */

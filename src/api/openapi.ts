@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { FundingQuery } from "./funding.ts";
 import { z } from "zod";
 import {
   AddSeriesBody,
@@ -193,6 +194,54 @@ export function openApiDocument(serverUrl?: string): Json {
             "400": error("Invalid parameter"),
             "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
             "503": error("Too many pages and exports at once; retry after Retry-After"),
+          },
+        },
+      },
+      "/v1/funding-rates": {
+        get: {
+          summary: "Funding rates of one perpetual",
+          description:
+            "The newest (order=desc, default) or oldest (order=asc) `limit` funding rows with funding time " +
+            "in [start, end), oldest first; `next` (and the CSV `Link` header) is the following page, null on the last. " +
+            "Rates and mark prices are the exchange's decimals exactly.",
+          parameters: queryParameters(FundingQuery),
+          responses: {
+            "200": {
+              description: "A page of funding rates",
+              content: {
+                "application/json": {
+                  schema: {
+                    type: "object",
+                    properties: {
+                      exchange: { type: "string" },
+                      symbol: { type: "string" },
+                      funding_rates: {
+                        type: "array",
+                        items: {
+                          type: "object",
+                          required: ["time", "rate"],
+                          properties: {
+                            time: { type: "string", format: "date-time", description: "funding time, UTC" },
+                            rate: {
+                              type: ["number", "string"],
+                              description: "exact decimal; a string with decimals=string",
+                            },
+                            mark_price: {
+                              type: ["number", "string"],
+                              description: "mark price at funding time, when the exchange gives one",
+                            },
+                          },
+                        },
+                      },
+                      next: { type: ["string", "null"], format: "uri" },
+                    },
+                  },
+                },
+                "text/csv": { schema: { type: "string", description: "time,rate,mark_price" } },
+              },
+            },
+            "400": error("Invalid parameter"),
+            "404": error("No funding rates stored for this exchange and symbol; the message names what is stored"),
           },
         },
       },

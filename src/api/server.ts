@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { getFundingRates } from "./funding.ts";
 import type { Config } from "../config_types.ts";
 import type { Database } from "../db/client.ts";
 import { getLogger } from "../log.ts";
@@ -63,6 +64,11 @@ export function createRouter(deps: ApiDeps): Router {
         ifNoneMatch: req.headers.get("if-none-match"),
       }))
     .on("GET", "/v1/export", (_req, { url }) => getExport(sql, url, { gate, now }))
+    .on(
+      "GET",
+      "/v1/funding-rates",
+      (req, { url }) => getFundingRates(sql, url, { base: linkBase(req, deps.config.http ?? {}) }),
+    )
     .on("GET", "/v1/series", (_req, { url }) => listSeriesRoute(sql, url, now()))
     .on("POST", "/v1/series", (req, { url }) => addSeriesRoute(req, url, deps.config.apiToken, deps.ingest))
     .on(

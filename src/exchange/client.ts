@@ -9,6 +9,7 @@
 import type { Config } from "../config_types.ts";
 import { type CcxtExchange, createCcxtExchange, type ExchangeConfig } from "./ccxt_instance.ts";
 import { systemClock, type WeightLimiter } from "./limiter.ts";
+import { type FundingPage, FundingReader } from "./funding.ts";
 import { Markets } from "./markets.ts";
 import { type FetchedPage, type FetchedRange, OhlcvReader } from "./ohlcv.ts";
 import type { ExchangeStatus } from "./reachability.ts";
@@ -17,6 +18,7 @@ import type { PriceOption } from "../market_type.ts";
 
 export { type CcxtExchange, createCcxtExchange, deepMerge, type ExchangeConfig } from "./ccxt_instance.ts";
 export type { FetchedPage, FetchedRange } from "./ohlcv.ts";
+export type { FundingPage, FundingRateRow } from "./funding.ts";
 export type { ExchangeStatus } from "./reachability.ts";
 
 /** Options of {@linkcode ExchangeClient}, mostly for tests. */
@@ -67,6 +69,7 @@ export class ExchangeClient {
   #runner: RequestRunner;
   #markets: Markets;
   #reader: OhlcvReader;
+  #funding: FundingReader;
 
   /** Wraps a new ccxt instance for `id`; call {@linkcode start} before use. */
   constructor(id: string, config: ExchangeConfig, options: ExchangeClientOptions = {}) {
@@ -86,6 +89,7 @@ export class ExchangeClient {
       validateSeries: (symbol, timeframe) => this.validateSeries(symbol, timeframe),
       historyLimit: this.#runner.profile.historyLimit,
     });
+    this.#funding = new FundingReader(this.exchange, this.#runner, options.clock ?? systemClock);
   }
 
   /** Creates the client and loads its markets (and the top-N selection). */
@@ -185,6 +189,29 @@ export class ExchangeClient {
   /** Collects {@linkcode pages} into one result (for tests, benchmarks and small ranges). */
   fetchRange(symbol: string, timeframe: string, since: number, until?: number): Promise<FetchedRange> {
     return this.#reader.fetchRange(symbol, timeframe, since, until);
+  }
+
+  /** Most funding rows one request returns (Binance 1000, Bybit 200, else 100). */
+  fundingPageLimit(): number {
+    return this.#funding.pageLimit();
+  }
+
+  /** The perpetual's funding interval in ms where the exchange says it (see `funding.ts`), else null. */
+  fundingInterval(symbol: string): Promise<number | null> {
+    return this.#funding.fundingInterval(symbol);
+  }
+
+  /** When the contract was listed (ccxt `market.created`), or null when unknown. */
+  listedAt(symbol: string): number | null {
+    return this.#funding.listedAt(symbol);
+  }
+
+  /**
+   * One page of validated funding rows with `since <= ts < until` (until defaults to now): one
+   * request for a window of at most a page of funding times of `intervalMs` (1 h when unknown).
+   */
+  fetchFundingPage(symbol: string, since: number, until?: number, intervalMs?: number): Promise<FundingPage> {
+    return this.#funding.fetchPage(symbol, since, until, intervalMs);
   }
 
   /** Open time of the first candle, or null when the exchange has none (two requests, no scan; see `ohlcv.ts`). */

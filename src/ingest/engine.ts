@@ -21,6 +21,8 @@ import { type AddSeriesInput, Catalog } from "./series_sync.ts";
 import type { ExchangeSource } from "./source.ts";
 import { Ticks } from "./ticks.ts";
 import type { RollupUpkeep } from "./rollup_upkeep.ts";
+import { FundingIngest } from "../derivatives/funding_ingest.ts";
+import { fundingSymbols } from "../derivatives/funding_source.ts";
 
 export type { BoundedRunReport } from "./bounded_run.ts";
 export type { SeriesFailure } from "./jobs.ts";
@@ -60,6 +62,8 @@ export class Ingestor {
   readonly #catalog: Catalog;
   readonly #ticks: Ticks;
   readonly #bounded: BoundedRuns;
+  /** Funding-rate histories of the configured perpetuals (null when there are none or FUNDING_RATES=false). */
+  readonly #funding: FundingIngest | null;
   #timer: ReturnType<typeof setInterval> | undefined;
   #syncTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -82,6 +86,15 @@ export class Ingestor {
     this.#catalog = new Catalog(this.#jobs, this.#leases);
     this.#ticks = new Ticks(this.#jobs, this.#leases);
     this.#bounded = new BoundedRuns(this.#jobs, this.#leases, this.#catalog);
+    const symbols = fundingSymbols(options.config);
+    this.#funding = symbols.length === 0 ? null : new FundingIngest({
+      db: options.db,
+      sources: options.sources,
+      symbols,
+      since: options.config.backfillSince,
+      now: this.#jobs.now,
+      stopping: () => this.#jobs.stopping,
+    });
   }
 
   /** The configured series keys: exchanges × (symbols ∪ top N) × timeframes. */
@@ -105,8 +118,10 @@ export class Ingestor {
   }
 
   /** Backfills every held series that has not been backfilled by this process yet. */
-  backfillPending(): Promise<SeriesFailure[]> {
-    return this.#ticks.backfillPending();
+  async backfillPending(): Promise<SeriesFailure[]> {
+    const failures = await this.#ticks.backfillPending();
+    await this.#funding?.run();
+    return failures;
   }
 
   /**
@@ -114,13 +129,17 @@ export class Ingestor {
    * stored one. A tick that fires while one is still running is not run at the same time
    * (returns false): the running one goes round once more when it ends.
    */
-  liveTick(): Promise<boolean> {
-    return this.#ticks.liveTick();
+  async liveTick(): Promise<boolean> {
+    const ran = await this.#ticks.liveTick();
+    if (ran) await this.#funding?.run();
+    return ran;
   }
 
   /** One gap repair run over every held, backfilled series. */
-  repairTick(): Promise<boolean> {
-    return this.#ticks.repairTick();
+  async repairTick(): Promise<boolean> {
+    const ran = await this.#ticks.repairTick();
+    if (ran) await this.#funding?.run({ check: true });
+    return ran;
   }
 
   /**
@@ -137,8 +156,10 @@ export class Ingestor {
    * narrows them by `filter`, claims their leases, backfills them and repairs gaps.
    * Returns the series that could not be done, with reasons.
    */
-  backfillOnce(options: BackfillOnceOptions = {}): Promise<SeriesFailure[]> {
-    return backfillOnce(this.#parts(), options);
+  async backfillOnce(options: BackfillOnceOptions = {}): Promise<SeriesFailure[]> {
+    const failures = await backfillOnce(this.#parts(), options);
+    await this.#funding?.run({ check: true });
+    return failures;
   }
 
   /**
@@ -146,8 +167,10 @@ export class Ingestor {
    * can hold; series kept by a running instance are skipped with a notice. Returns the series
    * whose repair failed, with reasons.
    */
-  repairOnce(): Promise<SeriesFailure[]> {
-    return repairOnce(this.#parts());
+  async repairOnce(): Promise<SeriesFailure[]> {
+    const failures = await repairOnce(this.#parts());
+    await this.#funding?.run({ check: true });
+    return failures;
   }
 
   #parts() {

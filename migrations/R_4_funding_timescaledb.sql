@@ -1,0 +1,22 @@
+-- Repeatable: funding_rates becomes a hypertable when candles is one (R_1_timescaledb.sql made
+-- it so: TimescaleDB is active). Funding rows are few (3 a day per perpetual on 8-hour
+-- funding), so chunks are 30 days long. When candles is not a hypertable this does nothing.
+do $funding_timescaledb$
+declare
+  hyper boolean := to_regclass('timescaledb_information.hypertables') is not null;
+begin
+  if hyper then
+    execute $q$select exists (select 1 from timescaledb_information.hypertables
+      where hypertable_schema = current_schema() and hypertable_name = 'candles')$q$ into hyper;
+  end if;
+  if not hyper then
+    return;
+  end if;
+  if not exists (
+    select 1 from timescaledb_information.hypertables
+    where hypertable_schema = current_schema() and hypertable_name = 'funding_rates'
+  ) then
+    perform create_hypertable('funding_rates', 'ts', chunk_time_interval => interval '30 days', migrate_data => true);
+  end if;
+end
+$funding_timescaledb$;

@@ -1,0 +1,214 @@
+/**
+ * Funding-rate ingest: for every configured perpetual on every exchange, backfill the funding
+ * history from the candles' start (`BACKFILL_SINCE`, or the listing when later) page by page
+ * with a checkpoint after each page, keep it current, and check it for gaps against the
+ * contract's funding interval: missing rows are refetched, and funding times still missing
+ * become confirmed holes (not fetched again).
+ *
+ * @module
+ */
+import type { BackfillSince } from "../config_types.ts";
+import { resolveSince } from "../config_values.ts";
+import type { Database } from "../db/client.ts";
+import { getLogger } from "../log.ts";
+import { fundingRuns, inferFundingInterval, missingFundingTimes } from "./funding_gaps.ts";
+import { type FundingSource, fundingSourceOf } from "./funding_source.ts";
+import {
+  advanceFundingCheckpoint,
+  completeFundingCheckpoint,
+  fundingExtent,
+  fundingHoles,
+  type FundingKey,
+  insertFundingHoles,
+  readFundingCheckpoint,
+  startFundingCheckpoint,
+  storedFundingTimes,
+  writeFundingRows,
+} from "./funding_store.ts";
+
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+/** A window ending closer than this to the request is fetched again (funding is published late). */
+const PUBLISH_DELAY_MS = 5 * MINUTE;
+/** `BACKFILL_SINCE=earliest` for a contract without a listing time: before the first perpetuals. */
+const EARLIEST_FUNDING = Date.UTC(2016, 0, 1);
+
+/** Options of {@linkcode FundingIngest}. */
+export interface FundingIngestOptions {
+  db: Database;
+  /** Exchange clients by id (those that can read funding history are used). */
+  sources: ReadonlyMap<string, object>;
+  /** Perpetual symbols to collect (see `fundingSymbols`). */
+  symbols: readonly string[];
+  /** Where history starts (`BACKFILL_SINCE`). */
+  since: BackfillSince;
+  now?: () => number;
+  /** Stops a walk after the current page when it returns true (shutdown). */
+  stopping?: () => boolean;
+}
+
+/** What one symbol's run did. */
+export interface FundingRunResult {
+  key: FundingKey;
+  /** Rows new or changed. */
+  written: number;
+  /** Funding times confirmed as holes in this run. */
+  holes: number;
+  /** The reason when the run failed. */
+  error?: string;
+}
+
+/** Backfill, live update and gap check of the funding histories of one engine. */
+export class FundingIngest {
+  readonly #options: FundingIngestOptions;
+  readonly #now: () => number;
+  readonly #busy = new Set<string>();
+  readonly #failed = new Map<string, string>();
+  readonly #log = getLogger("ingest");
+
+  /** Nothing runs until a method is called. */
+  constructor(options: FundingIngestOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Every (exchange, symbol) pair whose exchange is ready and can read funding. */
+  #targets(): { source: FundingSource; key: FundingKey }[] {
+    const out: { source: FundingSource; key: FundingKey }[] = [];
+    for (const [id, client] of this.#options.sources) {
+      const source = fundingSourceOf(client);
+      if (!source) continue;
+      for (const symbol of this.#options.symbols) out.push({ source, key: { exchange: id, symbol } });
+    }
+    return out;
+  }
+
+  /**
+   * Brings every funding history up to date: backfills (resuming from its checkpoint) or
+   * fetches what was published since the last stored row; a backfill that completes is
+   * gap-checked. `check: true` gap-checks every history (the repair run).
+   */
+  async run(options: { check?: boolean } = {}): Promise<FundingRunResult[]> {
+    return await Promise.all(this.#targets().map(({ source, key }) => this.#runOne(source, key, options.check)));
+  }
+
+  async #runOne(source: FundingSource, key: FundingKey, check = false): Promise<FundingRunResult> {
+    const id = `${key.exchange} ${key.symbol}`;
+    const result: FundingRunResult = { key, written: 0, holes: 0 };
+    if (this.#busy.has(id)) return result;
+    this.#busy.add(id);
+    try {
+      const completed = await this.#walk(source, key, result);
+      this.#failed.delete(id);
+      if (completed === "now" || (check && completed !== "no")) await this.#checkGaps(source, key, result);
+    } catch (error) {
+      result.error = error instanceof Error ? error.message : String(error);
+      // once per reason, not on every live tick
+      if (this.#failed.get(id) !== result.error) {
+        this.#log.error("Cannot update funding rates of {series}: {reason}", { series: id, reason: result.error });
+      }
+      this.#failed.set(id, result.error);
+    } finally {
+      this.#busy.delete(id);
+    }
+    return result;
+  }
+
+  /** The contract's funding interval: the exchange's, else the most common stored spacing. */
+  async #interval(source: FundingSource, key: FundingKey): Promise<number | null> {
+    const stated = await source.fundingInterval(key.symbol);
+    if (stated !== null) return stated;
+    const extent = await fundingExtent(this.#options.db.sql, key);
+    if (extent === null) return null;
+    const recent = await storedFundingTimes(this.#options.db.sql, key, {
+      from: extent.last - 200 * 8 * HOUR,
+      to: extent.last,
+    });
+    return inferFundingInterval(recent);
+  }
+
+  /**
+   * Walks forward from the checkpoint to the present. Returns "now" when this walk completed
+   * the backfill, "before" when it had been completed earlier, "no" when it stopped early.
+   */
+  async #walk(source: FundingSource, key: FundingKey, result: FundingRunResult): Promise<"now" | "before" | "no"> {
+    const db = this.#options.db;
+    let checkpoint = await db.retry("read funding checkpoint", (sql) => readFundingCheckpoint(sql, key));
+    if (checkpoint === null) {
+      const since = resolveSince(this.#options.since, this.#now());
+      const listed = source.listedAt(key.symbol);
+      const start = Math.max(since === "earliest" ? listed ?? EARLIEST_FUNDING : since, listed ?? 0);
+      await db.retry("start funding checkpoint", (sql) => startFundingCheckpoint(sql, key, start));
+      checkpoint = (await db.retry("read funding checkpoint", (sql) => readFundingCheckpoint(sql, key)))!;
+    }
+    const interval = await this.#interval(source, key);
+    let cursor = checkpoint.cursor;
+    // Live: nothing to ask before the next funding time after the cursor has passed.
+    if (checkpoint.completedAt !== null && interval !== null) {
+      const last = (await fundingExtent(db.sql, key))?.last ?? -Infinity;
+      const next = Math.max(last + interval, Math.ceil((cursor - MINUTE) / interval) * interval);
+      if (next > this.#now()) return "before";
+    }
+    while (true) {
+      if (this.#options.stopping?.()) return "no";
+      const page = await source.fetchFundingPage(key.symbol, cursor, undefined, interval ?? undefined);
+      const safeEnd = Math.min(page.window.to, page.requestedAt - PUBLISH_DELAY_MS);
+      const lastRow = page.rows.length > 0 ? page.rows[page.rows.length - 1].ts + 1 : cursor;
+      const next = Math.max(cursor, lastRow, safeEnd);
+      result.written += await db.retry("write funding page", (sql) =>
+        sql.begin(async (tx) => {
+          const n = await writeFundingRows(tx, key, page.rows);
+          await advanceFundingCheckpoint(tx, key, next);
+          return n;
+        }));
+      const reachedNow = page.window.to >= page.requestedAt - PUBLISH_DELAY_MS;
+      cursor = next;
+      if (reachedNow) break;
+    }
+    if (checkpoint.completedAt !== null) return "before";
+    await db.retry("complete funding checkpoint", (sql) => completeFundingCheckpoint(sql, key, this.#now()));
+    const extent = await fundingExtent(db.sql, key);
+    this.#log.info("Funding backfill of {series} complete: {count} rows from {first} to {last}", {
+      series: `${key.exchange} ${key.symbol}`,
+      count: extent?.count ?? 0,
+      first: extent ? new Date(extent.first).toISOString() : "-",
+      last: extent ? new Date(extent.last).toISOString() : "-",
+    });
+    return "now";
+  }
+
+  /** Refetches funding times missing between the first and last stored rows; what stays missing is a hole. */
+  async #checkGaps(source: FundingSource, key: FundingKey, result: FundingRunResult): Promise<void> {
+    const sql = this.#options.db.sql;
+    const interval = await this.#interval(source, key);
+    const extent = await fundingExtent(sql, key);
+    if (interval === null || extent === null) return;
+    const stored = await storedFundingTimes(sql, key, { from: extent.first, to: extent.last });
+    const missing = missingFundingTimes(stored, interval, await fundingHoles(sql, key));
+    if (missing.length === 0) return;
+    const found = new Set<number>();
+    for (const run of fundingRuns(missing, interval)) {
+      let since = run.from - MINUTE;
+      const until = run.to + MINUTE + 1;
+      while (since < until) {
+        const page = await source.fetchFundingPage(key.symbol, since, until, interval);
+        result.written += await this.#options.db.retry(
+          "write funding rows",
+          (s) => writeFundingRows(s, key, page.rows),
+        );
+        for (const r of page.rows) found.add(Math.round(r.ts / MINUTE));
+        since = page.window.to;
+      }
+    }
+    const holes = missing.filter((t) => !found.has(Math.round(t / MINUTE)));
+    if (holes.length > 0) {
+      await this.#options.db.retry("record funding holes", (s) => insertFundingHoles(s, key, holes));
+      result.holes += holes.length;
+      this.#log.warn("{series}: {count} funding times the exchange does not have, recorded as holes (first {first})", {
+        series: `${key.exchange} ${key.symbol} funding`,
+        count: holes.length,
+        first: new Date(holes[0]).toISOString(),
+      });
+    }
+  }
+}
