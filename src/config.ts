@@ -378,6 +378,7 @@ export function loadConfig(env: Env = readEnv()): Config {
     retentionMs: v.RETENTION,
     marketType: v.MARKET_TYPE,
     candlePrices: v.CANDLE_PRICES,
+    openInterest: v.OPEN_INTEREST,
     backfillConcurrency: v.BACKFILL_CONCURRENCY,
     leaseTtlMs: v.LEASE_TTL,
     dbPoolMax: v.DB_POOL_MAX,

@@ -75,6 +75,8 @@ export interface Config {
   marketType: "spot" | "margin" | "swap" | "future" | "option";
   /** Klines stored for contract series (`CANDLE_PRICES`; default trade only). Spot series store trade. */
   candlePrices?: ("trade" | "mark" | "index" | "premium")[];
+  /** Open-interest period stored per perpetual (`OPEN_INTEREST`), or `off` (default). */
+  openInterest?: "off" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "12h" | "1d";
   /** Series of one exchange backfilled at once. */
   backfillConcurrency: number;
   /** How long a series lease (and an instance heartbeat) lives without renewal, in ms. */
