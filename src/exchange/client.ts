@@ -11,12 +11,14 @@ import { type CcxtExchange, createCcxtExchange, type ExchangeConfig } from "./cc
 import { systemClock, type WeightLimiter } from "./limiter.ts";
 import { Markets } from "./markets.ts";
 import { type FetchedPage, type FetchedRange, OhlcvReader } from "./ohlcv.ts";
+import { type OpenInterestOffer, type OpenInterestPage, OpenInterestReader } from "./open_interest.ts";
 import type { ExchangeStatus } from "./reachability.ts";
 import { RequestRunner, type RequestRunnerOptions } from "./request_runner.ts";
 import type { PriceOption } from "../market_type.ts";
 
 export { type CcxtExchange, createCcxtExchange, deepMerge, type ExchangeConfig } from "./ccxt_instance.ts";
 export type { FetchedPage, FetchedRange } from "./ohlcv.ts";
+export type { OpenInterestOffer, OpenInterestPage, OpenInterestRow } from "./open_interest.ts";
 export type { ExchangeStatus } from "./reachability.ts";
 
 /** Options of {@linkcode ExchangeClient}, mostly for tests. */
@@ -67,6 +69,7 @@ export class ExchangeClient {
   #runner: RequestRunner;
   #markets: Markets;
   #reader: OhlcvReader;
+  #openInterest: OpenInterestReader;
 
   /** Wraps a new ccxt instance for `id`; call {@linkcode start} before use. */
   constructor(id: string, config: ExchangeConfig, options: ExchangeClientOptions = {}) {
@@ -86,6 +89,7 @@ export class ExchangeClient {
       validateSeries: (symbol, timeframe) => this.validateSeries(symbol, timeframe),
       historyLimit: this.#runner.profile.historyLimit,
     });
+    this.#openInterest = new OpenInterestReader(this.exchange, this.#runner, options.clock ?? systemClock);
   }
 
   /** Creates the client and loads its markets (and the top-N selection). */
@@ -185,6 +189,16 @@ export class ExchangeClient {
   /** Collects {@linkcode pages} into one result (for tests, benchmarks and small ranges). */
   fetchRange(symbol: string, timeframe: string, since: number, until?: number): Promise<FetchedRange> {
     return this.#reader.fetchRange(symbol, timeframe, since, until);
+  }
+
+  /** What the exchange offers for the open interest of `symbol` per `period` (see `open_interest.ts`). */
+  openInterestOffer(symbol: string, period: string): OpenInterestOffer {
+    return this.#openInterest.offer(symbol, period);
+  }
+
+  /** One validated page of open interest with `since <= ts < until`, exact decimals (see `open_interest.ts`). */
+  fetchOpenInterestPage(symbol: string, period: string, since: number, until?: number): Promise<OpenInterestPage> {
+    return this.#openInterest.fetchPage(symbol, period, since, until);
   }
 
   /** Open time of the first candle, or null when the exchange has none (two requests, no scan; see `ohlcv.ts`). */

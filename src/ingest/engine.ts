@@ -118,6 +118,11 @@ export class Ingestor {
     return this.#ticks.liveTick();
   }
 
+  /** One open-interest run over the held perpetuals (`OPEN_INTEREST`); the live tick starts it too. */
+  openInterestTick(): Promise<void> {
+    return this.#ticks.openInterestTick();
+  }
+
   /** One gap repair run over every held, backfilled series. */
   repairTick(): Promise<boolean> {
     return this.#ticks.repairTick();
