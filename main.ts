@@ -18,6 +18,11 @@ import { Registry } from "./src/metrics.ts";
 import { type CommandArgs, commandHelp, parseCommandArgs, usage, UsageError } from "./src/cli/args.ts";
 import { ProgressDisplay } from "./src/cli/progress.ts";
 import { renderStatusTable, statusJson } from "./src/cli/status.ts";
+import {
+  openInterestJson,
+  openInterestOverview,
+  renderOpenInterestTable,
+} from "./src/derivatives/open_interest_overview.ts";
 import { progressLine, seriesFrontier, startSummary } from "./src/cli/summary.ts";
 import { normalizeSymbol } from "./src/config.ts";
 import { isTimeframe, timeframeMs } from "./src/timeframe.ts";
@@ -337,8 +342,13 @@ async function commandStatus(config: Config, opts: CommandArgs): Promise<number>
   try {
     const now = Date.now();
     const rows = narrowRows(await seriesOverview(handle.db.sql, { nowMs: now }), opts);
-    if (opts.flags.has("json")) print(JSON.stringify(statusJson(rows, now), null, 2));
-    else print(renderStatusTable(rows, now));
+    const oi = narrowRows(
+      (await openInterestOverview(handle.db.sql, now)).map((r) => ({ ...r, timeframe: r.period })),
+      opts,
+    );
+    if (opts.flags.has("json")) {
+      print(JSON.stringify({ ...statusJson(rows, now), open_interest: oi.map(openInterestJson) }, null, 2));
+    } else print(renderStatusTable(rows, now) + renderOpenInterestTable(oi));
     return 0;
   } finally {
     await handle.close();

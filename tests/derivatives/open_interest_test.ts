@@ -12,6 +12,7 @@ import type { OpenInterestKey } from "../../src/derivatives/open_interest_store.
 import { assert, assertEquals, assertThrows } from "../support/assert.ts";
 import type { FakeDialect } from "../support/fake_exchange.ts";
 import { type IngestWorld, ingestWorld } from "../ingest/helpers.ts";
+import { spawnCandlekeep } from "../support/child.ts";
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
@@ -197,6 +198,24 @@ Deno.test("open interest through the engine: the held perpetual gets its history
     assert(rows[0].ts <= w.now() - DAY + HOUR);
     const symbols = await w.t.sql<{ symbol: string }[]>`select distinct symbol from open_interest`;
     assertEquals(symbols.map((s) => s.symbol), [SYMBOL]);
+
+    // `status` lists it after the series, `status --json` under open_interest.
+    const json = spawnCandlekeep(["status", "--json"], w.env);
+    assertEquals((await json.status).code, 0, json.output());
+    const oi = JSON.parse(json.stdout()).open_interest;
+    assertEquals(oi.length, 1);
+    assertEquals([oi[0].exchange, oi[0].symbol, oi[0].period, oi[0].count, oi[0].missing, oi[0].backfilled], [
+      "binance",
+      SYMBOL,
+      "1h",
+      rows.length,
+      0,
+      true,
+    ]);
+    assertEquals([oi[0].first, oi[0].last], [rows[0].ts, rows.at(-1)!.ts].map((t) => new Date(t).toISOString()));
+    const table = spawnCandlekeep(["status"], w.env);
+    assertEquals((await table.status).code, 0, table.output());
+    assert(/Open interest\n.*\n.*\nbinance\s+BTC\/USDT:USDT\s+1h\s/.test(table.stdout()), table.stdout());
   } finally {
     await w.close();
   }
