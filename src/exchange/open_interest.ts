@@ -131,7 +131,14 @@ export class OpenInterestReader {
     const rows: OpenInterestRow[] = [];
     const rejected: { ts: number; reason: string }[] = [];
     const seen = new Set<number>();
+    const inverse = this.#exchange.markets?.[symbol]?.inverse === true;
     for (const item of value as unknown as Record<string, unknown>[]) {
+      // ccxt reads Bybit's open interest of an inverse contract (counted in contracts of 1 USD)
+      // as a value only: it is the amount in contracts, and no separate value is given.
+      if (inverse && item.openInterestAmount == null && item.openInterestValue != null) {
+        item.openInterestAmount = item.openInterestValue;
+        item.openInterestValue = undefined;
+      }
       const ts = item.timestamp as number;
       if (Number.isFinite(ts) && (ts < from || ts >= to)) continue;
       const info = (item.info ?? {}) as Record<string, unknown>;

@@ -155,6 +155,11 @@ Deno.test("bybit open interest: backfills from BACKFILL_SINCE in 200-row pages, 
     await syncOpenInterest(context(w, log), w.clients.get("bybit")!, keyOf(w));
     assertEquals(await stored(w), expected(w, since, "bybit"));
     assertEquals((await stored(w)).length, 241);
+    // Bybit has no 2h open interest: said, nothing requested.
+    const n = w.fake.stats.byPath["/v5/market/open-interest"];
+    const twoHours = await syncOpenInterest(context(w, log), w.clients.get("bybit")!, keyOf(w, "2h"));
+    assert(twoHours.unsupported?.includes("not 2h"), twoHours.unsupported);
+    assertEquals([twoHours.pages, w.fake.stats.byPath["/v5/market/open-interest"]], [0, n]);
   } finally {
     await w.close();
   }
@@ -220,3 +225,29 @@ Deno.test("open interest through the engine: the held perpetual gets its history
     await w.close();
   }
 });
+
+for (const dialect of ["binance", "bybit"] as const) {
+  Deno.test(`${dialect} open interest of the inverse perpetual BTC/USD:BTC: amounts in contracts, exact`, async () => {
+    const w = await world(dialect, { SYMBOLS: "BTC/USD:BTC", BACKFILL_SINCE: "2d" });
+    try {
+      const { log, lines } = recordingLogger();
+      const key = { exchange: dialect, symbol: "BTC/USD:BTC", period: "1h" };
+      const result = await syncOpenInterest(context(w, log), w.clients.get(dialect)!, key);
+      const rows = await w.t.sql<{ ts: Date; amount: string; value: string | null }[]>`
+        select ts, amount::text, value::text from open_interest where symbol = 'BTC/USD:BTC' order by ts`;
+      const from = rows[0].ts.getTime();
+      assertEquals(
+        rows.map((r) => ({ ts: r.ts.getTime(), amount: r.amount, value: r.value })),
+        w.fake.derivatives.expectedOpenInterest("BTC/USD:BTC", "1h", { from, to: w.now() + 1 }).map((r) =>
+          dialect === "binance"
+            ? { ts: r.ts, amount: r.amount, value: r.value }
+            : { ts: r.ts, amount: Number(r.amount).toFixed(8), value: null }
+        ),
+      );
+      assert(rows.length >= 47, `${rows.length} rows`);
+      assertEquals([result.holes, lines.filter((l) => l.level === "warning")], [0, []]);
+    } finally {
+      await w.close();
+    }
+  });
+}
