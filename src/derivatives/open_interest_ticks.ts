@@ -81,3 +81,17 @@ export class OpenInterestTicks {
     }
   }
 }
+
+/** The engine state {@linkcode openInterestOnce} reads (the ingest engine's `Jobs`). */
+export interface OpenInterestEngine extends Omit<OpenInterestTicksOptions, "stopping"> {
+  readonly stopping: boolean;
+}
+
+/** One open-interest run over the perpetuals among `series`, for the one-shot commands (`backfill`, `gaps --repair`). */
+export function openInterestOnce(
+  engine: OpenInterestEngine,
+  series: readonly { exchange: string; symbol: string }[],
+): Promise<void> {
+  const { db, config, sources, log, now } = engine;
+  return new OpenInterestTicks({ db, config, sources, log, now, stopping: () => engine.stopping }).tick(series);
+}

@@ -251,3 +251,17 @@ for (const dialect of ["binance", "bybit"] as const) {
     }
   });
 }
+
+Deno.test("backfill command: candles and the perpetual's open interest, exact", async () => {
+  const w = await world("bybit", { BACKFILL_SINCE: "1d" });
+  try {
+    const run = spawnCandlekeep(["backfill"], w.env);
+    assertEquals((await run.status).code, 0, run.output());
+    const rows = await stored(w);
+    assertEquals(rows, expected(w, rows[0].ts, "bybit"));
+    assert(rows[0].ts <= w.now() - 23 * HOUR, new Date(rows[0].ts).toISOString());
+    assert(rows.length >= 24, `${rows.length} rows`);
+  } finally {
+    await w.close();
+  }
+});
