@@ -94,12 +94,11 @@ export async function lastStored(sql: Sql, key: OpenInterestKey): Promise<number
   return ms(row?.ts ?? null);
 }
 
-/** Points of the `stepMs` grid with `from <= ts <= to` that have no stored row, oldest first (at most `limit`). */
+/** Points of the `stepMs` grid with `from <= ts <= to` that have no stored row, oldest first (at most `limit`, default 10,000). */
 export async function missingTimes(
   sql: Sql,
   key: OpenInterestKey,
-  range: { from: number; to: number; stepMs: number },
-  limit = 10_000,
+  range: { from: number; to: number; stepMs: number; limit?: number },
 ): Promise<number[]> {
   if (range.to < range.from) return [];
   const rows = await sql<{ ts: Date }[]>`
@@ -112,6 +111,6 @@ export async function missingTimes(
       where o.exchange = ${key.exchange} and o.symbol = ${key.symbol} and o.period = ${key.period} and o.ts = g.ts
     )
     order by g.ts
-    limit ${limit}`;
+    limit ${range.limit ?? 10_000}`;
   return rows.map((r) => r.ts.getTime());
 }
