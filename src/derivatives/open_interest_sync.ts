@@ -133,6 +133,12 @@ export async function syncOpenInterest(
     return result;
   }
   const before = await db.retry("open interest last", (sql) => lastStored(sql, key));
+  if (before !== null && before + step < windowFloor) {
+    ctx.log.warn(
+      "{exchange} {symbol} {period}: open interest from {from} to {to} is no longer served by the exchange and stays missing",
+      { ...fields, from: new Date(before + step).toISOString(), to: new Date(windowFloor).toISOString() },
+    );
+  }
   await walk(Math.max(before === null ? start : before + step, windowFloor), end);
   // Gap check within the exchange's window, after the last checked point only.
   const last = await db.retry("open interest last", (sql) => lastStored(sql, key));

@@ -265,3 +265,25 @@ Deno.test("backfill command: candles and the perpetual's open interest, exact", 
     await w.close();
   }
 });
+
+Deno.test("binance open interest after a stop longer than the window: resumes at the window, says what is lost", async () => {
+  const w = await world("binance", { BACKFILL_SINCE: "1d" });
+  try {
+    const { log, lines } = recordingLogger();
+    const client = w.clients.get("binance")!;
+    await syncOpenInterest(context(w, log), client, keyOf(w));
+    const before = await stored(w);
+    w.advance(40 * DAY);
+    const result = await syncOpenInterest(context(w, log), client, keyOf(w));
+    assertEquals(w.fake.stats.rejections.filter((r) => r.status === 400), []);
+    const after = await stored(w);
+    assertEquals(after.slice(0, before.length), before);
+    const resumed = after.slice(before.length);
+    assertEquals(resumed, expected(w, resumed[0].ts, "binance"));
+    assert(resumed[0].ts <= w.now() - 30 * DAY + HOUR + 60_000, new Date(resumed[0].ts).toISOString());
+    assertEquals(result.holes, 0, "the lost stretch counted as the exchange's holes");
+    assertEquals(lines.filter((l) => l.level === "warning" && l.message.includes("no longer served")).length, 1);
+  } finally {
+    await w.close();
+  }
+});
