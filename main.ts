@@ -19,6 +19,11 @@ import { type CommandArgs, commandHelp, parseCommandArgs, usage, UsageError } fr
 import { ProgressDisplay } from "./src/cli/progress.ts";
 import { renderStatusTable, statusJson } from "./src/cli/status.ts";
 import { fundingJson, fundingOverview, renderFundingTable } from "./src/derivatives/funding_status.ts";
+import {
+  openInterestJson,
+  openInterestOverview,
+  renderOpenInterestTable,
+} from "./src/derivatives/open_interest_overview.ts";
 import { progressLine, seriesFrontier, startSummary } from "./src/cli/summary.ts";
 import { normalizeSymbol } from "./src/config.ts";
 import { isTimeframe, timeframeMs } from "./src/timeframe.ts";
@@ -339,10 +344,21 @@ async function commandStatus(config: Config, opts: CommandArgs): Promise<number>
     const now = Date.now();
     const rows = narrowRows(await seriesOverview(handle.db.sql, { nowMs: now }), opts);
     const funding = await fundingOverview(handle.db.sql);
+    const oi = narrowRows(
+      (await openInterestOverview(handle.db.sql, now)).map((r) => ({ ...r, timeframe: r.period })),
+      opts,
+    );
     if (opts.flags.has("json")) {
-      const doc = { ...statusJson(rows, now), ...(funding.length > 0 ? { funding: fundingJson(funding) } : {}) };
+      const doc = {
+        ...statusJson(rows, now),
+        ...(funding.length > 0 ? { funding: fundingJson(funding) } : {}),
+        open_interest: oi.map(openInterestJson),
+      };
       print(JSON.stringify(doc, null, 2));
-    } else print([renderStatusTable(rows, now), renderFundingTable(funding)].filter((t) => t !== "").join("\n\n"));
+    } else {
+      const tables = [renderStatusTable(rows, now), renderFundingTable(funding)].filter((t) => t !== "").join("\n\n");
+      print(tables + renderOpenInterestTable(oi));
+    }
     return 0;
   } finally {
     await handle.close();

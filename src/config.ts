@@ -379,6 +379,7 @@ export function loadConfig(env: Env = readEnv()): Config {
     marketType: v.MARKET_TYPE,
     candlePrices: v.CANDLE_PRICES,
     fundingRates: v.FUNDING_RATES,
+    openInterest: v.OPEN_INTEREST,
     backfillConcurrency: v.BACKFILL_CONCURRENCY,
     leaseTtlMs: v.LEASE_TTL,
     dbPoolMax: v.DB_POOL_MAX,

@@ -77,6 +77,8 @@ export interface Config {
   candlePrices?: ("trade" | "mark" | "index" | "premium")[];
   /** Funding-rate history of perpetuals (`FUNDING_RATES`; `auto`: on when a perpetual symbol is configured). */
   fundingRates?: "auto" | boolean;
+  /** Open-interest period stored per perpetual (`OPEN_INTEREST`), or `off` (default). */
+  openInterest?: "off" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "12h" | "1d";
   /** Series of one exchange backfilled at once. */
   backfillConcurrency: number;
   /** How long a series lease (and an instance heartbeat) lives without renewal, in ms. */

@@ -15,6 +15,7 @@ import {
   RemoveSeriesQuery,
   SeriesId,
 } from "./params.ts";
+import { OpenInterestQuery } from "./open_interest.ts";
 
 type Json = Record<string, unknown>;
 
@@ -161,6 +162,51 @@ export function openApiDocument(serverUrl?: string): Json {
             "304": { description: "Not modified: If-None-Match matches the ETag of a closed, complete range" },
             "400": error("Invalid parameter"),
             "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
+          },
+        },
+      },
+      "/v1/open-interest": {
+        get: {
+          summary: "Open-interest history of one perpetual",
+          description: "Stored open interest (OPEN_INTEREST) with time in [start, end), oldest first, paged like " +
+            "/v1/candles (desc: the newest `limit` rows, next = older page; asc: the oldest, next = newer page; " +
+            "CSV: a Link header). amount (contracts, base units) and value (quote; null where the exchange does " +
+            "not give it) are the exchange's exact decimals.",
+          parameters: queryParameters(OpenInterestQuery),
+          responses: {
+            "200": {
+              description: "A page of open interest",
+              content: {
+                "application/json": {
+                  schema: {
+                    type: "object",
+                    properties: {
+                      exchange: { type: "string" },
+                      symbol: { type: "string" },
+                      period: { type: "string" },
+                      open_interest: {
+                        type: "array",
+                        items: {
+                          type: "object",
+                          properties: {
+                            time: { type: "string", format: "date-time" },
+                            amount: { type: ["number", "string"], description: "contracts (base units), exact" },
+                            value: {
+                              type: ["number", "string", "null"],
+                              description: "in quote, exact; null if not given",
+                            },
+                          },
+                        },
+                      },
+                      next: { type: ["string", "null"], format: "uri" },
+                    },
+                  },
+                },
+                "text/csv": { schema: { type: "string", description: "time,amount,value" } },
+              },
+            },
+            "400": error("Invalid parameter"),
+            "404": error("No open interest stored for this exchange, symbol and period; the message names what is"),
           },
         },
       },

@@ -18,6 +18,7 @@ import type { ExchangeStatusProvider } from "./readiness.ts";
 import { admissionGate } from "./admission.ts";
 import { asset } from "./dashboard.ts";
 import { errorResponse, json } from "./errors.ts";
+import { getOpenInterest } from "./open_interest.ts";
 import { corsPreflight, linkBase, withCors, withGzip } from "./http_manners.ts";
 import { openApiDocument } from "./openapi.ts";
 import { NoQuery, parseQuery } from "./params.ts";
@@ -68,6 +69,11 @@ export function createRouter(deps: ApiDeps): Router {
       "GET",
       "/v1/funding-rates",
       (req, { url }) => getFundingRates(sql, url, { base: linkBase(req, deps.config.http ?? {}) }),
+    )
+    .on(
+      "GET",
+      "/v1/open-interest",
+      (req, { url }) => getOpenInterest(sql, url, { base: linkBase(req, deps.config.http ?? {}) }),
     )
     .on("GET", "/v1/series", (_req, { url }) => listSeriesRoute(sql, url, now()))
     .on("POST", "/v1/series", (req, { url }) => addSeriesRoute(req, url, deps.config.apiToken, deps.ingest))

@@ -12,6 +12,7 @@ import { systemClock, type WeightLimiter } from "./limiter.ts";
 import { type FundingPage, FundingReader } from "./funding.ts";
 import { Markets } from "./markets.ts";
 import { type FetchedPage, type FetchedRange, OhlcvReader } from "./ohlcv.ts";
+import { type OpenInterestOffer, type OpenInterestPage, OpenInterestReader } from "./open_interest.ts";
 import type { ExchangeStatus } from "./reachability.ts";
 import { RequestRunner, type RequestRunnerOptions } from "./request_runner.ts";
 import type { PriceOption } from "../market_type.ts";
@@ -19,6 +20,7 @@ import type { PriceOption } from "../market_type.ts";
 export { type CcxtExchange, createCcxtExchange, deepMerge, type ExchangeConfig } from "./ccxt_instance.ts";
 export type { FetchedPage, FetchedRange } from "./ohlcv.ts";
 export type { FundingPage, FundingRateRow } from "./funding.ts";
+export type { OpenInterestOffer, OpenInterestPage, OpenInterestRow } from "./open_interest.ts";
 export type { ExchangeStatus } from "./reachability.ts";
 
 /** Options of {@linkcode ExchangeClient}, mostly for tests. */
@@ -70,6 +72,7 @@ export class ExchangeClient {
   #markets: Markets;
   #reader: OhlcvReader;
   #funding: FundingReader;
+  #openInterest: OpenInterestReader;
 
   /** Wraps a new ccxt instance for `id`; call {@linkcode start} before use. */
   constructor(id: string, config: ExchangeConfig, options: ExchangeClientOptions = {}) {
@@ -90,6 +93,7 @@ export class ExchangeClient {
       historyLimit: this.#runner.profile.historyLimit,
     });
     this.#funding = new FundingReader(this.exchange, this.#runner, options.clock ?? systemClock);
+    this.#openInterest = new OpenInterestReader(this.exchange, this.#runner, options.clock ?? systemClock);
   }
 
   /** Creates the client and loads its markets (and the top-N selection). */
@@ -212,6 +216,16 @@ export class ExchangeClient {
    */
   fetchFundingPage(symbol: string, since: number, until?: number, intervalMs?: number): Promise<FundingPage> {
     return this.#funding.fetchPage(symbol, since, until, intervalMs);
+  }
+
+  /** What the exchange offers for the open interest of `symbol` per `period` (see `open_interest.ts`). */
+  openInterestOffer(symbol: string, period: string): OpenInterestOffer {
+    return this.#openInterest.offer(symbol, period);
+  }
+
+  /** One validated page of open interest with `since <= ts < until`, exact decimals (see `open_interest.ts`). */
+  fetchOpenInterestPage(symbol: string, period: string, since: number, until?: number): Promise<OpenInterestPage> {
+    return this.#openInterest.fetchPage(symbol, period, since, until);
   }
 
   /** Open time of the first candle, or null when the exchange has none (two requests, no scan; see `ohlcv.ts`). */

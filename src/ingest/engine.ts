@@ -135,6 +135,11 @@ export class Ingestor {
     return ran;
   }
 
+  /** One open-interest run over the held perpetuals (`OPEN_INTEREST`); the live tick starts it too. */
+  openInterestTick(): Promise<void> {
+    return this.#ticks.openInterestTick();
+  }
+
   /** One gap repair run over every held, backfilled series. */
   async repairTick(): Promise<boolean> {
     const ran = await this.#ticks.repairTick();

@@ -11,6 +11,7 @@ import type { Leases } from "./coordination.ts";
 import { failuresOf, type Jobs, type SeriesFailure } from "./jobs.ts";
 import { registerSeries, type SeriesKey } from "./series.ts";
 import type { Catalog } from "./series_sync.ts";
+import { openInterestOnce } from "../derivatives/open_interest_ticks.ts";
 
 /** Options of {@linkcode backfillOnce}. */
 export interface BackfillOnceOptions {
@@ -79,6 +80,7 @@ export async function backfillOnce(
       return failure ?? await jobs.repair(s);
     }),
   );
+  await openInterestOnce(jobs, valid);
   return failures;
 }
 
@@ -93,5 +95,7 @@ export async function repairOnce(parts: OneShotParts): Promise<SeriesFailure[]> 
     sql<SeriesTarget[]>`
       select id, exchange, symbol, timeframe, price from series where active and state <> 'invalid' order by id`);
   const usable = rows.filter((r) => jobs.sources.has(r.exchange));
-  return await claimAndRun(parts, usable, (series) => jobs.repair(series));
+  const failures = await claimAndRun(parts, usable, (series) => jobs.repair(series));
+  await openInterestOnce(jobs, usable);
+  return failures;
 }

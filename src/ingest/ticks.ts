@@ -6,6 +6,7 @@
  */
 import type { Leases } from "./coordination.ts";
 import { failuresOf, type Jobs, type SeriesFailure } from "./jobs.ts";
+import { OpenInterestTicks } from "../derivatives/open_interest_ticks.ts";
 
 /** Live and repair ticks of one engine; a tick never runs twice at once. */
 export class Ticks {
@@ -14,11 +15,20 @@ export class Ticks {
   #liveRunning = false;
   #liveAgain = false;
   #repairRunning = false;
+  readonly #openInterest: OpenInterestTicks;
 
   /** Ticks over the series `jobs` holds, renewing the leases through `leases` first. */
   constructor(jobs: Jobs, leases: Leases) {
     this.#jobs = jobs;
     this.#leases = leases;
+    const { db, config, sources, log, now } = jobs;
+    this.#openInterest = new OpenInterestTicks({ db, config, sources, log, now, stopping: () => jobs.stopping });
+  }
+
+  /** One open-interest run over the perpetuals among the held series (`OPEN_INTEREST`; see `derivatives/`). */
+  openInterestTick(): Promise<void> {
+    const jobs = this.#jobs;
+    return jobs.track(this.#openInterest.tick(jobs.ownedIds.map((id) => jobs.series.get(id)!)));
   }
 
   /** Backfills every held series that has not been backfilled by this process yet. */
@@ -68,6 +78,8 @@ export class Ticks {
     // Newly acquired series (or ones that failed) are backfilled first, in the background.
     this.backfillInBackground();
     await Promise.all(this.#backfilledSeries().map((series) => jobs.live(series)));
+    // In the background: a first open-interest backfill must not hold up the candles.
+    this.openInterestTick().catch(() => {});
   }
 
   #backfilledSeries() {

@@ -10,6 +10,8 @@ const NUMBERED = [
   "003_series_stats.sql",
   "004_candles_view.sql",
   "005_series_price.sql",
+  "006_funding_rates.sql",
+  "007_open_interest.sql",
 ];
 
 async function copyMigrations(): Promise<string> {
@@ -37,6 +39,8 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
       [3, "series_stats"],
       [4, "candles_view"],
       [5, "series_price"],
+      [6, "funding_rates"],
+      [7, "open_interest"],
     ]);
     assertEquals(rows[0].checksum.length, 64);
     const tables = await t.sql<{ table_name: string }[]>`
@@ -49,7 +53,12 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
       "candles_1h",
       "candles_v",
       "confirmed_holes",
+      "funding_checkpoints",
+      "funding_holes",
+      "funding_rates",
       "instances",
+      "open_interest",
+      "open_interest_progress",
       "schema_migrations",
       "series",
       "series_stats",

@@ -1,0 +1,101 @@
+/**
+ * What the `status` command shows of the open-interest history: per stored series its first
+ * and last row, row count, points missing on the period grid between them, and lag.
+ *
+ * @module
+ */
+import type { Sql } from "../db/client.ts";
+import { timeframeMs } from "../timeframe.ts";
+
+/** One open-interest series as `status` shows it. */
+export interface OpenInterestOverview {
+  exchange: string;
+  symbol: string;
+  period: string;
+  firstTs: number | null;
+  lastTs: number | null;
+  count: number;
+  /** Grid points between the first and the last row without a row (the exchange's holes included). */
+  missing: number;
+  /** Whether the first backfill finished. */
+  backfilled: boolean;
+  /** now minus the end of the last row's period, or null without rows. */
+  lagMs: number | null;
+}
+
+/** Every open-interest series with progress or rows, ordered by exchange, symbol, period. */
+export async function openInterestOverview(sql: Sql, nowMs: number): Promise<OpenInterestOverview[]> {
+  const rows = await sql<
+    {
+      exchange: string;
+      symbol: string;
+      period: string;
+      first: Date | null;
+      last: Date | null;
+      n: number;
+      done: boolean;
+    }[]
+  >`
+    select k.exchange, k.symbol, k.period, min(o.ts) as first, max(o.ts) as last, count(o.ts)::int as n,
+      bool_or(p.backfilled_at is not null) as done
+    from (
+      select exchange, symbol, period from open_interest_progress
+      union select distinct exchange, symbol, period from open_interest
+    ) k
+    left join open_interest_progress p using (exchange, symbol, period)
+    left join open_interest o using (exchange, symbol, period)
+    group by k.exchange, k.symbol, k.period
+    order by 1, 2, 3`;
+  return rows.map((r) => {
+    const step = timeframeMs(r.period);
+    const first = r.first?.getTime() ?? null;
+    const last = r.last?.getTime() ?? null;
+    return {
+      exchange: r.exchange,
+      symbol: r.symbol,
+      period: r.period,
+      firstTs: first,
+      lastTs: last,
+      count: r.n,
+      missing: first === null || last === null ? 0 : (last - first) / step + 1 - r.n,
+      backfilled: r.done ?? false,
+      lagMs: last === null ? null : Math.max(0, nowMs - (last + step)),
+    };
+  });
+}
+
+const iso = (ms: number | null) => ms === null ? "-" : new Date(ms).toISOString().replace(".000Z", "Z");
+
+/** The open-interest table printed after the series table by `status` (empty when none is stored). */
+export function renderOpenInterestTable(rows: readonly OpenInterestOverview[]): string {
+  if (rows.length === 0) return "";
+  const header = ["exchange", "symbol", "period", "first", "last", "count", "missing", "state"];
+  const body = rows.map((r) => [
+    r.exchange,
+    r.symbol,
+    r.period,
+    iso(r.firstTs),
+    iso(r.lastTs),
+    r.count.toLocaleString("en-US"),
+    String(r.missing),
+    r.backfilled ? "live" : "backfilling",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i])).join("  ");
+  return ["", "Open interest", line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
+}
+
+/** One row of `status --json`'s `open_interest` list. */
+export function openInterestJson(r: OpenInterestOverview) {
+  return {
+    exchange: r.exchange,
+    symbol: r.symbol,
+    period: r.period,
+    first: r.firstTs === null ? null : new Date(r.firstTs).toISOString(),
+    last: r.lastTs === null ? null : new Date(r.lastTs).toISOString(),
+    count: r.count,
+    missing: r.missing,
+    backfilled: r.backfilled,
+    lag_seconds: r.lagMs === null ? null : Math.round(r.lagMs / 1000),
+  };
+}
