@@ -56,6 +56,26 @@ const jsonOk = (description: string, schema: Json = { type: "object" }): Json =>
   content: { "application/json": { schema } },
 });
 
+/** A paged list of one symbol's rows: `{exchange, symbol, ...fields, [list]: [item], next}`, or CSV. */
+const pagedRows = (description: string, page: { fields: Json; list: string; item: Json; csv: string }): Json => ({
+  description,
+  content: {
+    "application/json": {
+      schema: {
+        type: "object",
+        properties: {
+          exchange: { type: "string" },
+          symbol: { type: "string" },
+          ...page.fields,
+          [page.list]: { type: "array", items: page.item },
+          next: { type: ["string", "null"], format: "uri" },
+        },
+      },
+    },
+    "text/csv": { schema: { type: "string", description: page.csv } },
+  },
+});
+
 /** Builds the OpenAPI 3.1 document; `serverUrl` goes into `servers`. */
 export function openApiDocument(serverUrl?: string): Json {
   const auth = [{ bearer: [] }];
@@ -130,35 +150,20 @@ export function openApiDocument(serverUrl?: string): Json {
             `${MAX_LIMIT} candles, and a resampled page reads at most ${MAX_SOURCE_ROWS} stored candles.`,
           parameters: queryParameters(CandlesQuery),
           responses: {
-            "200": {
-              description: "A page of candles",
-              content: {
-                "application/json": {
-                  schema: {
-                    type: "object",
-                    properties: {
-                      exchange: { type: "string" },
-                      symbol: { type: "string" },
-                      timeframe: { type: "string" },
-                      source_timeframe: {
-                        type: "string",
-                        description:
-                          "The timeframe read: the stored one, or 1h / 1d when the page came from the hourly or daily rollup",
-                      },
-                      stored_timeframe: { type: "string", description: "The timeframe stored for the series" },
-                      candles: { type: "array", items: { $ref: "#/components/schemas/Candle" } },
-                      next: { type: ["string", "null"], format: "uri" },
-                    },
-                  },
+            "200": pagedRows("A page of candles", {
+              fields: {
+                timeframe: { type: "string" },
+                source_timeframe: {
+                  type: "string",
+                  description:
+                    "The timeframe read: the stored one, or 1h / 1d when the page came from the hourly or daily rollup",
                 },
-                "text/csv": {
-                  schema: {
-                    type: "string",
-                    description: "time,open,high,low,close,volume (,partial with complete=false)",
-                  },
-                },
+                stored_timeframe: { type: "string", description: "The timeframe stored for the series" },
               },
-            },
+              list: "candles",
+              item: { $ref: "#/components/schemas/Candle" },
+              csv: "time,open,high,low,close,volume (,partial with complete=false)",
+            }),
             "304": { description: "Not modified: If-None-Match matches the ETag of a closed, complete range" },
             "400": error("Invalid parameter"),
             "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
@@ -174,37 +179,19 @@ export function openApiDocument(serverUrl?: string): Json {
             "not give it) are the exchange's exact decimals.",
           parameters: queryParameters(OpenInterestQuery),
           responses: {
-            "200": {
-              description: "A page of open interest",
-              content: {
-                "application/json": {
-                  schema: {
-                    type: "object",
-                    properties: {
-                      exchange: { type: "string" },
-                      symbol: { type: "string" },
-                      period: { type: "string" },
-                      open_interest: {
-                        type: "array",
-                        items: {
-                          type: "object",
-                          properties: {
-                            time: { type: "string", format: "date-time" },
-                            amount: { type: ["number", "string"], description: "contracts (base units), exact" },
-                            value: {
-                              type: ["number", "string", "null"],
-                              description: "in quote, exact; null if not given",
-                            },
-                          },
-                        },
-                      },
-                      next: { type: ["string", "null"], format: "uri" },
-                    },
-                  },
+            "200": pagedRows("A page of open interest", {
+              fields: { period: { type: "string" } },
+              list: "open_interest",
+              item: {
+                type: "object",
+                properties: {
+                  time: { type: "string", format: "date-time" },
+                  amount: { type: ["number", "string"], description: "contracts (base units), exact" },
+                  value: { type: ["number", "string", "null"], description: "in quote, exact; null if not given" },
                 },
-                "text/csv": { schema: { type: "string", description: "time,amount,value" } },
               },
-            },
+              csv: "time,amount,value",
+            }),
             "400": error("Invalid parameter"),
             "404": error("No open interest stored for this exchange, symbol and period; the message names what is"),
           },
@@ -252,40 +239,23 @@ export function openApiDocument(serverUrl?: string): Json {
             "Rates and mark prices are the exchange's decimals exactly.",
           parameters: queryParameters(FundingQuery),
           responses: {
-            "200": {
-              description: "A page of funding rates",
-              content: {
-                "application/json": {
-                  schema: {
-                    type: "object",
-                    properties: {
-                      exchange: { type: "string" },
-                      symbol: { type: "string" },
-                      funding_rates: {
-                        type: "array",
-                        items: {
-                          type: "object",
-                          required: ["time", "rate"],
-                          properties: {
-                            time: { type: "string", format: "date-time", description: "funding time, UTC" },
-                            rate: {
-                              type: ["number", "string"],
-                              description: "exact decimal; a string with decimals=string",
-                            },
-                            mark_price: {
-                              type: ["number", "string"],
-                              description: "mark price at funding time, when the exchange gives one",
-                            },
-                          },
-                        },
-                      },
-                      next: { type: ["string", "null"], format: "uri" },
-                    },
+            "200": pagedRows("A page of funding rates", {
+              fields: {},
+              list: "funding_rates",
+              item: {
+                type: "object",
+                required: ["time", "rate"],
+                properties: {
+                  time: { type: "string", format: "date-time", description: "funding time, UTC" },
+                  rate: { type: ["number", "string"], description: "exact decimal; a string with decimals=string" },
+                  mark_price: {
+                    type: ["number", "string"],
+                    description: "mark price at funding time, when the exchange gives one",
                   },
                 },
-                "text/csv": { schema: { type: "string", description: "time,rate,mark_price" } },
               },
-            },
+              csv: "time,rate,mark_price",
+            }),
             "400": error("Invalid parameter"),
             "404": error("No funding rates stored for this exchange and symbol; the message names what is stored"),
           },

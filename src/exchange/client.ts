@@ -172,14 +172,8 @@ export class ExchangeClient {
    * `since` (rounded up to the timeframe), so a short page means the exchange has nothing more
    * in that window.
    */
-  fetchPage(
-    symbol: string,
-    timeframe: string,
-    since: number,
-    until?: number,
-    options: PriceOption = {},
-  ): Promise<FetchedPage> {
-    return this.#reader.fetchPage(symbol, timeframe, since, until, options);
+  fetchPage(...args: Parameters<OhlcvReader["fetchPage"]>): Promise<FetchedPage> {
+    return this.#reader.fetchPage(...args);
   }
 
   /**
