@@ -57,6 +57,8 @@ export interface SeriesFrontier {
   exchange: string;
   symbol: string;
   timeframe: string;
+  /** The price its candles are of (`trade`, or a contract's mark, index, premium). */
+  price?: string;
   state: string;
   /** Open time of the first stored candle (epoch ms), null when empty. */
   firstMs: number | null;
@@ -74,12 +76,13 @@ export async function seriesFrontier(sql: Sql): Promise<SeriesFrontier[]> {
       exchange: string;
       symbol: string;
       timeframe: string;
+      price: string;
       state: string;
       first_ms: number | null;
       last_ms: number | null;
     }[]
   >`
-    select s.exchange, s.symbol, s.timeframe, s.state,
+    select s.exchange, s.symbol, s.timeframe, s.price, s.state,
            (extract(epoch from (select c.ts from candles c where c.series_id = s.id order by c.ts limit 1)) * 1000)::float8
              as first_ms,
            (extract(epoch from (select c.ts from candles c where c.series_id = s.id order by c.ts desc limit 1)) * 1000)::float8
@@ -89,10 +92,16 @@ export async function seriesFrontier(sql: Sql): Promise<SeriesFrontier[]> {
     exchange: r.exchange,
     symbol: r.symbol,
     timeframe: r.timeframe,
+    price: r.price,
     state: r.state,
     firstMs: r.first_ms,
     lastMs: r.last_ms,
   }));
+}
+
+/** `BTC/USDT 1m`, or `BTC/USDT:USDT 1m mark` for a contract's other prices. */
+function label(f: SeriesFrontier): string {
+  return `${f.symbol} ${f.timeframe}${f.price && f.price !== "trade" ? ` ${f.price}` : ""}`;
 }
 
 /** Share (0 to 1) of a series' history from its first stored candle to now that is stored. */
@@ -112,7 +121,7 @@ export function progressLine(frontier: SeriesFrontier[], nowMs: number): { line:
   const stuck = frontier.filter((f) => f.state === "failed" || f.state === "invalid");
   if (live + stuck.length === frontier.length) {
     if (stuck.length === 0) return { line: `All ${live} series are backfilled and live`, done: true };
-    const names = stuck.slice(0, 4).map((f) => `${f.symbol} ${f.timeframe} (${f.state})`).join(", ");
+    const names = stuck.slice(0, 4).map((f) => `${label(f)} (${f.state})`).join(", ");
     return {
       line: `${live} of ${frontier.length} series are backfilled and live; ${names}${
         stuck.length > 4 ? ` and ${stuck.length - 4} more` : ""
@@ -125,7 +134,7 @@ export function progressLine(frontier: SeriesFrontier[], nowMs: number): { line:
   const detail = pending.length <= 4
     ? `: ${
       pending.map((f) =>
-        `${f.symbol} ${f.timeframe} ${Math.floor(share(f, nowMs) * 100)}%${
+        `${label(f)} ${Math.floor(share(f, nowMs) * 100)}%${
           f.lastMs === null ? "" : ` (at ${new Date(f.lastMs).toISOString().slice(0, 16)}Z)`
         }`
       ).join(", ")

@@ -48,6 +48,9 @@ Deno.test("summary: progress from the stored range, done once every series is li
   const failed = progressLine([frontier("live", 0, NOW), frontier("invalid", null, null, "NOPE/USDT")], NOW);
   assert(failed?.done && failed.line.startsWith("1 of 2 series are backfilled and live; NOPE/USDT 1m (invalid)"));
   assertEquals(progressLine([], NOW), null);
+  // A contract's mark series is told apart from its trade series.
+  const mark = progressLine([{ ...frontier("new", null, null, "BTC/USDT:USDT"), price: "mark" }], NOW);
+  assert(mark?.line.endsWith("BTC/USDT:USDT 1m mark 0%"), mark?.line);
 });
 
 Deno.test("summary: the frontier query reads first and last candle and state of active series", async () => {
