@@ -153,6 +153,14 @@ export class ExchangeClient {
     return this.#markets.pageLimit(timeframe, symbol);
   }
 
+  /**
+   * The limiter of every request family in use (Binance limits spot, USDⓈ-M `fapi`, COIN-M
+   * `dapi` and `/futures/data` separately; other exchanges have one, `spot`).
+   */
+  limiters(): Map<string, WeightLimiter> {
+    return this.#runner.limiters();
+  }
+
   /** Snapshot of the counters. */
   stats(): ExchangeStats {
     return { ...this.#runner.stats(), ...this.#reader.stats() };

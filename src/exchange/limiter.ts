@@ -51,6 +51,7 @@ export class WeightLimiter {
   #pauseReason: PauseReason | null = null;
   #chain: Promise<void> = Promise.resolve();
   #waited = 0;
+  #spent = 0;
 
   /** Creates a limiter with a full (burst-sized) bucket. */
   constructor(options: LimiterOptions) {
@@ -65,6 +66,11 @@ export class WeightLimiter {
     this.#clock = options.clock ?? systemClock;
     this.#tokens = this.#burst;
     this.#last = this.#clock.now();
+  }
+
+  /** Total weight spent through this limiter. */
+  get spent(): number {
+    return this.#spent;
   }
 
   /** Weight allowed per window. */
@@ -153,6 +159,7 @@ export class WeightLimiter {
       const need = Math.min(weight, this.#burst);
       if (this.#tokens >= need) {
         this.#tokens -= weight;
+        this.#spent += weight;
         this.#waited += this.#clock.now() - started;
         return;
       }

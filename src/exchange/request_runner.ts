@@ -19,7 +19,7 @@ import {
 import { type Clock, systemClock, WeightLimiter } from "./limiter.ts";
 import { retry } from "../retry.ts";
 import { Reachability } from "./reachability.ts";
-import { type PublishedLimit, type UsageProfile, usageProfile } from "./usage.ts";
+import { DEFAULT_FAMILY, type PublishedLimit, type UsageProfile, usageProfile } from "./usage.ts";
 
 const logger = getLogger(["candlekeep", "exchange"]);
 
@@ -68,6 +68,8 @@ export interface TimedValue<T> {
 }
 
 interface RequestContext {
+  /** The request family whose limiter the request waited in (see `usage.ts`). */
+  family?: string;
   sentAt?: number;
   status?: number;
   headers?: Record<string, unknown>;
@@ -91,6 +93,10 @@ export class RequestRunner {
   #maxDelay: number;
   #defaultBan: number;
   #context = new AsyncLocalStorage<RequestContext>();
+  #limiters = new Map<string, WeightLimiter>();
+  #limiterSafety: number | undefined;
+  /** The family of the request ccxt is about to throttle (set by its cost calculation). */
+  #pendingFamily: string | undefined;
   #stats: RequestStats = { requests: 0, rateLimited: 0, banned: 0, retries: 0, errorsByClass: {}, limiterWaitMs: 0 };
   #lastRateWarning = -Infinity;
   #quietRateLimits = 0;
@@ -112,8 +118,35 @@ export class RequestRunner {
       safety: options.limiterSafety,
       clock: this.#clock,
     });
+    this.#limiters.set(DEFAULT_FAMILY, this.limiter);
+    this.#limiterSafety = options.limiterSafety;
     this.reachability = new Reachability(id, this.#clock.now());
     this.#hookCcxt();
+  }
+
+  /**
+   * The limiter of a request family: the exchange's own for exchanges with one family, else
+   * one per family (created with its default limit on first use).
+   */
+  limiterOf(family: string = DEFAULT_FAMILY): WeightLimiter {
+    let limiter = this.#limiters.get(family);
+    if (!limiter) {
+      const settings = this.profile.families?.settings[family];
+      if (!settings) return this.limiter;
+      limiter = new WeightLimiter({
+        capacity: settings.limit.capacity,
+        windowMs: settings.limit.windowMs,
+        safety: this.#limiterSafety,
+        clock: this.#clock,
+      });
+      this.#limiters.set(family, limiter);
+    }
+    return limiter;
+  }
+
+  /** Every limiter in use, by family. */
+  limiters(): Map<string, WeightLimiter> {
+    return new Map(this.#limiters);
   }
 
   /** Snapshot of the counters. */
@@ -124,14 +157,31 @@ export class RequestRunner {
   /** Replaces ccxt's throttle with the shared limiter and records each response's status and headers. */
   #hookCcxt(): void {
     const ex = this.#exchange as unknown as Record<string, unknown>;
+    const families = this.profile.families;
+    if (families) {
+      // ccxt computes a request's cost from its API name right before it calls throttle (in the
+      // same synchronous step), so the family can be handed over in a field.
+      const cost = (ex.calculateRateLimiterCost as (...args: unknown[]) => number).bind(this.#exchange);
+      ex.calculateRateLimiterCost = (api: unknown, ...rest: unknown[]) => {
+        this.#pendingFamily = families.of(Array.isArray(api) ? String(api[0]) : String(api));
+        return cost(api, ...rest);
+      };
+    }
     ex.throttle = async (cost?: number) => {
-      const weight = (cost ?? 1) * this.profile.weightPerCost;
+      const family = this.#pendingFamily ?? DEFAULT_FAMILY;
+      this.#pendingFamily = undefined;
+      const perCost = families?.settings[family]?.weightPerCost ?? this.profile.weightPerCost;
+      const weight = (cost ?? 1) * perCost;
+      const limiter = this.limiterOf(family);
       const before = this.#clock.now();
-      await this.limiter.acquire(weight);
+      await limiter.acquire(weight);
       this.#stats.limiterWaitMs += this.#clock.now() - before;
       this.#stats.requests++;
       const ctx = this.#context.getStore();
-      if (ctx) ctx.sentAt = this.#clock.now();
+      if (ctx) {
+        ctx.sentAt = this.#clock.now();
+        ctx.family = family;
+      }
     };
     const original = (ex.onRestResponse as (...args: unknown[]) => string).bind(this.#exchange);
     ex.onRestResponse = (
@@ -155,20 +205,23 @@ export class RequestRunner {
 
   #observeResponse(url: string, headers: Record<string, unknown>, body: string): void {
     const profile = this.profile;
+    const family = profile.families?.ofUrl(url) ?? DEFAULT_FAMILY;
+    const limiter = this.limiterOf(family);
     if (profile.parseLimit) {
       const limit: PublishedLimit | null = profile.parseLimit(url, body);
-      if (limit && (limit.capacity !== this.limiter.capacity || limit.windowMs !== this.limiter.windowMs)) {
-        this.limiter.setLimit(limit.capacity, limit.windowMs);
-        logger.info("{exchange}: published request limit {capacity} weight per {windowMs} ms", {
+      if (limit && (limit.capacity !== limiter.capacity || limit.windowMs !== limiter.windowMs)) {
+        limiter.setLimit(limit.capacity, limit.windowMs);
+        logger.info("{exchange}: published request limit {capacity} weight per {windowMs} ms{family}", {
           exchange: this.id,
           capacity: limit.capacity,
           windowMs: limit.windowMs,
+          family: profile.families ? ` (${family})` : "",
         });
       }
     }
     if (profile.usedWeightHeader) {
       const used = headerValue(headers, profile.usedWeightHeader);
-      if (used !== undefined) this.limiter.syncUsage(Number(used));
+      if (used !== undefined) limiter.syncUsage(Number(used));
     }
   }
 
@@ -181,7 +234,7 @@ export class RequestRunner {
    */
   async run<T>(operation: string, call: () => Promise<T>, options: { series?: string } = {}): Promise<TimedValue<T>> {
     const series = options.series;
-    let last: { c: Classification; at: number; attempt: number } | undefined;
+    let last: { c: Classification; at: number; attempt: number; family?: string } | undefined;
     const where = () => ({
       exchange: this.id,
       operation,
@@ -200,7 +253,7 @@ export class RequestRunner {
         } catch (error) {
           const now = this.#clock.now();
           const c = classifyFailure(error, ctx.status, ctx.headers, now);
-          last = { c, at: now, attempt };
+          last = { c, at: now, attempt, family: ctx.family };
           this.#record(error, c, now);
           if (c.kind !== "fatal") throw error;
           logger.error("{exchange} {operation} failed ({code}): {reason}", { ...where(), reason: c.message });
@@ -222,11 +275,11 @@ export class RequestRunner {
           return c.retryAfterMs ?? this.#backoff(retry);
         },
         onRetry: (_error, retry, waitMs) => {
-          const { c, at } = last!;
+          const { c, at, family } = last!;
           this.#stats.retries++;
           if (c.kind === "rate_limited") {
             this.#stats.rateLimited++;
-            this.#pauseForRateLimit(at, c.retryAfterMs ?? this.#backoff(retry), where());
+            this.#pauseForRateLimit(at, c.retryAfterMs ?? this.#backoff(retry), where(), family);
           } else if (c.kind === "banned") {
             this.#stats.banned++;
             this.#pauseForBan(at, c.retryAfterMs ?? this.#defaultBan, where());
@@ -284,9 +337,11 @@ export class RequestRunner {
    * {@linkcode RATE_LIMIT_WARNING_INTERVAL_MS}, counting the quieter ones since); the 429s of
    * requests that were already in flight, and further pauses within the interval, are debug.
    */
-  #pauseForRateLimit(now: number, waitMs: number, where: Record<string, unknown>): void {
-    const alreadyPaused = this.limiter.pause().reason !== null;
-    this.limiter.pauseUntil(now + waitMs, "rate_limited");
+  #pauseForRateLimit(now: number, waitMs: number, where: Record<string, unknown>, family?: string): void {
+    // A 429 pauses the requests of its family (Binance limits spot and futures separately).
+    const limiter = this.limiterOf(family);
+    const alreadyPaused = limiter.pause().reason !== null;
+    limiter.pauseUntil(now + waitMs, "rate_limited");
     const fields = { ...where, waitMs: Math.round(waitMs) };
     if (alreadyPaused || now - this.#lastRateWarning < RATE_LIMIT_WARNING_INTERVAL_MS) {
       this.#quietRateLimits++;
@@ -304,7 +359,8 @@ export class RequestRunner {
   /** Pauses the whole exchange after a ban: an error line when the ban starts, debug while it holds. */
   #pauseForBan(now: number, waitMs: number, where: Record<string, unknown>): void {
     const alreadyBanned = this.limiter.pause().reason === "banned";
-    this.limiter.pauseUntil(now + waitMs, "banned");
+    // A ban is of the IP: every family waits.
+    for (const limiter of this.#limiters.values()) limiter.pauseUntil(now + waitMs, "banned");
     const log = alreadyBanned ? logger.debug.bind(logger) : logger.error.bind(logger);
     log("{exchange}: banned (HTTP {status}), pausing the whole exchange for {waitMs} ms", {
       ...where,

@@ -24,6 +24,36 @@ export interface UsageProfile {
   parseLimit?(url: string, body: string): PublishedLimit | null;
   /** Most recent candles the exchange serves at all (Kraken: 720); older history is unreachable. */
   historyLimit?: number;
+  /**
+   * Request families the exchange limits separately (Binance: spot, USDⓈ-M `fapi`, COIN-M
+   * `dapi`, and `/futures/data`), each with its own weight per cost unit and default limit.
+   * The family of a request comes from ccxt's API name (`fapiPublic`) or its URL. Absent: one
+   * family (`limit`, `weightPerCost`).
+   */
+  families?: {
+    of(api: string): string;
+    ofUrl(url: string): string;
+    settings: Record<string, { weightPerCost: number; limit: PublishedLimit }>;
+  };
+}
+
+/** The family of the requests an exchange limits together when it has no families. */
+export const DEFAULT_FAMILY = "spot";
+
+/** Binance's request families from ccxt's API name: fapi*, dapi*, the `*Data` (`/futures/data`) ones, else spot. */
+function binanceFamily(api: string): string {
+  if (/^(fapi|dapi)Data/.test(api)) return "futures-data";
+  if (api.startsWith("fapi")) return "fapi";
+  if (api.startsWith("dapi")) return "dapi";
+  return DEFAULT_FAMILY;
+}
+
+/** Binance's request families from a URL path. */
+function binanceFamilyOfUrl(url: string): string {
+  if (url.includes("/futures/data")) return "futures-data";
+  if (url.includes("/fapi/")) return "fapi";
+  if (url.includes("/dapi/")) return "dapi";
+  return DEFAULT_FAMILY;
 }
 
 const INTERVAL_MS: Record<string, number> = { SECOND: 1_000, MINUTE: 60_000, HOUR: 3_600_000, DAY: 86_400_000 };
@@ -53,11 +83,24 @@ export function parseBinanceWeightLimit(url: string, body: string): PublishedLim
 export function usageProfile(id: string, rateLimitMs: number): UsageProfile {
   const generic: PublishedLimit = { capacity: 60_000 / Math.max(1, rateLimitMs), windowMs: 60_000 };
   if (id === "binance" || id === "binanceus") {
+    const spot = { capacity: (60_000 / Math.max(1, rateLimitMs)) * 5, windowMs: 60_000 };
     return {
       weightPerCost: 5,
-      limit: { capacity: (60_000 / Math.max(1, rateLimitMs)) * 5, windowMs: 60_000 },
+      limit: spot,
       usedWeightHeader: "x-mbx-used-weight-1m",
       parseLimit: parseBinanceWeightLimit,
+      // ccxt's futures tables give Binance's own weights (klines by limit: 1, 2, 5, 10);
+      // USDⓈ-M and COIN-M publish 2400 a minute each; /futures/data allows 1000 requests per 5 min.
+      families: {
+        of: binanceFamily,
+        ofUrl: binanceFamilyOfUrl,
+        settings: {
+          spot: { weightPerCost: 5, limit: spot },
+          fapi: { weightPerCost: 1, limit: { capacity: 2400, windowMs: 60_000 } },
+          dapi: { weightPerCost: 1, limit: { capacity: 2400, windowMs: 60_000 } },
+          "futures-data": { weightPerCost: 1, limit: { capacity: 1000, windowMs: 300_000 } },
+        },
+      },
     };
   }
   if (id === "kraken") return { weightPerCost: 1, limit: generic, historyLimit: 720 };
