@@ -174,8 +174,11 @@ export class Markets {
     const parsed = symbol === undefined ? null : parseUnifiedSymbol(symbol);
     const type = parsed?.type ?? (this.#marketType === "margin" ? "spot" : this.#marketType);
     const entry = features?.[type];
-    const limit = entry?.fetchOHLCV?.limit ?? entry?.[parsed?.margin ?? "linear"]?.fetchOHLCV?.limit ??
+    let limit = entry?.fetchOHLCV?.limit ?? entry?.[parsed?.margin ?? "linear"]?.fetchOHLCV?.limit ??
       entry?.linear?.fetchOHLCV?.limit;
+    // Binance weighs futures klines by limit (up to 499: 2, up to 1000: 5): ccxt's 500 costs 2.5
+    // times the weight per candle of 499.
+    if (this.#id.startsWith("binance") && (type === "swap" || type === "future") && limit === 500) limit = 499;
     return typeof limit === "number" && limit > 0 ? limit : this.#defaultPageLimit;
   }
 }

@@ -219,7 +219,7 @@ export class RequestRunner {
         });
       }
     }
-    if (profile.usedWeightHeader) {
+    if (profile.usedWeightHeader && profile.families?.settings[family]?.ownUsageHeader !== false) {
       const used = headerValue(headers, profile.usedWeightHeader);
       if (used !== undefined) limiter.syncUsage(Number(used));
     }

@@ -33,7 +33,12 @@ export interface UsageProfile {
   families?: {
     of(api: string): string;
     ofUrl(url: string): string;
-    settings: Record<string, { weightPerCost: number; limit: PublishedLimit }>;
+    /**
+     * Per family: weight per ccxt cost unit, default limit, and whether the used-weight header
+     * of its responses counts its own budget (`/futures/data` answers carry the futures host's
+     * weight, not its own request count).
+     */
+    settings: Record<string, { weightPerCost: number; limit: PublishedLimit; ownUsageHeader?: false }>;
   };
 }
 
@@ -98,7 +103,7 @@ export function usageProfile(id: string, rateLimitMs: number): UsageProfile {
           spot: { weightPerCost: 5, limit: spot },
           fapi: { weightPerCost: 1, limit: { capacity: 2400, windowMs: 60_000 } },
           dapi: { weightPerCost: 1, limit: { capacity: 2400, windowMs: 60_000 } },
-          "futures-data": { weightPerCost: 1, limit: { capacity: 1000, windowMs: 300_000 } },
+          "futures-data": { weightPerCost: 1, limit: { capacity: 1000, windowMs: 300_000 }, ownUsageHeader: false },
         },
       },
     };

@@ -1,6 +1,6 @@
 /**
  * `deno task bench [name ...]`: runs every benchmark, or the named ones (exchange, write,
- * ingest, restart, api, memory, metrics, series, export, rollups). Each prints its figures and its ratio
+ * ingest, restart, api, memory, metrics, series, export, rollups, derivatives). Each prints its figures and its ratio
  * against a baseline measured in the same run; none asserts on timings.
  *
  * @module
@@ -25,6 +25,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
     console.log("\n--- TimescaleDB (PGlite with TimescaleDB, WASM; no TimescaleDB server exists here)");
     await (await import("./rollup_timescale_bench.ts")).runTimescaleRollupBench();
   },
+  derivatives: async () => (await import("./derivatives_bench.ts")).runDerivativesBench(),
   export: async () => {
     const bench = await import("./export_bench.ts");
     bench.printExportBench(await bench.runExportBench());

@@ -35,6 +35,8 @@ Deno.test("binance: spot and USDⓈ-M futures requests wait in their own limiter
     const spotBefore = spot.spent, fapiBefore = fapi.spent;
     const pages = 3;
     const futuresLimit = client.pageLimit("1m", "BTC/USDT:USDT");
+    // The cheapest page per candle on Binance futures: 499 candles for weight 2 (500 weigh 5).
+    assertEquals(futuresLimit, 499);
     const spotLimit = client.pageLimit("1m", "BTC/USDT");
     for (let i = 0; i < pages; i++) {
       const since = minutesAgo((i + 2) * futuresLimit);
