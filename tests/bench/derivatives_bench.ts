@@ -58,7 +58,9 @@ export async function runDerivativesBench(options: { days?: number; limitPerMinu
       const at = w.fake.stats.log.filter((l) => re.test(l.path)).map((l) => l.at);
       return at.length === 0 ? "none" : `${f((Math.max(...at) - Math.min(...at)) / 1000)} s`;
     };
-    console.log(`request spans: klines ${span(/[Kk]lines/)}, funding ${span(/funding/)}, open interest ${span(/openInterest/)}`);
+    console.log(
+      `request spans: klines ${span(/[Kk]lines/)}, funding ${span(/funding/)}, open interest ${span(/openInterest/)}`,
+    );
     console.log(`elapsed:  ${f(seconds)} s`);
     console.log(`floor:    ${f(floor)} s (/fapi weight ÷ ${limit} a minute)`);
     console.log(`elapsed / floor: ${f(seconds / floor, 2)}× (goal ≤ 1.15)`);
