@@ -137,6 +137,7 @@ export class RequestRunner {
         capacity: settings.limit.capacity,
         windowMs: settings.limit.windowMs,
         safety: this.#limiterSafety,
+        burst: settings.burst,
         clock: this.#clock,
       });
       this.#limiters.set(family, limiter);

@@ -38,7 +38,10 @@ export interface UsageProfile {
      * of its responses counts its own budget (`/futures/data` answers carry the futures host's
      * weight, not its own request count).
      */
-    settings: Record<string, { weightPerCost: number; limit: PublishedLimit; ownUsageHeader?: false }>;
+    settings: Record<
+      string,
+      { weightPerCost: number; limit: PublishedLimit; ownUsageHeader?: false; burst?: number }
+    >;
   };
 }
 
@@ -103,7 +106,13 @@ export function usageProfile(id: string, rateLimitMs: number): UsageProfile {
           spot: { weightPerCost: 5, limit: spot },
           fapi: { weightPerCost: 1, limit: { capacity: 2400, windowMs: 60_000 } },
           dapi: { weightPerCost: 1, limit: { capacity: 2400, windowMs: 60_000 } },
-          "futures-data": { weightPerCost: 1, limit: { capacity: 1000, windowMs: 300_000 }, ownUsageHeader: false },
+          // A fixed window of 1000 requests per 5 minutes: a few dozen at once are well inside it.
+          "futures-data": {
+            weightPerCost: 1,
+            limit: { capacity: 1000, windowMs: 300_000 },
+            ownUsageHeader: false,
+            burst: 100,
+          },
         },
       },
     };

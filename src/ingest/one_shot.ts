@@ -73,6 +73,8 @@ export async function backfillOnce(
     else valid.push(row);
   }
   let runStartedAt: number | undefined; // once the leases are claimed
+  // Open interest has a request budget of its own (Binance /futures/data): it runs beside the candles.
+  const openInterest = openInterestOnce(jobs, valid);
   failures.push(
     ...await claimAndRun(parts, valid, async (s) => {
       runStartedAt ??= jobs.now();
@@ -80,7 +82,7 @@ export async function backfillOnce(
       return failure ?? await jobs.repair(s);
     }),
   );
-  await openInterestOnce(jobs, valid);
+  await openInterest;
   return failures;
 }
 
