@@ -1,7 +1,7 @@
 /**
  * The dashboard's price selector (issue 13): a contract with trade and mark candles shows a
  * trade/mark switch; mark candles load from `price=mark`, the subtitle and the address bar say
- * so, and a spot market shows no switch.
+ * so, and a spot market shows no switch; a perpetual's latest funding rates show under the chart.
  */
 import { registerSeries } from "../../src/ingest/series.ts";
 import { assert, assertEquals } from "../support/assert.ts";
@@ -37,12 +37,26 @@ Deno.test("dashboard: a contract's trade and mark candles behind a price switch"
     const spot = await registerSeries(sql, { exchange: "binance", symbol: "ETH/USDT", timeframe: "1h" });
     await seed(sql, spot.id, candles);
 
+    // Two funding rows of the perpetual, as the exchange published them.
+    await sql`insert into funding_rates (exchange, symbol, ts, rate, mark_price) values
+      ('binance', 'BTC/USDT:USDT', to_timestamp(${(NOW - 8 * HOUR) / 1000}), '0.00010000', '61000.10'),
+      ('binance', 'BTC/USDT:USDT', to_timestamp(${NOW / 1000}), '-0.00002500', '61200.20')`;
+
     const { page, errors } = await openPage(browser);
     await page.goto(`${api.base}/?exchange=binance&symbol=BTC/USDT:USDT&timeframe=1h`);
     await waitReady(page, "binance|BTC/USDT:USDT|1h");
     assertEquals(await page.isVisible("#prices"), true);
     assertEquals(await page.locator("#prices button").allTextContents(), ["trade", "mark"]);
     const tradeClose = await page.textContent("#candle-table tbody tr:first-child td:nth-child(5)");
+    // A perpetual shows its latest funding rates under the chart, newest first, exact decimals.
+    await page.waitForSelector("#funding-panel:not([hidden]) #funding-table tbody tr td.num");
+    const funding = await page.locator("#funding-table tbody tr").allTextContents();
+    assertEquals(funding.length, 2, funding.join(" | "));
+    assert(
+      funding[0].includes("-0.0025%") && funding[0].includes("-0.000025") && funding[0].includes("61200.2"),
+      funding[0],
+    );
+    assert(funding[1].includes("+0.0100%") && funding[1].includes("0.0001"), funding[1]);
 
     await page.click('#prices button[data-price="mark"]');
     await waitReady(page, "binance|BTC/USDT:USDT|1h|mark");
@@ -59,6 +73,7 @@ Deno.test("dashboard: a contract's trade and mark candles behind a price switch"
     await page.selectOption("#series-select", "binance|ETH/USDT");
     await waitReady(page, "binance|ETH/USDT|1h");
     assertEquals(await page.isVisible("#prices"), false);
+    assertEquals(await page.isVisible("#funding-panel"), false);
     assertEquals(errors, []);
   } finally {
     await browser.close();

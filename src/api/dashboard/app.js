@@ -1,6 +1,7 @@
 // Candlekeep dashboard: plain ES modules over the JSON API; charts by lightweight-charts (served locally).
 import { getJson } from "./api.js";
 import { keyOf, markets, priceOf, pricesOf, resolve, timeframeOptions } from "./catalog.js";
+import { showFunding } from "./funding.js";
 import { createCandleChart } from "./chart.js";
 import { drawCoverage } from "./coverage.js";
 import { esc, fmtCount, isoSeconds, precisionOf } from "./format.js";
@@ -115,6 +116,7 @@ async function loadChart(range) {
   probe.ready = false;
   $("chart").querySelector(".empty")?.remove();
   $("chart-title").textContent = `${v.symbol} · ${v.exchange}`;
+  showFunding($("funding-panel"), v);
   $("chart-sub").textContent = `${v.timeframe} · loading…`;
   try {
     let page = await getJson(query({}));
