@@ -3,6 +3,24 @@
 --   candlekeep.timescaledb      auto | require | off
 --   candlekeep.compress_after   interval, e.g. '7 days'
 --   candlekeep.retention        interval or '' for none
+
+-- Whether a table of this schema is a TimescaleDB hypertable (false without the extension), for
+-- this file and the repeatable files after it (R_2 to R_5), which depend on what candles is.
+create or replace function candlekeep_is_hypertable(table_name text) returns boolean
+language plpgsql stable as $is_hypertable$
+declare
+  found boolean;
+begin
+  if to_regclass('timescaledb_information.hypertables') is null then
+    return false;
+  end if;
+  -- Dynamic: the view does not exist without the extension, so it cannot be planned then.
+  execute $q$select exists (select 1 from timescaledb_information.hypertables
+    where hypertable_schema = current_schema() and hypertable_name = $1)$q$ into found using table_name;
+  return found;
+end
+$is_hypertable$;
+
 do $timescale$
 declare
   mode text := coalesce(nullif(current_setting('candlekeep.timescaledb', true), ''), 'auto');
@@ -52,10 +70,7 @@ begin
   -- A hypertable partitioned by ts in 1-day chunks: a day of 1-minute candles for a few
   -- hundred series is a chunk whose indexes stay in memory, and recent days (where all
   -- writes land) stay uncompressed while older ones compress.
-  if not exists (
-    select 1 from timescaledb_information.hypertables
-    where hypertable_schema = current_schema() and hypertable_name = 'candles'
-  ) then
+  if not candlekeep_is_hypertable('candles') then
     -- The plain rollups' triggers use transition tables, which hypertables do not allow:
     -- R_2_rollups.sql removes the rest of the plain kind afterwards.
     drop trigger if exists candles_rollup_insert on candles;

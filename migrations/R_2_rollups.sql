@@ -17,15 +17,9 @@
 
 do $rollups$
 declare
-  hyper boolean := to_regclass('timescaledb_information.hypertables') is not null;
   created boolean := false;
 begin
-  if hyper then
-    execute $q$select exists (select 1 from timescaledb_information.hypertables
-      where hypertable_schema = current_schema() and hypertable_name = 'candles')$q$ into hyper;
-  end if;
-
-  if hyper then
+  if candlekeep_is_hypertable('candles') then
     drop trigger if exists candles_rollup_insert on candles;
     drop trigger if exists candles_rollup_update on candles;
     drop trigger if exists candles_rollup_delete on candles;

@@ -18,14 +18,8 @@
 -- refreshes at start, and real-time aggregation answers exactly meanwhile.
 
 do $rollups_timescaledb$
-declare
-  hyper boolean := to_regclass('timescaledb_information.hypertables') is not null;
 begin
-  if hyper then
-    execute $q$select exists (select 1 from timescaledb_information.hypertables
-      where hypertable_schema = current_schema() and hypertable_name = 'candles')$q$ into hyper;
-  end if;
-  if not hyper then
+  if not candlekeep_is_hypertable('candles') then
     return;
   end if;
 

@@ -2,20 +2,11 @@
 -- it so: TimescaleDB is active). Funding rows are few (3 a day per perpetual on 8-hour
 -- funding), so chunks are 30 days long. When candles is not a hypertable this does nothing.
 do $funding_timescaledb$
-declare
-  hyper boolean := to_regclass('timescaledb_information.hypertables') is not null;
 begin
-  if hyper then
-    execute $q$select exists (select 1 from timescaledb_information.hypertables
-      where hypertable_schema = current_schema() and hypertable_name = 'candles')$q$ into hyper;
-  end if;
-  if not hyper then
+  if not candlekeep_is_hypertable('candles') then
     return;
   end if;
-  if not exists (
-    select 1 from timescaledb_information.hypertables
-    where hypertable_schema = current_schema() and hypertable_name = 'funding_rates'
-  ) then
+  if not candlekeep_is_hypertable('funding_rates') then
     perform create_hypertable('funding_rates', 'ts', chunk_time_interval => interval '30 days', migrate_data => true);
   end if;
 end

@@ -2,20 +2,10 @@
 -- series at 5m) when candles is one, i.e. when R_1_timescaledb.sql made TimescaleDB active.
 do $open_interest$
 begin
-  -- Statements are planned when first reached: nothing below runs without the extension.
-  if not exists (select 1 from pg_extension where extname = 'timescaledb') then
+  if not candlekeep_is_hypertable('candles') then
     return;
   end if;
-  if not exists (
-    select 1 from timescaledb_information.hypertables
-    where hypertable_schema = current_schema() and hypertable_name = 'candles'
-  ) then
-    return;
-  end if;
-  if not exists (
-    select 1 from timescaledb_information.hypertables
-    where hypertable_schema = current_schema() and hypertable_name = 'open_interest'
-  ) then
+  if not candlekeep_is_hypertable('open_interest') then
     perform create_hypertable('open_interest', 'ts', chunk_time_interval => interval '30 days', migrate_data => true);
   end if;
 end

@@ -139,7 +139,7 @@ export class Markets {
    */
   validateSeries(symbol: string, timeframe: string): string | null {
     const market = this.#exchange.markets?.[symbol];
-    const type = this.#typeOf(symbol);
+    const type = marketTypeOf(symbol);
     if (!market || market.type !== type) {
       const loaded = market ? `; it is a ${market.type} market` : "";
       return `Cannot serve ${this.#id} ${symbol} ${timeframe}: the exchange does not list ${symbol} as a ${type} market${loaded}`;
@@ -156,11 +156,6 @@ export class Markets {
       return (error as Error).message;
     }
     return null;
-  }
-
-  /** The ccxt market type of a series of `symbol`: the one its unified form names. */
-  #typeOf(symbol: string): string {
-    return marketTypeOf(symbol);
   }
 
   /**

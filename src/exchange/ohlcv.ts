@@ -12,8 +12,7 @@ import { ExchangeRequestError } from "./errors.ts";
 import type { Clock } from "./limiter.ts";
 import type { RequestRunner } from "./request_runner.ts";
 import { type RejectedCandle, validateCandles } from "./validate.ts";
-import { ccxtPriceParam } from "../market_type.ts";
-import type { PriceOption } from "../market_type.ts";
+import { ccxtPriceParam, type PriceOption } from "../market_type.ts";
 
 /** ccxt's `params.price` for mark, index and premium-index klines; nothing for trade candles. */
 function priceParams(options: PriceOption): Record<string, string> {
