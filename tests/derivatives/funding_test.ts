@@ -154,6 +154,10 @@ for (const dialect of ["binance", "bybit"] as const) {
   Deno.test(`${dialect} funding: an interrupted backfill resumes from its checkpoint; live appends the next row`, async () => {
     const w = await world(dialect, "400d");
     try {
+      // The clock is the wall clock: start well clear of a funding time (ETH funds every 4 h), so
+      // a real one cannot pass between the steps below (it did in CI at 12:00 UTC).
+      const toNext = 4 * HOUR - (w.now() % (4 * HOUR));
+      if (toNext < 10 * 60_000) w.advance(toNext + 60_000);
       let pages = 0;
       const first = ingest(w, () => pages++ >= 1, ["ETH/USDT:USDT"]);
       await first.run();

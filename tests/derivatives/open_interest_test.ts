@@ -122,8 +122,10 @@ Deno.test("binance open interest: 30-day window said once, two pages, exact deci
 Deno.test("binance open interest: the /futures/data request limit answers 429 and the runner recovers", async () => {
   const w = await world("binance");
   try {
+    // One request per fixed 5-second window: the backfill's consecutive pages meet a 429 (with a
+    // 1-second window they could fall into two windows under load and never meet one).
     w.fake.behaviour.dataRequestLimit = 1;
-    w.fake.behaviour.dataWindowMs = 1000;
+    w.fake.behaviour.dataWindowMs = 5000;
     const { log } = recordingLogger();
     await syncOpenInterest(context(w, log), w.clients.get("binance")!, keyOf(w));
     const rows = await stored(w);
