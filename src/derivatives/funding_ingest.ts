@@ -38,8 +38,8 @@ export interface FundingIngestOptions {
   db: Database;
   /** Exchange clients by id (those that can read funding history are used). */
   sources: ReadonlyMap<string, object>;
-  /** Perpetual symbols to collect (see `fundingSymbols`). */
-  symbols: readonly string[];
+  /** Perpetual symbols to collect on every exchange, unless a run names its own `keys`. */
+  symbols?: readonly string[];
   /** Where history starts (`BACKFILL_SINCE`). */
   since: BackfillSince;
   now?: () => number;
@@ -72,13 +72,17 @@ export class FundingIngest {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Every (exchange, symbol) pair whose exchange is ready and can read funding. */
-  #targets(): { source: FundingSource; key: FundingKey }[] {
+  /** The pairs of `keys` (default: the configured symbols on every exchange) whose exchange can read funding. */
+  #targets(keys?: readonly FundingKey[]): { source: FundingSource; key: FundingKey }[] {
+    const all = keys ??
+      [...this.#options.sources.keys()].flatMap((exchange) =>
+        (this.#options.symbols ?? []).map((symbol) => ({ exchange, symbol }))
+      );
     const out: { source: FundingSource; key: FundingKey }[] = [];
-    for (const [id, client] of this.#options.sources) {
-      const source = fundingSourceOf(client);
-      if (!source) continue;
-      for (const symbol of this.#options.symbols) out.push({ source, key: { exchange: id, symbol } });
+    for (const key of all) {
+      const client = this.#options.sources.get(key.exchange);
+      const source = client ? fundingSourceOf(client) : null;
+      if (source) out.push({ source, key });
     }
     return out;
   }
@@ -86,19 +90,30 @@ export class FundingIngest {
   /**
    * Brings every funding history up to date: backfills (resuming from its checkpoint) or
    * fetches what was published since the last stored row; a backfill that completes is
-   * gap-checked. `check: true` gap-checks every history (the repair run).
+   * gap-checked. `check: true` gap-checks every history (the repair run); `keys` narrows the
+   * run to those perpetuals (the ones this instance collects); `stop` ends walks after the
+   * current page (a bounded run's budget), besides shutdown.
    */
-  async run(options: { check?: boolean } = {}): Promise<FundingRunResult[]> {
-    return await Promise.all(this.#targets().map(({ source, key }) => this.#runOne(source, key, options.check)));
+  async run(
+    options: { check?: boolean; keys?: readonly FundingKey[]; stop?: () => boolean } = {},
+  ): Promise<FundingRunResult[]> {
+    return await Promise.all(
+      this.#targets(options.keys).map(({ source, key }) => this.#runOne(source, key, options)),
+    );
   }
 
-  async #runOne(source: FundingSource, key: FundingKey, check = false): Promise<FundingRunResult> {
+  async #runOne(
+    source: FundingSource,
+    key: FundingKey,
+    options: { check?: boolean; stop?: () => boolean },
+  ): Promise<FundingRunResult> {
+    const check = options.check ?? false;
     const id = `${key.exchange} ${key.symbol}`;
     const result: FundingRunResult = { key, written: 0, holes: 0 };
     if (this.#busy.has(id)) return result;
     this.#busy.add(id);
     try {
-      const completed = await this.#walk(source, key, result);
+      const completed = await this.#walk(source, key, result, options.stop);
       this.#failed.delete(id);
       if (completed === "now" || (check && completed !== "no")) await this.#checkGaps(source, key, result);
     } catch (error) {
@@ -131,7 +146,12 @@ export class FundingIngest {
    * Walks forward from the checkpoint to the present. Returns "now" when this walk completed
    * the backfill, "before" when it had been completed earlier, "no" when it stopped early.
    */
-  async #walk(source: FundingSource, key: FundingKey, result: FundingRunResult): Promise<"now" | "before" | "no"> {
+  async #walk(
+    source: FundingSource,
+    key: FundingKey,
+    result: FundingRunResult,
+    stop?: () => boolean,
+  ): Promise<"now" | "before" | "no"> {
     const db = this.#options.db;
     let checkpoint = await db.retry("read funding checkpoint", (sql) => readFundingCheckpoint(sql, key));
     if (checkpoint === null) {
@@ -150,7 +170,7 @@ export class FundingIngest {
       if (next > this.#now()) return "before";
     }
     while (true) {
-      if (this.#options.stopping?.()) return "no";
+      if (this.#options.stopping?.() || stop?.()) return "no";
       const page = await source.fetchFundingPage(key.symbol, cursor, undefined, interval ?? undefined);
       const safeEnd = Math.min(page.window.to, page.requestedAt - PUBLISH_DELAY_MS);
       const lastRow = page.rows.length > 0 ? page.rows[page.rows.length - 1].ts + 1 : cursor;

@@ -1,11 +1,8 @@
 /**
- * What the funding ingest needs from an exchange (the exchange client implements it), and
- * which perpetuals get funding history under `FUNDING_RATES`.
+ * What the funding ingest needs from an exchange (the exchange client implements it).
  *
  * @module
  */
-import type { Config } from "../config_types.ts";
-import { marketTypeOf } from "../market_type.ts";
 
 /** One funding row from the exchange: time (ms UTC), rate and mark price as decimal text. */
 export interface FundingSourceRow {
@@ -39,10 +36,4 @@ export function fundingSourceOf(source: object): FundingSource | null {
       typeof s.listedAt === "function"
     ? s as FundingSource
     : null;
-}
-
-/** The configured perpetual (swap) symbols whose funding is collected; none when `FUNDING_RATES=false`. */
-export function fundingSymbols(config: Pick<Config, "symbols" | "fundingRates">): string[] {
-  if (config.fundingRates === false) return [];
-  return [...new Set(config.symbols.filter((s) => marketTypeOf(s) === "swap"))];
 }

@@ -35,8 +35,9 @@ export class OpenInterestTicks {
   /**
    * Starts one run over the perpetuals among `series` (exchange, symbol) unless one is still
    * running; returns the running one (resolves when it ends; failures are logged, not thrown).
+   * `stop` ends the walks after the current page (a bounded run's budget), besides shutdown.
    */
-  tick(series: readonly { exchange: string; symbol: string }[]): Promise<void> {
+  tick(series: readonly { exchange: string; symbol: string }[], options: { stop?: () => boolean } = {}): Promise<void> {
     const period = this.#options.config.openInterest ?? "off";
     if (period === "off" || this.#options.stopping()) return Promise.resolve();
     if (this.#running) return this.#running;
@@ -44,12 +45,14 @@ export class OpenInterestTicks {
     for (const s of series) {
       if (marketTypeOf(s.symbol) === "swap") keys.set(`${s.exchange}|${s.symbol}`, { ...s, period });
     }
-    this.#running = Promise.all([...keys.values()].map((key) => this.#one(key))).then(() => {})
+    const stop = options.stop;
+    const stopping = stop ? () => this.#options.stopping() || stop() : this.#options.stopping;
+    this.#running = Promise.all([...keys.values()].map((key) => this.#one(key, stopping))).then(() => {})
       .finally(() => this.#running = null);
     return this.#running;
   }
 
-  async #one(key: { exchange: string; symbol: string; period: string }): Promise<void> {
+  async #one(key: { exchange: string; symbol: string; period: string }, stopping: () => boolean): Promise<void> {
     const o = this.#options;
     const source = o.sources.get(key.exchange);
     const name = `${key.exchange} ${key.symbol} ${key.period}`;
@@ -61,7 +64,7 @@ export class OpenInterestTicks {
           log: o.log,
           now: o.now,
           since: o.config.backfillSince,
-          stopping: o.stopping,
+          stopping,
         },
         source,
         key,
@@ -80,18 +83,4 @@ export class OpenInterestTicks {
       });
     }
   }
-}
-
-/** The engine state {@linkcode openInterestOnce} reads (the ingest engine's `Jobs`). */
-export interface OpenInterestEngine extends Omit<OpenInterestTicksOptions, "stopping"> {
-  readonly stopping: boolean;
-}
-
-/** One open-interest run over the perpetuals among `series`, for the one-shot commands (`backfill`, `gaps --repair`). */
-export function openInterestOnce(
-  engine: OpenInterestEngine,
-  series: readonly { exchange: string; symbol: string }[],
-): Promise<void> {
-  const { db, config, sources, log, now } = engine;
-  return new OpenInterestTicks({ db, config, sources, log, now, stopping: () => engine.stopping }).tick(series);
 }

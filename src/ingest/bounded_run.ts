@@ -7,6 +7,7 @@
 import type { Leases } from "./coordination.ts";
 import { failuresOf, type Jobs, type SeriesFailure } from "./jobs.ts";
 import type { Catalog } from "./series_sync.ts";
+import type { Derivatives } from "./derivatives.ts";
 
 /** What one {@linkcode BoundedRuns.run} did. */
 export interface BoundedRunReport {
@@ -29,14 +30,19 @@ export class BoundedRuns {
   readonly #jobs: Jobs;
   readonly #leases: Leases;
   readonly #catalog: Catalog;
+  readonly #derivatives: Derivatives;
   #running = 0;
   #syncedAt = -Infinity;
 
-  /** Runs over `jobs`, claiming through `leases` the series `catalog` registers. */
-  constructor(jobs: Jobs, leases: Leases, catalog: Catalog) {
+  /**
+   * Runs over `jobs`, claiming through `leases` the series `catalog` registers; funding and
+   * open interest of the perpetuals whose primary series it claims go through `derivatives`.
+   */
+  constructor(jobs: Jobs, leases: Leases, catalog: Catalog, derivatives: Derivatives) {
     this.#jobs = jobs;
     this.#leases = leases;
     this.#catalog = catalog;
+    this.#derivatives = derivatives;
   }
 
   /**
@@ -82,7 +88,13 @@ export class BoundedRuns {
         }
         return jobs.live(series, context);
       });
+      // Funding and open interest of the perpetuals whose primary series this run holds, within
+      // the same budget (open interest has a request budget of its own: it runs beside).
+      const derivatives = kind === "repair"
+        ? [this.#derivatives.funding({ check: true, stop })]
+        : [this.#derivatives.funding({ stop }), this.#derivatives.openInterest({ stop })];
       const failures = failuresOf(await Promise.all(results));
+      await Promise.all(derivatives);
       return {
         series: ids.length,
         failures,

@@ -21,8 +21,7 @@ import { type AddSeriesInput, Catalog } from "./series_sync.ts";
 import type { ExchangeSource } from "./source.ts";
 import { Ticks } from "./ticks.ts";
 import type { RollupUpkeep } from "./rollup_upkeep.ts";
-import { FundingIngest } from "../derivatives/funding_ingest.ts";
-import { fundingSymbols } from "../derivatives/funding_source.ts";
+import { Derivatives } from "./derivatives.ts";
 
 export type { BoundedRunReport } from "./bounded_run.ts";
 export type { SeriesFailure } from "./jobs.ts";
@@ -62,8 +61,8 @@ export class Ingestor {
   readonly #catalog: Catalog;
   readonly #ticks: Ticks;
   readonly #bounded: BoundedRuns;
-  /** Funding-rate histories of the configured perpetuals (null when there are none or FUNDING_RATES=false). */
-  readonly #funding: FundingIngest | null;
+  /** Funding rates and open interest of the perpetuals whose primary series this instance holds. */
+  readonly #derivatives: Derivatives;
   #timer: ReturnType<typeof setInterval> | undefined;
   #syncTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -84,17 +83,9 @@ export class Ingestor {
     });
     this.#leases = new Leases(this.#jobs);
     this.#catalog = new Catalog(this.#jobs, this.#leases);
-    this.#ticks = new Ticks(this.#jobs, this.#leases);
-    this.#bounded = new BoundedRuns(this.#jobs, this.#leases, this.#catalog);
-    const symbols = fundingSymbols(options.config);
-    this.#funding = symbols.length === 0 ? null : new FundingIngest({
-      db: options.db,
-      sources: options.sources,
-      symbols,
-      since: options.config.backfillSince,
-      now: this.#jobs.now,
-      stopping: () => this.#jobs.stopping,
-    });
+    this.#derivatives = new Derivatives(this.#jobs);
+    this.#ticks = new Ticks(this.#jobs, this.#leases, this.#derivatives);
+    this.#bounded = new BoundedRuns(this.#jobs, this.#leases, this.#catalog, this.#derivatives);
   }
 
   /** The configured series keys: exchanges × (symbols ∪ top N) × timeframes. */
@@ -120,7 +111,7 @@ export class Ingestor {
   /** Backfills every held series that has not been backfilled by this process yet. */
   async backfillPending(): Promise<SeriesFailure[]> {
     const failures = await this.#ticks.backfillPending();
-    await this.#funding?.run();
+    await this.#derivatives.funding();
     return failures;
   }
 
@@ -129,22 +120,21 @@ export class Ingestor {
    * stored one. A tick that fires while one is still running is not run at the same time
    * (returns false): the running one goes round once more when it ends.
    */
-  async liveTick(): Promise<boolean> {
-    const ran = await this.#ticks.liveTick();
-    if (ran) await this.#funding?.run();
-    return ran;
+  liveTick(): Promise<boolean> {
+    return this.#ticks.liveTick();
   }
 
-  /** One open-interest run over the held perpetuals (`OPEN_INTEREST`); the live tick starts it too. */
+  /**
+   * One open-interest run over the perpetuals this instance collects (`OPEN_INTEREST`: those
+   * whose primary series it holds); the live tick starts it too.
+   */
   openInterestTick(): Promise<void> {
-    return this.#ticks.openInterestTick();
+    return this.#derivatives.openInterest();
   }
 
   /** One gap repair run over every held, backfilled series. */
-  async repairTick(): Promise<boolean> {
-    const ran = await this.#ticks.repairTick();
-    if (ran) await this.#funding?.run({ check: true });
-    return ran;
+  repairTick(): Promise<boolean> {
+    return this.#ticks.repairTick();
   }
 
   /**
@@ -161,10 +151,8 @@ export class Ingestor {
    * narrows them by `filter`, claims their leases, backfills them and repairs gaps.
    * Returns the series that could not be done, with reasons.
    */
-  async backfillOnce(options: BackfillOnceOptions = {}): Promise<SeriesFailure[]> {
-    const failures = await backfillOnce(this.#parts(), options);
-    await this.#funding?.run({ check: true });
-    return failures;
+  backfillOnce(options: BackfillOnceOptions = {}): Promise<SeriesFailure[]> {
+    return backfillOnce(this.#parts(), options);
   }
 
   /**
@@ -172,14 +160,12 @@ export class Ingestor {
    * can hold; series kept by a running instance are skipped with a notice. Returns the series
    * whose repair failed, with reasons.
    */
-  async repairOnce(): Promise<SeriesFailure[]> {
-    const failures = await repairOnce(this.#parts());
-    await this.#funding?.run({ check: true });
-    return failures;
+  repairOnce(): Promise<SeriesFailure[]> {
+    return repairOnce(this.#parts());
   }
 
   #parts() {
-    return { jobs: this.#jobs, leases: this.#leases, catalog: this.#catalog };
+    return { jobs: this.#jobs, leases: this.#leases, catalog: this.#catalog, derivatives: this.#derivatives };
   }
 
   /** Adds a series at run time (API) and starts its backfill when this instance can hold it. */

@@ -122,3 +122,35 @@ export async function releaseAll(sql: Queryable, owner: string): Promise<void> {
   await sql`update series set lease_owner = null, lease_expires_at = null where lease_owner = ${owner}`;
   await sql`delete from instances where id = ${owner}`;
 }
+
+/** A perpetual whose funding and open interest one instance collects. */
+export interface DerivativeKey {
+  exchange: string;
+  symbol: string;
+}
+
+/**
+ * The perpetuals whose funding rates and open interest `owner` collects: those whose first
+ * active, valid candle series (lowest id, its *primary* series) `owner` holds a live lease on.
+ * Leases are exclusive, so among instances sharing a database exactly one collects each
+ * perpetual, with no lease of its own. With `claimFree` (one-shot commands, which hold no
+ * service share), perpetuals whose primary series nobody holds count too when they are among
+ * `among`.
+ */
+export async function derivativeKeys(
+  sql: Queryable,
+  owner: string,
+  options: { claimFree?: boolean; among?: readonly DerivativeKey[] } = {},
+): Promise<DerivativeKey[]> {
+  const rows = await sql<{ exchange: string; symbol: string; owner: string | null; leased: boolean }[]>`
+    select distinct on (exchange, symbol) exchange, symbol, lease_owner as owner,
+      coalesce(lease_expires_at > now(), false) as leased
+    from series
+    where active and state <> 'invalid' and position(':' in symbol) > 0
+    order by exchange, symbol, id`;
+  const among = new Set((options.among ?? []).map((k) => `${k.exchange}\u0000${k.symbol}`));
+  return rows.filter((r) =>
+    (r.leased && r.owner === owner) ||
+    (options.claimFree === true && !r.leased && among.has(`${r.exchange}\u0000${r.symbol}`))
+  ).map((r) => ({ exchange: r.exchange, symbol: r.symbol }));
+}

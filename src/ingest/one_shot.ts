@@ -11,7 +11,7 @@ import type { Leases } from "./coordination.ts";
 import { failuresOf, type Jobs, type SeriesFailure } from "./jobs.ts";
 import { registerSeries, type SeriesKey } from "./series.ts";
 import type { Catalog } from "./series_sync.ts";
-import { openInterestOnce } from "../derivatives/open_interest_ticks.ts";
+import type { Derivatives } from "./derivatives.ts";
 
 /** Options of {@linkcode backfillOnce}. */
 export interface BackfillOnceOptions {
@@ -27,6 +27,7 @@ export interface OneShotParts {
   jobs: Jobs;
   leases: Leases;
   catalog: Catalog;
+  derivatives: Derivatives;
 }
 
 /** Claims `series`, runs `work` on the ones claimed, and releases every lease afterwards. */
@@ -73,8 +74,11 @@ export async function backfillOnce(
     else valid.push(row);
   }
   let runStartedAt: number | undefined; // once the leases are claimed
-  // Open interest has a request budget of its own (Binance /futures/data): it runs beside the candles.
-  const openInterest = openInterestOnce(jobs, valid);
+  // Funding and open interest of the perpetuals among these series, unless a running instance
+  // collects them. Open interest has a request budget of its own (Binance /futures/data): it
+  // runs beside the candles.
+  const derivatives = { claimFree: true, among: valid };
+  const openInterest = parts.derivatives.openInterest(derivatives);
   failures.push(
     ...await claimAndRun(parts, valid, async (s) => {
       runStartedAt ??= jobs.now();
@@ -83,6 +87,7 @@ export async function backfillOnce(
     }),
   );
   await openInterest;
+  await parts.derivatives.funding({ ...derivatives, check: true });
   return failures;
 }
 
@@ -98,6 +103,10 @@ export async function repairOnce(parts: OneShotParts): Promise<SeriesFailure[]> 
       select id, exchange, symbol, timeframe, price from series where active and state <> 'invalid' order by id`);
   const usable = rows.filter((r) => jobs.sources.has(r.exchange));
   const failures = await claimAndRun(parts, usable, (series) => jobs.repair(series));
-  await openInterestOnce(jobs, usable);
+  const derivatives = { claimFree: true, among: usable };
+  await Promise.all([
+    parts.derivatives.openInterest(derivatives),
+    parts.derivatives.funding({ ...derivatives, check: true }),
+  ]);
   return failures;
 }

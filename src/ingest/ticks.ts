@@ -6,7 +6,7 @@
  */
 import type { Leases } from "./coordination.ts";
 import { failuresOf, type Jobs, type SeriesFailure } from "./jobs.ts";
-import { OpenInterestTicks } from "../derivatives/open_interest_ticks.ts";
+import type { Derivatives } from "./derivatives.ts";
 
 /** Live and repair ticks of one engine; a tick never runs twice at once. */
 export class Ticks {
@@ -15,20 +15,16 @@ export class Ticks {
   #liveRunning = false;
   #liveAgain = false;
   #repairRunning = false;
-  readonly #openInterest: OpenInterestTicks;
+  readonly #derivatives: Derivatives;
 
-  /** Ticks over the series `jobs` holds, renewing the leases through `leases` first. */
-  constructor(jobs: Jobs, leases: Leases) {
+  /**
+   * Ticks over the series `jobs` holds, renewing the leases through `leases` first; the
+   * funding and open interest of the perpetuals it collects go through `derivatives`.
+   */
+  constructor(jobs: Jobs, leases: Leases, derivatives: Derivatives) {
     this.#jobs = jobs;
     this.#leases = leases;
-    const { db, config, sources, log, now } = jobs;
-    this.#openInterest = new OpenInterestTicks({ db, config, sources, log, now, stopping: () => jobs.stopping });
-  }
-
-  /** One open-interest run over the perpetuals among the held series (`OPEN_INTEREST`; see `derivatives/`). */
-  openInterestTick(): Promise<void> {
-    const jobs = this.#jobs;
-    return jobs.track(this.#openInterest.tick(jobs.ownedIds.map((id) => jobs.series.get(id)!)));
+    this.#derivatives = derivatives;
   }
 
   /** Backfills every held series that has not been backfilled by this process yet. */
@@ -79,7 +75,8 @@ export class Ticks {
     this.backfillInBackground();
     await Promise.all(this.#backfilledSeries().map((series) => jobs.live(series)));
     // In the background: a first open-interest backfill must not hold up the candles.
-    this.openInterestTick().catch(() => {});
+    this.#derivatives.openInterest().catch(() => {});
+    await this.#derivatives.funding();
   }
 
   #backfilledSeries() {
@@ -93,6 +90,7 @@ export class Ticks {
     this.#repairRunning = true;
     try {
       await Promise.all(this.#backfilledSeries().map((series) => this.#jobs.repair(series)));
+      await this.#derivatives.funding({ check: true });
       // Repairs write below the rollups' watermark and into compressed days; the maintenance
       // also catches writes made with SQL since the last tick.
       this.#jobs.rollups?.request();

@@ -4,7 +4,6 @@
  * mid-range, confirmed holes, a 4-hour contract, resume after an interruption, live update.
  */
 import { FundingIngest } from "../../src/derivatives/funding_ingest.ts";
-import { fundingSymbols } from "../../src/derivatives/funding_source.ts";
 import { inferFundingInterval, missingFundingTimes } from "../../src/derivatives/funding_gaps.ts";
 import { fundingOverview, renderFundingTable } from "../../src/derivatives/funding_status.ts";
 import { assert, assertEquals, assertThrows } from "../support/assert.ts";
@@ -61,7 +60,7 @@ function world(dialect: FakeDialect, since = "200d"): Promise<IngestWorld> {
   });
 }
 
-function ingest(w: IngestWorld, stopping?: () => boolean, symbols = fundingSymbols(w.config)): FundingIngest {
+function ingest(w: IngestWorld, stopping?: () => boolean, symbols = PERPS): FundingIngest {
   return new FundingIngest({
     db: w.db,
     sources: w.clients,
@@ -108,10 +107,6 @@ for (const dialect of ["binance", "bybit"] as const) {
       const btcAfter = await expected(w, dialect, "BTC/USDT:USDT");
       assertEquals(btcAfter.length, btc.length + 1);
       assertEquals(await stored(w, "BTC/USDT:USDT"), btcAfter);
-      assertEquals(fundingSymbols({ symbols: ["BTC/USDT", "BTC/USDT:USDT-261225", "BTC/USDT:USDT"] }), [
-        "BTC/USDT:USDT",
-      ]);
-      assertEquals(fundingSymbols({ symbols: ["BTC/USDT:USDT"], fundingRates: false }), []);
     } finally {
       await w.close();
     }
@@ -210,8 +205,7 @@ Deno.test("FUNDING_RATES: auto by default, true, false; anything else names the 
   assertEquals(loadConfig(base).fundingRates, "auto");
   assertEquals(loadConfig({ ...base, FUNDING_RATES: "TRUE" }).fundingRates, true);
   const off = loadConfig({ ...base, FUNDING_RATES: "false" });
-  assertEquals([off.fundingRates, fundingSymbols(off)], [false, []]);
-  assertEquals(fundingSymbols(loadConfig(base)), ["BTC/USDT:USDT"]);
+  assertEquals(off.fundingRates, false);
   const error = assertThrows(() => loadConfig({ ...base, FUNDING_RATES: "yes" }), ConfigError);
   assert(error.message.includes("FUNDING_RATES"), error.message);
 });
