@@ -83,7 +83,11 @@ function acceptsGzip(req: Request): boolean {
  */
 export async function withGzip(req: Request, response: Response): Promise<Response> {
   const type = response.headers.get("content-type") ?? "";
-  if (response.body === null || !COMPRESSIBLE.test(type) || response.headers.has("content-encoding")) return response;
+  // An event stream is sent as it is produced: a compressor would hold events back.
+  const live = /^text\/event-stream\b/i.test(type);
+  if (response.body === null || !COMPRESSIBLE.test(type) || live || response.headers.has("content-encoding")) {
+    return response;
+  }
   const headers = new Headers(response.headers);
   headers.append("vary", "Accept-Encoding");
   const init = { status: response.status, statusText: response.statusText, headers };

@@ -16,6 +16,7 @@ import {
   SeriesId,
 } from "./params.ts";
 import { OpenInterestQuery } from "./open_interest.ts";
+import { MAX_STREAM_SERIES, StreamSubscription } from "./stream.ts";
 
 type Json = Record<string, unknown>;
 
@@ -36,6 +37,34 @@ function queryParameters(schema: z.ZodType): Json[] {
     description: s.description,
     schema: s,
   }));
+}
+
+/** The `/v1/stream` parameters: each subscription field repeatable (once for all series, or once per series). */
+function streamParameters(): Json[] {
+  const each = queryParameters(StreamSubscription).map((p) => ({
+    ...p,
+    description: `${p.description}; repeat once per series (in order), or give once for every series`,
+    style: "form",
+    explode: true,
+    schema: { type: "array", items: p.schema, minItems: 1, maxItems: MAX_STREAM_SERIES },
+  }));
+  return [
+    ...each,
+    {
+      name: "last_event_id",
+      in: "query",
+      required: false,
+      description: "resume after this event id (as the Last-Event-ID header; for clients that cannot set headers)",
+      schema: { type: "string" },
+    },
+    {
+      name: "Last-Event-ID",
+      in: "header",
+      required: false,
+      description: "resume: the closed candles after this id (sent by EventSource on reconnect) are replayed first",
+      schema: { type: "string" },
+    },
+  ];
 }
 
 const idParameter = (): Json => ({
@@ -227,6 +256,26 @@ export function openApiDocument(serverUrl?: string): Json {
             "400": error("Invalid parameter"),
             "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
             "503": error("Too many pages and exports at once; retry after Retry-After"),
+          },
+        },
+      },
+      "/v1/stream": {
+        get: {
+          summary: "Live candles of one or more series as Server-Sent Events",
+          description:
+            "`candle` events with data `{exchange, symbol, timeframe, price, time, open, high, low, close, " +
+            "volume, closed}`: the last closed candle of each series first, then updates of the forming candle " +
+            "(`closed: false`, no id) and each closed candle once (`closed: true`, with an id). Reconnecting with " +
+            "`Last-Event-ID` replays every closed candle after it from the database, so nothing is lost. A comment " +
+            "line every 15 s keeps proxies from closing the stream; a client that leaves over 1 MiB unread is dropped.",
+          parameters: streamParameters(),
+          responses: {
+            "200": {
+              description: "An event stream (text/event-stream) that stays open",
+              content: { "text/event-stream": { schema: { type: "string" } } },
+            },
+            "400": error("Invalid parameter, or a Last-Event-ID that does not fit these series"),
+            "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
           },
         },
       },

@@ -25,6 +25,8 @@ import { NoQuery, parseQuery } from "./params.ts";
 import { type Handler, Router } from "./router.ts";
 import { addSeriesRoute, type IngestControl, listSeriesRoute, removeSeriesRoute, seriesGapsRoute } from "./series.ts";
 import { health, installApiMetrics, metrics, ready } from "./system.ts";
+import { getStream } from "./stream.ts";
+import { StreamHub } from "./stream_hub.ts";
 
 export type { IngestControl } from "./series.ts";
 export type { ExchangeStatusProvider } from "./readiness.ts";
@@ -44,6 +46,11 @@ export interface ApiDeps {
   now?: () => number;
   /** Reachability of every configured exchange, judged by `/ready` and exported on `/metrics`; absent: not judged. */
   exchanges?: ExchangeStatusProvider;
+  /**
+   * Wake-ups of `GET /v1/stream` (a `LISTEN` connection, opened by the first stream). Default:
+   * one of the router's own; whoever creates it closes it (`serveApi` does at shutdown).
+   */
+  streams?: StreamHub;
 }
 
 /** Builds the router with every route of the API. */
@@ -52,6 +59,7 @@ export function createRouter(deps: ApiDeps): Router {
   const startedAt = deps.startedAt ?? now();
   const sql = deps.db.sql;
   const gate = admissionGate(sql, { limit: deps.config.http?.maxPages });
+  const streams = deps.streams ?? new StreamHub(sql);
   const noQuery = (fn: () => Response | Promise<Response>): Handler => (_req, { url }) => {
     parseQuery(url, NoQuery);
     return fn();
@@ -65,6 +73,7 @@ export function createRouter(deps: ApiDeps): Router {
         ifNoneMatch: req.headers.get("if-none-match"),
       }))
     .on("GET", "/v1/export", (_req, { url }) => getExport(sql, url, { gate, now }))
+    .on("GET", "/v1/stream", (req, { url }) => getStream(sql, req, url, { hub: streams, now }))
     .on(
       "GET",
       "/v1/funding-rates",
@@ -189,7 +198,10 @@ export function serveApi(
   deps: ApiDeps,
   options: { hostname: string; port: number; signal?: AbortSignal; limits?: Partial<ConnectionLimits> },
 ): ApiServer {
-  const handler = createHandler(deps);
+  // Open streams never end by themselves: they are ended before the server waits for requests.
+  const streams = deps.streams ?? new StreamHub(deps.db.sql);
+  const handler = createHandler({ ...deps, streams });
+  options.signal?.addEventListener("abort", () => streams.close(), { once: true });
   const log = getLogger("api");
   let server: GuardedServer;
   try {
@@ -212,6 +224,9 @@ export function serveApi(
   return {
     finished: server.finished,
     port: server.port,
-    shutdown: () => server.shutdown(),
+    shutdown: async () => {
+      await streams.close();
+      await server.shutdown();
+    },
   };
 }

@@ -2,6 +2,14 @@ import type postgres from "postgres";
 import type { Candle } from "../candle.ts";
 import type { Sql } from "../db/client.ts";
 
+/** Channel notified with a series id when candles of that series were written ({@linkcode writeCandles}). */
+export const CANDLES_CHANNEL = "candlekeep_candles";
+/**
+ * Channel carrying forming (not yet closed) candles as JSON `{s, t, o, h, l, c, v}`: series
+ * id, open time in ms and the values so far.
+ */
+export const FORMING_CHANNEL = "candlekeep_forming";
+
 /** What one write changed. */
 export interface WriteResult {
   /** Rows that did not exist before. */
@@ -21,6 +29,9 @@ export type Queryable = Sql | postgres.TransactionSql;
  * The same statement keeps `series_stats` exact: it adds the rows it inserted (not the ones it
  * re-wrote) to the series' count, widens first/last, and drops the series' gap cache when a
  * candle lands at or before the cached part (appending after it keeps the cache).
+ *
+ * When rows changed it notifies `candlekeep_candles` with the series id (delivered when the
+ * caller's transaction commits): open `/v1/stream` responses of every instance wake on it.
  */
 export async function writeCandles(
   sql: Queryable,
@@ -68,7 +79,8 @@ export async function writeCandles(
             updated_at = now()
     )
     select count(*) filter (where fresh)::int as inserted, count(*) filter (where not fresh)::int as updated,
-           set_config('candlekeep.stats_token', 'iu', true) as token
+           set_config('candlekeep.stats_token', 'iu', true) as token,
+           case when count(*) > 0 then (select 1 from pg_notify(${CANDLES_CHANNEL}, ${String(seriesId)})) end as notified
     from written`;
   return { inserted: row.inserted, updated: row.updated };
 }
