@@ -114,7 +114,7 @@ export class FundingIngest {
     return result;
   }
 
-  /** The contract's funding interval: the exchange's, else the most common stored spacing. */
+  /** The contract's funding interval: the exchange's, else the one in force at the end of the stored rows. */
   async #interval(source: FundingSource, key: FundingKey): Promise<number | null> {
     const stated = await source.fundingInterval(key.symbol);
     if (stated !== null) return stated;
@@ -124,7 +124,7 @@ export class FundingIngest {
       from: extent.last - 200 * 8 * HOUR,
       to: extent.last,
     });
-    return inferFundingInterval(recent);
+    return findFundingGaps(recent).currentMs ?? inferFundingInterval(recent);
   }
 
   /**
