@@ -5,9 +5,8 @@
  * spacing the neighbouring rows repeat, a gap is a spacing that is a whole multiple (≥ 2) of
  * the regime in force, or at a switch a spacing longer than its transition step (see
  * `decompose`): the times it lacks are old steps after its start, then new steps before its
- * end. The
- * interval the exchange states today only helps at the recent end, where the data is too short
- * to establish a regime.
+ * end. The interval the exchange states today only helps at the recent end, where the data is
+ * too short to establish a regime.
  *
  * Funding times are compared on whole hours: rows more than a minute off an hour are rejected
  * when fetched, and exchanges stamp a few ms late (Binance), so `08:00:00.005` is 08:00.
