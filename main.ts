@@ -25,6 +25,12 @@ import {
   renderOpenInterestTable,
 } from "./src/derivatives/open_interest_overview.ts";
 import { progressLine, seriesFrontier, startSummary } from "./src/cli/summary.ts";
+import {
+  derivativeGapsJson,
+  fundingGapReport,
+  openInterestGapReport,
+  renderDerivativeGaps,
+} from "./src/derivatives/gap_report.ts";
 import { normalizeSymbol } from "./src/config.ts";
 import { isTimeframe, timeframeMs } from "./src/timeframe.ts";
 import { exportFiles, exportTargets } from "./src/export/files.ts";
@@ -395,6 +401,7 @@ async function commandGaps(config: Config, opts: CommandArgs): Promise<number> {
       const gaps = await findGaps(sql, s.id, timeframeMs(s.timeframe));
       const holes = await listHoles(sql, s.id);
       report.push({
+        kind: "candles",
         series: s,
         gaps: gaps.map((g) => ({
           from: new Date(g.from).toISOString(),
@@ -409,14 +416,17 @@ async function commandGaps(config: Config, opts: CommandArgs): Promise<number> {
         })),
       });
     }
+    const filter = { exchanges: opts.lists.exchange, symbols: symbolsOf(opts), periods: timeframesOf(opts) };
+    const derivatives = [...await fundingGapReport(sql, filter), ...await openInterestGapReport(sql, filter)];
     if (opts.flags.has("json")) {
-      print(JSON.stringify(report, null, 2));
+      print(JSON.stringify([...report, ...derivatives.map(derivativeGapsJson)], null, 2));
     } else {
       for (const r of report) {
         print(`${describeSeries(r.series)} (id ${r.series.id}): ${r.gaps.length} gaps, ${r.holes.length} holes`);
         for (const g of r.gaps) print(`  gap  ${g.from} .. ${g.to}  ${g.count} candles missing`);
         for (const h of r.holes) print(`  hole ${h.from} .. ${h.to}  ${h.reason} (checked ${h.checked_at})`);
       }
+      for (const r of derivatives) print(renderDerivativeGaps(r).join("\n"));
     }
     reportFailures(failures);
     return failures.length > 0 ? EXIT_FAILED : 0;

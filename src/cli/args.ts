@@ -64,12 +64,16 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     options: { ...FILTERS, json: JSON_FLAG },
   },
   gaps: {
-    summary: "list gaps and confirmed holes",
+    summary: "list gaps and confirmed holes of candles, funding rates and open interest",
     options: {
       ...FILTERS,
       repair: { type: "boolean", help: "refetch the gaps first (every series, not only the listed ones)" },
       json: JSON_FLAG,
     },
+    details: [
+      "Funding and open-interest ranges name their first and last missing time; --timeframe also picks",
+      "open-interest periods. Funding gaps follow the interval in force at each point of the stored history.",
+    ],
   },
   export: {
     summary: "write series to files: parquet, feather, csv or json (a freqtrade user_data/data layout)",

@@ -2,8 +2,8 @@
  * Funding-rate ingest: for every configured perpetual on every exchange, backfill the funding
  * history from the candles' start (`BACKFILL_SINCE`, or the listing when later) page by page
  * with a checkpoint after each page, keep it current, and check it for gaps against the
- * contract's funding interval: missing rows are refetched, and funding times still missing
- * become confirmed holes (not fetched again).
+ * interval in force at each point of the history (see funding_gaps.ts): missing rows are
+ * refetched, and funding times still missing become confirmed holes (not fetched again).
  *
  * @module
  */
@@ -11,7 +11,7 @@ import type { BackfillSince } from "../config_types.ts";
 import { resolveSince } from "../config_values.ts";
 import type { Database } from "../db/client.ts";
 import { getLogger } from "../log.ts";
-import { fundingRuns, inferFundingInterval, missingFundingTimes } from "./funding_gaps.ts";
+import { findFundingGaps, inferFundingInterval } from "./funding_gaps.ts";
 import { type FundingSource, fundingSourceOf } from "./funding_source.ts";
 import {
   advanceFundingCheckpoint,
@@ -129,7 +129,7 @@ export class FundingIngest {
     return result;
   }
 
-  /** The contract's funding interval: the exchange's, else the most common stored spacing. */
+  /** The contract's funding interval: the exchange's, else the one in force at the end of the stored rows. */
   async #interval(source: FundingSource, key: FundingKey): Promise<number | null> {
     const stated = await source.fundingInterval(key.symbol);
     if (stated !== null) return stated;
@@ -139,7 +139,7 @@ export class FundingIngest {
       from: extent.last - 200 * 8 * HOUR,
       to: extent.last,
     });
-    return inferFundingInterval(recent);
+    return findFundingGaps(recent).currentMs ?? inferFundingInterval(recent);
   }
 
   /**
@@ -197,30 +197,38 @@ export class FundingIngest {
     return "now";
   }
 
-  /** Refetches funding times missing between the first and last stored rows; what stays missing is a hole. */
+  /**
+   * Refetches funding times missing between the first and last stored rows, following the
+   * interval in force at each point of the history; what stays missing is a hole.
+   */
   async #checkGaps(source: FundingSource, key: FundingKey, result: FundingRunResult): Promise<void> {
     const sql = this.#options.db.sql;
-    const interval = await this.#interval(source, key);
-    const extent = await fundingExtent(sql, key);
-    if (interval === null || extent === null) return;
-    const stored = await storedFundingTimes(sql, key, { from: extent.first, to: extent.last });
-    const missing = missingFundingTimes(stored, interval, await fundingHoles(sql, key));
-    if (missing.length === 0) return;
-    const found = new Set<number>();
-    for (const run of fundingRuns(missing, interval)) {
-      let since = run.from - MINUTE;
-      const until = run.to + MINUTE + 1;
+    const statedMs = await source.fundingInterval(key.symbol);
+    const analyse = async () => {
+      const extent = await fundingExtent(sql, key);
+      if (extent === null) return [];
+      const stored = await storedFundingTimes(sql, key, { from: extent.first, to: extent.last });
+      return findFundingGaps(stored, { holes: await fundingHoles(sql, key), statedMs }).gaps;
+    };
+    const gaps = await analyse();
+    if (gaps.length === 0) return;
+    for (const gap of gaps) {
+      // the whole span between the known points: a row on an unexpected time is found too
+      let since = gap.after + MINUTE;
+      const until = gap.before - MINUTE;
       while (since < until) {
-        const page = await source.fetchFundingPage(key.symbol, since, until, interval);
+        const page = await source.fetchFundingPage(key.symbol, since, until, gap.intervalMs);
         result.written += await this.#options.db.retry(
           "write funding rows",
           (s) => writeFundingRows(s, key, page.rows),
         );
-        for (const r of page.rows) found.add(Math.round(r.ts / MINUTE));
+        if (page.window.to <= since) break;
         since = page.window.to;
       }
     }
-    const holes = missing.filter((t) => !found.has(Math.round(t / MINUTE)));
+    // what the refetch did not bring, judged again on the completed history
+    const still = new Set((await analyse()).flatMap((g) => g.times));
+    const holes = gaps.flatMap((g) => g.times).filter((t) => still.has(t));
     if (holes.length > 0) {
       await this.#options.db.retry("record funding holes", (s) => insertFundingHoles(s, key, holes));
       result.holes += holes.length;

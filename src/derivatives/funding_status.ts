@@ -1,11 +1,12 @@
 /**
  * Funding histories for the `status` command: per stored perpetual the row count, first and
- * last funding time, funding times missing on its (inferred) grid, and confirmed holes.
+ * last funding time, funding times missing (following the interval in force at each point of
+ * the history, see funding_gaps.ts), and confirmed holes.
  *
  * @module
  */
 import type { Sql } from "../db/client.ts";
-import { inferFundingInterval, missingFundingTimes } from "./funding_gaps.ts";
+import { findFundingGaps, inferFundingInterval } from "./funding_gaps.ts";
 
 /** One perpetual's funding history. */
 export interface FundingOverview {
@@ -15,7 +16,7 @@ export interface FundingOverview {
   /** First and last funding time (ms). */
   first: number;
   last: number;
-  /** Most common spacing of the stored rows (ms), or null with fewer than two rows. */
+  /** The interval in force at the recent end, read from the stored rows (ms), or null. */
   intervalMs: number | null;
   /** Funding times missing between the first and last rows, not confirmed as holes. */
   gaps: number;
@@ -38,7 +39,8 @@ export async function fundingOverview(sql: Sql): Promise<FundingOverview[]> {
   return rows.map((r) => {
     const times = r.times.map((t) => Math.round(Number(t)));
     const holes = r.holes.map((t) => Math.round(Number(t)));
-    const intervalMs = inferFundingInterval(times);
+    const analysis = findFundingGaps(times, { holes });
+    const intervalMs = analysis.currentMs ?? inferFundingInterval(times);
     return {
       exchange: r.exchange,
       symbol: r.symbol,
@@ -46,7 +48,7 @@ export async function fundingOverview(sql: Sql): Promise<FundingOverview[]> {
       first: times[0],
       last: times[times.length - 1],
       intervalMs,
-      gaps: intervalMs === null ? 0 : missingFundingTimes(times, intervalMs, holes).length,
+      gaps: analysis.gaps.reduce((n, g) => n + g.times.length, 0),
       holes: holes.length,
       backfilled: r.done,
     };

@@ -15,6 +15,8 @@ const logger = getLogger(["candlekeep", "exchange"]);
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
+/** How long the exchange's list of funding intervals is used before it is asked again. */
+export const FUNDING_INTERVALS_TTL_MS = HOUR;
 
 /** Most funding rows one request returns, by exchange (ccxt publishes no figure). */
 const PAGE_LIMITS: Record<string, number> = { binance: 1000, binanceusdm: 1000, binancecoinm: 1000, bybit: 200 };
@@ -74,7 +76,7 @@ export class FundingReader {
   readonly #exchange: CcxtExchange;
   readonly #runner: RequestRunner;
   readonly #clock: Clock;
-  #intervals: Promise<Map<string, number>> | undefined;
+  #intervals: { at: number; map: Promise<Map<string, number>> } | undefined;
   #rejected = 0;
 
   /** Reads through `runner` (its limiter and retries). */
@@ -115,26 +117,32 @@ export class FundingReader {
   /**
    * The contract's funding interval in ms where the exchange says it: Bybit's instrument
    * `fundingInterval` (minutes), else ccxt `fetchFundingIntervals` (Binance `fundingInfo`,
-   * which lists the contracts whose interval was changed; asked once). Null when unknown.
+   * which lists the contracts whose interval was changed; asked again after
+   * {@linkcode FUNDING_INTERVALS_TTL_MS}, so a change while running is seen). Null when unknown.
    */
   async fundingInterval(symbol: string): Promise<number | null> {
     const info = (this.#market(symbol).info ?? {}) as Record<string, unknown>;
     const minutes = Number(info.fundingInterval);
     if (Number.isFinite(minutes) && minutes > 0) return minutes * MINUTE;
     if (!this.#exchange.has?.fetchFundingIntervals) return null;
-    this.#intervals ??= this.#runner.run("fetch funding intervals", () => this.#exchange.fetchFundingIntervals())
-      .then(({ value }) => {
-        const out = new Map<string, number>();
-        for (const [key, entry] of Object.entries(value as Record<string, { interval?: string }>)) {
-          const ms = parseFundingInterval(entry?.interval);
-          if (ms !== null) out.set(key, ms);
-        }
-        return out;
-      });
+    const now = this.#clock.now();
+    if (this.#intervals === undefined || now - this.#intervals.at >= FUNDING_INTERVALS_TTL_MS) {
+      const map = this.#runner.run("fetch funding intervals", () => this.#exchange.fetchFundingIntervals())
+        .then(({ value }) => {
+          const out = new Map<string, number>();
+          for (const [key, entry] of Object.entries(value as Record<string, { interval?: string }>)) {
+            const ms = parseFundingInterval(entry?.interval);
+            if (ms !== null) out.set(key, ms);
+          }
+          return out;
+        });
+      this.#intervals = { at: now, map };
+    }
+    const asked = this.#intervals;
     try {
-      return (await this.#intervals).get(symbol) ?? null;
+      return (await asked.map).get(symbol) ?? null;
     } catch (error) {
-      this.#intervals = undefined;
+      if (this.#intervals === asked) this.#intervals = undefined;
       throw error;
     }
   }

@@ -191,11 +191,11 @@ for (const dialect of ["binance", "bybit"] as const) {
   });
 }
 
-Deno.test("funding gaps: grid times between the first and last stored rows, minus holes", () => {
+Deno.test("funding gaps: a short history follows the stated interval; holes are not missing", () => {
   const t = (h: number) => Date.UTC(2024, 0, 1) + h * HOUR;
   const stored = [t(0), t(8) + 5, t(24), t(48)];
-  assertEquals(missingFundingTimes(stored, 8 * HOUR), [t(16), t(32), t(40)]);
-  assertEquals(missingFundingTimes(stored, 8 * HOUR, [t(32), t(40)]), [t(16)]);
+  assertEquals(missingFundingTimes(stored, { statedMs: 8 * HOUR }), [t(16), t(32), t(40)]);
+  assertEquals(missingFundingTimes(stored, { statedMs: 8 * HOUR, holes: [t(32), t(40)] }), [t(16)]);
   assertEquals(inferFundingInterval([t(0), t(4), t(8), t(16), t(20)]), 4 * HOUR);
   assertEquals(inferFundingInterval([t(0)]), null);
 });

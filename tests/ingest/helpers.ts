@@ -13,6 +13,7 @@ import { Ingestor, type IngestorOptions } from "../../src/ingest/engine.ts";
 import { setupLogging } from "../../src/log.ts";
 import {
   type FakeBehaviour,
+  type FakeContract,
   type FakeDialect,
   type FakeExchange,
   startFakeExchange,
@@ -44,6 +45,8 @@ export interface WorldOptions {
   behaviour?: Partial<FakeBehaviour>;
   /** Raw configuration variables (SYMBOLS, TIMEFRAMES, BACKFILL_SINCE, ...). */
   env?: Record<string, string>;
+  /** Contracts of the fake's derivatives dialects (default: its `defaultContracts()`). */
+  contracts?: FakeContract[];
   /** Use a PostgreSQL server of its own (for outage tests: `world.server.stop()/start()`). */
   privateServer?: boolean;
 }
@@ -52,7 +55,7 @@ export interface WorldOptions {
 export async function ingestWorld(options: WorldOptions = {}): Promise<IngestWorld> {
   if (Deno.env.get("TEST_LOG")) setupLogging({ level: "debug", format: "pretty" });
   const dialect = options.dialect ?? "binance";
-  const fake = await startFakeExchange({ dialect, behaviour: options.behaviour });
+  const fake = await startFakeExchange({ dialect, behaviour: options.behaviour, contracts: options.contracts });
   let server: PrivateServer | undefined;
   let t: TestDatabase;
   if (options.privateServer) {

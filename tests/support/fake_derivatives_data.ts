@@ -6,8 +6,8 @@
  * Mark and index 1-minute candles are the trade candle scaled by a per-minute factor close to 1
  * (so they differ from trade candles but stay valid OHLC); premium-index candles are small signed
  * numbers around 0.0001. Higher timeframes aggregate the 1-minute base like trade candles.
- * Funding rows sit on the contract's funding grid (multiples of its interval since the epoch,
- * from the first grid point at or after listing); open-interest rows sit on the period grid.
+ * Funding rows sit on the contract's funding grid (multiples of the interval in force since the
+ * epoch, from the first grid point at or after listing; `fundingHistory` changes the interval); open-interest rows sit on the period grid.
  *
  * @module
  */
@@ -36,8 +36,13 @@ export interface FakeContract extends FakeMarket {
   symbol: string;
   /** Contract size (default 1; inverse contracts are worth this many quote units, e.g. 100 USD). */
   contractSize?: number;
-  /** Funding interval in hours (default 8); dated contracts have no funding. */
+  /** Funding interval in hours today (default 8; what fundingInfo and instruments-info state); dated contracts have no funding. */
   fundingIntervalHours?: number;
+  /**
+   * Earlier funding intervals, oldest first: before `until` (ms) and after the previous entry's
+   * `until`, the contract funded every `hours` (default none: one interval for all history).
+   */
+  fundingHistory?: { until: number; hours: number }[];
   /** Delivery time (ms) of a dated contract; undefined for a perpetual. */
   expiry?: number;
   /** Open interest level in contracts (= base units; contract size is 1). */
@@ -168,9 +173,26 @@ export function isPerpetual(contract: FakeContract): boolean {
   return contract.expiry === undefined;
 }
 
-/** Funding interval of a perpetual in ms. */
+/** Funding interval of a perpetual in ms (today's). */
 export function fundingIntervalMs(contract: FakeContract): number {
   return (contract.fundingIntervalHours ?? 8) * HOUR;
+}
+
+/** The funding intervals of a perpetual over time: `[from, to)` (ms) and the interval in force. */
+function fundingRegimes(contract: FakeContract): { from: number; to: number; stepMs: number }[] {
+  const out: { from: number; to: number; stepMs: number }[] = [];
+  let from = -Infinity;
+  for (const h of contract.fundingHistory ?? []) {
+    out.push({ from, to: h.until, stepMs: h.hours * HOUR });
+    from = h.until;
+  }
+  out.push({ from, to: Infinity, stepMs: fundingIntervalMs(contract) });
+  return out;
+}
+
+/** The funding interval of a perpetual in force at `ts` (ms). */
+export function fundingIntervalAt(contract: FakeContract, ts: number): number {
+  return fundingRegimes(contract).find((r) => ts >= r.from && ts < r.to)!.stepMs;
 }
 
 function inHole(symbol: string, ts: number, holes: readonly FakeDerivativeHole[], price?: PriceKind): boolean {
@@ -325,7 +347,7 @@ export function expectedPriceCandles(
 /** The funding row of a perpetual at grid time `ts` (no listing/hole check). */
 export function fundingRowAt(contract: FakeContract, ts: number): FakeFundingRow {
   const seed = seedOf(contract.symbol);
-  const k = ts / fundingIntervalMs(contract);
+  const k = ts / fundingIntervalAt(contract, ts);
   const rate = 0.0001 + 0.00025 * Math.sin(k / 9 + (seed % 13)) + 0.00008 * (unit(seed, k, 11) - 0.5);
   const mark = minutePriceCandle(contract, "mark", ts).open;
   return { symbol: contract.symbol, ts, rate: rate.toFixed(8), markPrice: mark.toFixed(8) };
@@ -342,12 +364,14 @@ export function fundingRows(
   holes: readonly FakeHole[] = [],
 ): FakeFundingRow[] {
   if (!isPerpetual(contract)) return [];
-  const step = fundingIntervalMs(contract);
   const start = Math.max(range.from, contract.listedAt);
   const last = Math.min(range.toInclusive, range.nowMs);
   const out: FakeFundingRow[] = [];
-  for (let t = Math.ceil(start / step) * step; t <= last; t += step) {
-    if (!inHole(contract.symbol, t, holes)) out.push(fundingRowAt(contract, t));
+  for (const regime of fundingRegimes(contract)) {
+    const step = regime.stepMs;
+    for (let t = Math.ceil(Math.max(start, regime.from) / step) * step; t <= last && t < regime.to; t += step) {
+      if (!inHole(contract.symbol, t, holes)) out.push(fundingRowAt(contract, t));
+    }
   }
   return out;
 }

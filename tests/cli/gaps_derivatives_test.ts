@@ -1,0 +1,98 @@
+/**
+ * `deno task cli gaps` lists the gaps and confirmed holes of funding and open-interest
+ * histories beside the candle series, in text and JSON, from the database alone: a funding
+ * history whose interval changed shows no gap for the change, only its real gaps and holes.
+ */
+import { FundingIngest } from "../../src/derivatives/funding_ingest.ts";
+import { saveProgress, writeOpenInterest } from "../../src/derivatives/open_interest_store.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { spawnCandlekeep } from "../support/child.ts";
+import { defaultContracts } from "../support/fake_derivatives_data.ts";
+import { ingestWorld } from "../ingest/helpers.ts";
+
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+Deno.test("cli: gaps lists funding and open-interest gaps and holes, as text and JSON", async () => {
+  const now = Date.now();
+  const switchAt = Math.floor((now - 10 * DAY) / (8 * HOUR)) * 8 * HOUR;
+  const contracts = defaultContracts(now).map((c) =>
+    c.symbol === "BTC/USDT:USDT"
+      ? { ...c, fundingIntervalHours: 4, fundingHistory: [{ until: switchAt, hours: 8 }] }
+      : c
+  );
+  // the exchange never had two consecutive 8-hour rows
+  const hole = switchAt - 5 * 8 * HOUR;
+  const w = await ingestWorld({
+    contracts,
+    behaviour: { fundingHoles: [{ symbol: "BTC/USDT:USDT", from: hole, to: hole + 8 * HOUR + 1 }] },
+    env: { SYMBOLS: "BTC/USDT:USDT", TIMEFRAMES: "1d", BACKFILL_SINCE: "20d" },
+  });
+  try {
+    const key = { exchange: "binance", symbol: "BTC/USDT:USDT" };
+    const f = new FundingIngest({ db: w.db, sources: w.clients, symbols: [key.symbol], since: w.config.backfillSince });
+    assertEquals((await f.run()).map((r) => [r.holes, r.error]), [[2, undefined]]);
+    // rows lost from storage: one in the 4-hour part, two in the 8-hour part
+    const lost4 = switchAt + 3 * 4 * HOUR;
+    const lost8 = [switchAt - 9 * 8 * HOUR, switchAt - 8 * 8 * HOUR];
+    for (const t of [lost4, ...lost8]) await w.t.sql`delete from funding_rates where ts = ${new Date(t)}`;
+
+    // open interest 5m: two hours of rows, checked through the first hour; points missing in each
+    const oi = { ...key, period: "5m" };
+    const start = Math.floor((now - 3 * HOUR) / HOUR) * HOUR;
+    const points = Array.from({ length: 25 }, (_, i) => start + i * 5 * MINUTE);
+    const holesOi = [points[3], points[4], points[5]];
+    const gapsOi = [points[18]];
+    const kept = points.filter((t) => !holesOi.includes(t) && !gapsOi.includes(t));
+    await writeOpenInterest(w.t.sql, oi, kept.map((ts) => ({ ts, amount: "1.5", value: "90000.25" })));
+    await saveProgress(w.t.sql, oi, { historyFrom: start, backfilledAt: now, checkedThrough: points[12] });
+
+    const json = spawnCandlekeep(["gaps", "--json"], w.env);
+    assertEquals((await json.status).code, 0, json.output());
+    const listed = JSON.parse(json.stdout());
+    const funding = listed.find((r: { kind: string }) => r.kind === "funding");
+    assertEquals(funding, {
+      kind: "funding",
+      series: key,
+      gaps: [
+        { from: iso(lost8[0]), to: iso(lost8[1]), count: 2, interval_ms: 8 * HOUR },
+        { from: iso(lost4), to: iso(lost4), count: 1, interval_ms: 4 * HOUR },
+      ],
+      holes: [{ from: iso(hole), to: iso(hole + 8 * HOUR), count: 2 }],
+    });
+    const openInterest = listed.find((r: { kind: string }) => r.kind === "open_interest");
+    assertEquals(openInterest, {
+      kind: "open_interest",
+      series: oi,
+      gaps: [{ from: iso(gapsOi[0]), to: iso(gapsOi[0]), count: 1 }],
+      holes: [{ from: iso(holesOi[0]), to: iso(holesOi[2]), count: 3 }],
+    });
+
+    const text = spawnCandlekeep(["gaps"], w.env);
+    assertEquals((await text.status).code, 0, text.output());
+    const out = text.stdout();
+    for (
+      const line of [
+        "binance BTC/USDT:USDT funding: 2 gaps, 1 holes",
+        `  gap  ${iso(lost8[0])} .. ${iso(lost8[1])}  2 funding times missing (every 8h)`,
+        `  gap  ${iso(lost4)} .. ${iso(lost4)}  1 funding times missing (every 4h)`,
+        `  hole ${iso(hole)} .. ${iso(hole + 8 * HOUR)}  2 funding times the exchange does not have`,
+        "binance BTC/USDT:USDT open interest 5m: 1 gaps, 1 holes",
+        `  gap  ${iso(gapsOi[0])} .. ${iso(gapsOi[0])}  1 points missing`,
+        `  hole ${iso(holesOi[0])} .. ${iso(holesOi[2])}  3 points the exchange does not have`,
+      ]
+    ) assert(out.split("\n").includes(line), `missing line ${JSON.stringify(line)} in:\n${out}`);
+
+    // --timeframe narrows open-interest periods; --symbol and --exchange narrow both
+    const narrowed = spawnCandlekeep(["gaps", "--json", "--timeframe", "1h"], w.env);
+    assertEquals((await narrowed.status).code, 0, narrowed.output());
+    assertEquals(JSON.parse(narrowed.stdout()).map((r: { kind: string }) => r.kind), ["funding"]);
+    const other = spawnCandlekeep(["gaps", "--json", "--symbol", "ETH/USDT:USDT"], w.env);
+    assertEquals((await other.status).code, 0, other.output());
+    assertEquals(JSON.parse(other.stdout()), []);
+  } finally {
+    await w.close();
+  }
+});
