@@ -55,6 +55,7 @@ export async function writeCandles(
     close[i] = c.close;
     volume[i] = c.volume;
   }
+  const channelId = String(seriesId);
   const [row] = await sql<{ inserted: number; updated: number }[]>`
     with written as (
       insert into candles as c (series_id, ts, open, high, low, close, volume)
@@ -80,7 +81,7 @@ export async function writeCandles(
     )
     select count(*) filter (where fresh)::int as inserted, count(*) filter (where not fresh)::int as updated,
            set_config('candlekeep.stats_token', 'iu', true) as token,
-           case when count(*) > 0 then (select 1 from pg_notify(${CANDLES_CHANNEL}, ${String(seriesId)})) end as notified
+           case when count(*) > 0 then (select 1 from pg_notify(${CANDLES_CHANNEL}, ${channelId})) end as notified
     from written`;
   return { inserted: row.inserted, updated: row.updated };
 }
