@@ -200,7 +200,7 @@ export async function getStream(sql: Sql, req: Request, url: URL, options: Strea
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
   let unsubscribe = () => {};
-  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  let heartbeat: ReturnType<typeof setInterval> | undefined = undefined;
   let drained: (() => void) | null = null;
   const finish = () => {
     if (closed) return;
