@@ -107,9 +107,17 @@ Deno.test("dashboard: market precision; live candles appended and updated in pla
     p = await waitReady(page, "binance|DOGE/USDT|1m");
     assertEquals(p.candles, 180);
 
-    // One new candle appears without a reload.
+    // One new candle appears without a reload, pushed over /v1/stream before the next poll.
+    await page.waitForFunction("globalThis.__candlekeep.streaming()", null, { timeout: 10_000 });
+    const pollsBefore = await page.evaluate("globalThis.__candlekeep.polls") as number;
+    const streamedBefore = await page.evaluate("globalThis.__candlekeep.streamed") as number;
     await seed(api.t.sql, doge, candles(NOW, 1, 0.12, 5, 8));
     await waitCandles(page, 181);
+    assert(
+      (await page.evaluate("globalThis.__candlekeep.streamed")) as number > streamedBefore,
+      "the candle came over /v1/stream",
+    );
+    assertEquals(await page.evaluate("globalThis.__candlekeep.polls"), pollsBefore, "before the next poll");
     // The server's clock stays at NOW: the candle opening at NOW is still forming.
     assertEquals((await tableRows(page, "#candle-table"))[0][0], "2024-03-01 12:00 forming");
     // 1200 at once (more than one 1000-candle page): all of them, once each, in order.

@@ -3,6 +3,7 @@ import { getJson } from "./api.js";
 import { keyOf, markets, priceOf, pricesOf, resolve, timeframeOptions } from "./catalog.js";
 import { showFunding } from "./funding.js";
 import { createCandleChart } from "./chart.js";
+import { createLiveFeed } from "./live.js";
 import { drawCoverage } from "./coverage.js";
 import { esc, fmtCount, isoSeconds, precisionOf } from "./format.js";
 import { setupManage, token } from "./manage.js";
@@ -25,11 +26,20 @@ const state = {
   source: null,
   precision: { price: 0, volume: 0 },
   loading: false,
+  reloading: false, // loadChart is replacing the candles
   generation: 0,
   coverageSig: "",
 };
 // Read by the browser test.
-const probe = { candles: 0, series: 0, selected: null, ready: false, polls: 0, precision: state.precision };
+const probe = {
+  candles: 0,
+  series: 0,
+  selected: null,
+  ready: false,
+  polls: 0,
+  streamed: 0,
+  precision: state.precision,
+};
 globalThis.__candlekeep = probe;
 const view = createCandleChart($("chart"), $("legend"), {
   candles: () => state.candles,
@@ -113,6 +123,7 @@ async function loadChart(range) {
   const gen = ++state.generation;
   const v = state.view;
   state.loading = true;
+  state.reloading = true;
   probe.ready = false;
   $("chart").querySelector(".empty")?.remove();
   $("chart-title").textContent = `${v.symbol} · ${v.exchange}`;
@@ -158,6 +169,7 @@ async function loadChart(range) {
     $("chart-sub").textContent = `Cannot load ${v.symbol} ${v.timeframe}: ${e.message}`;
   }
   state.loading = false;
+  state.reloading = false;
   probe.candles = state.candles.length;
   probe.selected = `${keyOf(v)}|${v.timeframe}${priceOf(v) === "trade" ? "" : `|${priceOf(v)}`}`;
   probe.ready = true;
@@ -277,12 +289,14 @@ async function openFromUrl() {
     return;
   }
   writeUrl({ ...state.view, range }, false);
+  feed.follow(state.view);
   await loadChart(range);
 }
 
 function select(v) {
   notice([]);
   state.view = v;
+  feed.follow(v);
   writeUrl(v, true);
   fillSelectors();
   renderTables();
@@ -331,11 +345,24 @@ view.chart.timeScale().subscribeVisibleLogicalRangeChange((r) => {
   }, 300);
 });
 
-// ---- live updates: every few seconds while the tab is visible ----
+// ---- live updates: pushed candles, and a poll every few seconds while the tab is visible ----
+const feed = createLiveFeed({
+  onOpen: () => pollCandles(),
+  onCandle: (d) => {
+    probe.streamed++;
+    // While a chart loads, the page it loads has this candle (or the next event brings it); a
+    // poll in flight merges only what is not older than this.
+    if (!state.view || !state.live || state.reloading) return;
+    const row = { time: d.time, open: d.open, high: d.high, low: d.low, close: d.close, volume: d.volume };
+    merge([d.closed ? row : { ...row, partial: true }]);
+  },
+});
+probe.streaming = () => feed.connected();
 let pollTimer = 0;
 async function tick() {
   clearTimeout(pollTimer);
   probe.polls++;
+  feed.follow(state.view);
   await Promise.all([refreshStatus(), refreshSeries(), pollCandles()]);
   renderTables();
   clearTimeout(pollTimer);
@@ -343,7 +370,8 @@ async function tick() {
 }
 document.addEventListener("visibilitychange", () => {
   clearTimeout(pollTimer);
-  if (!document.hidden) tick();
+  if (document.hidden) feed.stop();
+  else tick();
 });
 
 setupManage($("series-table"), async () => {
@@ -354,4 +382,5 @@ setupManage($("series-table"), async () => {
 refreshStatus();
 await refreshSeries();
 await openFromUrl();
+feed.follow(state.view);
 pollTimer = setTimeout(tick, POLL_MS);
