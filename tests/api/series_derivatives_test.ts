@@ -13,7 +13,7 @@ import { getLogger } from "../../src/log.ts";
 import { Registry } from "../../src/metrics.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { spawnCandlekeep } from "../support/child.ts";
-import { ingestWorld } from "../ingest/helpers.ts";
+import { type IngestWorld, ingestWorld } from "../ingest/helpers.ts";
 import { testConfig } from "./helpers.ts";
 
 const HOUR = 3_600_000;
@@ -21,7 +21,14 @@ const DAY = 24 * HOUR;
 const PERPS = ["BTC/USDT:USDT", "ETH/USDT:USDT"];
 const iso = (ms: number) => new Date(ms).toISOString();
 
-Deno.test("GET /v1/series: funding and open-interest histories with counts, holes and backfill state", async () => {
+/**
+ * A world with a spot series and two perpetuals whose funding and 1h open interest were
+ * ingested from the fake (one BTC funding time and one BTC open-interest point missing at the
+ * exchange); `fn` gets it, a handler on it and a clock `offset` (ms) the handler sees.
+ */
+async function withHistories(
+  fn: (w: IngestWorld, handler: (req: Request) => Promise<Response>, clock: { offset: number }) => Promise<void>,
+): Promise<void> {
   const w = await ingestWorld({
     dialect: "binance",
     env: { SYMBOLS: ["BTC/USDT", ...PERPS].join(","), TIMEFRAMES: "1h", BACKFILL_SINCE: "20d", OPEN_INTEREST: "1h" },
@@ -48,7 +55,16 @@ Deno.test("GET /v1/series: funding and open-interest histories with counts, hole
         { exchange: "binance", symbol, period: "1h" },
       );
     }
-    const handler = createHandler({ db: w.db, config: testConfig(), registry: new Registry(), now: w.now });
+    const clock = { offset: 0 };
+    const now = () => w.now() + clock.offset;
+    await fn(w, createHandler({ db: w.db, config: testConfig(), registry: new Registry(), now }), clock);
+  } finally {
+    await w.close();
+  }
+}
+
+Deno.test("GET /v1/series: funding and open-interest histories with counts, holes and backfill state", async () => {
+  await withHistories(async (w, handler) => {
     const res = await handler(new Request("http://api.test/v1/series"));
     assertEquals(res.status, 200);
     const body = await res.json();
@@ -122,7 +138,72 @@ Deno.test("GET /v1/series: funding and open-interest histories with counts, hole
       assertEquals(Object.keys(item.properties), Object.keys(body[list][0]), name);
       assertEquals(item.required, Object.keys(body[list][0]), name);
     }
-  } finally {
-    await w.close();
+  });
+});
+
+/** The samples of `name` in a Prometheus text: labels (as `k="v",...`) → value. */
+function samples(text: string, name: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([a-z_]+)\{(.*)\} (\S+)$/.exec(line);
+    if (m && m[1] === name) out.set(m[2], Number(m[3]));
   }
+  return out;
+}
+
+Deno.test("/metrics: funding and open-interest gauges per history, gone with the history", async () => {
+  await withHistories(async (w, handler, clock) => {
+    const scrape = async () => await (await handler(new Request("http://api.test/metrics"))).text();
+    const text = await scrape();
+    const funding = await w.t.sql<{ symbol: string; n: number; last: Date }[]>`
+      select symbol, count(*)::int as n, max(ts) as last from funding_rates group by symbol order by symbol`;
+    const oi = await w.t.sql<{ symbol: string; n: number; last: Date }[]>`
+      select symbol, count(*)::int as n, max(ts) as last from open_interest group by symbol order by symbol`;
+    assertEquals(funding.map((f) => f.symbol), PERPS);
+    const f = (symbol: string) => `exchange="binance",symbol="${symbol}"`;
+    const o = (symbol: string) => `exchange="binance",symbol="${symbol}",period="1h"`;
+    assertEquals(
+      samples(text, "candlekeep_funding_rows_stored"),
+      new Map(funding.map((r) => [f(r.symbol), r.n])),
+    );
+    assertEquals(samples(text, "candlekeep_funding_holes"), new Map([[f(PERPS[0]), 1], [f(PERPS[1]), 0]]));
+    assertEquals(
+      samples(text, "candlekeep_funding_last_timestamp_seconds"),
+      new Map(funding.map((r) => [f(r.symbol), r.last.getTime() / 1000])),
+    );
+    assertEquals(
+      samples(text, "candlekeep_open_interest_rows_stored"),
+      new Map(oi.map((r) => [o(r.symbol), r.n])),
+    );
+    assert(oi[0].n > 400, `open-interest rows: ${oi[0].n}`);
+    assertEquals(samples(text, "candlekeep_open_interest_holes"), new Map([[o(PERPS[0]), 1], [o(PERPS[1]), 0]]));
+    assertEquals(
+      samples(text, "candlekeep_open_interest_last_timestamp_seconds"),
+      new Map(oi.map((r) => [o(r.symbol), r.last.getTime() / 1000])),
+    );
+    for (
+      const [name, rows, label] of [
+        ["candlekeep_funding_age_seconds", funding, f],
+        ["candlekeep_open_interest_age_seconds", oi, o],
+      ] as const
+    ) {
+      const ages = samples(text, name);
+      assertEquals(ages.size, 2, name);
+      for (const r of rows) {
+        const age = (w.now() - r.last.getTime()) / 1000;
+        assert(Math.abs(ages.get(label(r.symbol))! - age) < 5, `${name} ${r.symbol}: ${ages.get(label(r.symbol))}`);
+      }
+    }
+
+    // A history that disappears takes its label set with it (on the next refresh, 10 s later).
+    await w.t.sql`delete from funding_rates where symbol = ${PERPS[1]}`;
+    await w.t.sql`delete from open_interest where symbol = ${PERPS[1]}`;
+    await w.t.sql`delete from open_interest_progress where symbol = ${PERPS[1]}`;
+    clock.offset += 11_000;
+    const after = await scrape();
+    assertEquals([...samples(after, "candlekeep_funding_rows_stored").keys()], [f(PERPS[0])]);
+    assertEquals([...samples(after, "candlekeep_funding_age_seconds").keys()], [f(PERPS[0])]);
+    assertEquals([...samples(after, "candlekeep_open_interest_holes").keys()], [o(PERPS[0])]);
+    assertEquals([...samples(after, "candlekeep_open_interest_last_timestamp_seconds").keys()], [o(PERPS[0])]);
+  });
 });
