@@ -2,6 +2,7 @@
 import { getJson } from "./api.js";
 import { keyOf, markets, priceOf, pricesOf, resolve, timeframeOptions } from "./catalog.js";
 import { showFunding } from "./funding.js";
+import { createOpenInterestPanel } from "./open_interest.js";
 import { createCandleChart } from "./chart.js";
 import { drawCoverage } from "./coverage.js";
 import { esc, fmtCount, isoSeconds, precisionOf } from "./format.js";
@@ -18,6 +19,7 @@ const $ = (id) => document.getElementById(id);
 createTables(document);
 const state = {
   series: [],
+  openInterest: [], // open-interest histories (GET /v1/series)
   view: null, // { exchange, symbol, timeframe }
   candles: [], // oldest first
   next: null,
@@ -31,6 +33,7 @@ const state = {
 // Read by the browser test.
 const probe = { candles: 0, series: 0, selected: null, ready: false, polls: 0, precision: state.precision };
 globalThis.__candlekeep = probe;
+const openInterest = createOpenInterestPanel($("oi-panel"));
 const view = createCandleChart($("chart"), $("legend"), {
   candles: () => state.candles,
   precision: () => state.precision,
@@ -117,6 +120,7 @@ async function loadChart(range) {
   $("chart").querySelector(".empty")?.remove();
   $("chart-title").textContent = `${v.symbol} · ${v.exchange}`;
   showFunding($("funding-panel"), v);
+  openInterest.show(v, state.openInterest);
   $("chart-sub").textContent = `${v.timeframe} · loading…`;
   try {
     let page = await getJson(query({}));
@@ -238,7 +242,9 @@ async function pollCandles() {
 async function refreshSeries() {
   try {
     const before = JSON.stringify([...markets(state.series)]);
-    state.series = (await getJson("/v1/series")).series;
+    const body = await getJson("/v1/series");
+    state.series = body.series;
+    state.openInterest = body.open_interest ?? [];
     if (state.view && JSON.stringify([...markets(state.series)]) !== before) fillSelectors();
     $("table-updated").textContent = `updated ${new Date().toISOString().slice(11, 19)} UTC`;
   } catch (e) {
@@ -338,6 +344,7 @@ async function tick() {
   probe.polls++;
   await Promise.all([refreshStatus(), refreshSeries(), pollCandles()]);
   renderTables();
+  if (state.view) openInterest.show(state.view, state.openInterest);
   clearTimeout(pollTimer);
   if (!document.hidden) pollTimer = setTimeout(tick, POLL_MS);
 }
