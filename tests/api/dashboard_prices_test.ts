@@ -37,6 +37,9 @@ Deno.test("dashboard: a contract's trade and mark candles behind a price switch"
     await seed(sql, mark.id, marked);
     const spot = await registerSeries(sql, { exchange: "binance", symbol: "ETH/USDT", timeframe: "1h" });
     await seed(sql, spot.id, candles);
+    // A perpetual whose funding and open interest are not collected.
+    const bare = await registerSeries(sql, { exchange: "binance", symbol: "SOL/USDT:USDT", timeframe: "1h" });
+    await seed(sql, bare.id, candles);
 
     // Two funding rows of the perpetual, as the exchange published them.
     await sql`insert into funding_rates (exchange, symbol, ts, rate, mark_price) values
@@ -107,6 +110,10 @@ Deno.test("dashboard: a contract's trade and mark candles behind a price switch"
     assertEquals(await page.isVisible("#funding-panel"), false);
     assertEquals(await page.isVisible("#oi-panel"), false);
     assertEquals(await page.evaluate("globalThis.__candlekeep.openInterest.points"), 0);
+    // Nor does a perpetual without stored funding or open interest (and nothing is asked for).
+    await page.selectOption("#series-select", "binance|SOL/USDT:USDT");
+    await waitReady(page, "binance|SOL/USDT:USDT|1h");
+    assertEquals([await page.isVisible("#funding-panel"), await page.isVisible("#oi-panel")], [false, false]);
     assertEquals(errors, []);
   } finally {
     await browser.close();

@@ -19,7 +19,8 @@ const $ = (id) => document.getElementById(id);
 createTables(document);
 const state = {
   series: [],
-  openInterest: [], // open-interest histories (GET /v1/series)
+  funding: [], // funding and open-interest histories (GET /v1/series)
+  openInterest: [],
   view: null, // { exchange, symbol, timeframe }
   candles: [], // oldest first
   next: null,
@@ -119,7 +120,7 @@ async function loadChart(range) {
   probe.ready = false;
   $("chart").querySelector(".empty")?.remove();
   $("chart-title").textContent = `${v.symbol} · ${v.exchange}`;
-  showFunding($("funding-panel"), v);
+  showFunding($("funding-panel"), v, state.funding);
   openInterest.show(v, state.openInterest);
   $("chart-sub").textContent = `${v.timeframe} · loading…`;
   try {
@@ -244,6 +245,7 @@ async function refreshSeries() {
     const before = JSON.stringify([...markets(state.series)]);
     const body = await getJson("/v1/series");
     state.series = body.series;
+    state.funding = body.funding_rates ?? [];
     state.openInterest = body.open_interest ?? [];
     if (state.view && JSON.stringify([...markets(state.series)]) !== before) fillSelectors();
     $("table-updated").textContent = `updated ${new Date().toISOString().slice(11, 19)} UTC`;

@@ -23,7 +23,7 @@ export function createOpenInterestPanel(panel) {
   const el = panel.querySelector(".oi-chart");
   const sub = panel.querySelector(".oi-sub");
   const legend = panel.querySelector(".oi-legend");
-  let chart = null, valueSeries = null, amountSeries = null, shown = "", gen = 0;
+  let chart = null, valueSeries = null, amountSeries = null, shown = "", gen = 0, rows = [];
   const probe = { period: null, points: 0, hasValue: false };
   if (globalThis.__candlekeep) globalThis.__candlekeep.openInterest = probe; // read by the browser test
 
@@ -40,7 +40,14 @@ export function createOpenInterestPanel(panel) {
       grid: { vertLines: { color: "rgba(38,47,61,0.55)" }, horzLines: { color: "rgba(38,47,61,0.55)" } },
       rightPriceScale: { borderColor: "#262f3d", visible: true },
       leftPriceScale: { borderColor: "#262f3d", visible: true },
-      timeScale: { borderColor: "#262f3d", timeVisible: true, secondsVisible: false, rightOffset: 2 },
+      timeScale: {
+        borderColor: "#262f3d",
+        timeVisible: true,
+        secondsVisible: false,
+        rightOffset: 2,
+        fixLeftEdge: true,
+        lockVisibleTimeRangeOnResize: true,
+      },
       localization: { dateFormat: "yyyy-MM-dd" },
     });
     valueSeries = chart.addSeries(LWC.AreaSeries, {
@@ -56,25 +63,36 @@ export function createOpenInterestPanel(panel) {
       color: AMOUNT,
       lineWidth: 1,
       priceFormat: { type: "volume" },
+      lastValueVisible: false,
+      priceLineVisible: false,
+    });
+    chart.subscribeCrosshairMove((param) => {
+      const t = param.time ? param.time * 1000 : null;
+      showLegend((t && rows.find((r) => Date.parse(r.time) === t)) || rows.at(-1));
     });
   }
 
-  function describe(h, rows) {
-    const last = rows.at(-1);
+  /** The legend: time, amount and value of `row` (hovered, else the newest). */
+  function showLegend(row) {
     const hasValue = rows.some((r) => r.value !== null);
-    sub.textContent = `${h.period} period · ${fmtCount(h.count)} stored from ${fmtTime(Date.parse(h.first))} · ` +
-      `${h.backfilled ? "live" : "backfilling"}${h.holes ? ` · ${h.holes} holes` : ""}`;
-    legend.innerHTML = last
-      ? `<span>${esc(fmtTime(Date.parse(last.time)))}</span>` +
+    legend.innerHTML = row
+      ? `<span>${esc(fmtTime(Date.parse(row.time)))}</span>` +
         `<span><i class="swatch" style="background:${AMOUNT}"></i>Amount <b>${
-          esc(fmt(Number(last.amount), 8))
+          esc(fmt(Number(row.amount), 8))
         }</b></span>` +
         (hasValue
           ? `<span><i class="swatch" style="background:${VALUE}"></i>Value <b>${
-            esc(fmt(Number(last.value), 2))
+            esc(row.value === null ? "–" : fmt(Number(row.value), 2))
           }</b></span>`
           : '<span class="muted">no value from this exchange</span>')
       : "";
+  }
+
+  function describe(h) {
+    const latest = rows.length < h.count ? ` · latest ${fmtCount(rows.length)} shown` : "";
+    sub.textContent = `${h.period} period · ${fmtCount(h.count)} stored from ${fmtTime(Date.parse(h.first))}${latest}` +
+      ` · ${h.backfilled ? "live" : "backfilling"}${h.holes ? ` · ${h.holes} holes` : ""}`;
+    showLegend(rows.at(-1));
   }
 
   return {
@@ -103,7 +121,7 @@ export function createOpenInterestPanel(panel) {
         });
         const page = await getJson(`/v1/open-interest?${q}`);
         if (mine !== gen) return;
-        const rows = page.open_interest;
+        rows = page.open_interest;
         const time = (r) => Date.parse(r.time) / 1000;
         const hasValue = rows.some((r) => r.value !== null);
         valueSeries.setData(
@@ -111,9 +129,9 @@ export function createOpenInterestPanel(panel) {
         );
         amountSeries.setData(rows.map((r) => ({ time: time(r), value: r.amount })));
         chart.applyOptions({ leftPriceScale: { visible: hasValue } });
-        amountSeries.applyOptions({ priceScaleId: hasValue ? "left" : "right" });
+        amountSeries.applyOptions({ priceScaleId: hasValue ? "left" : "right", lastValueVisible: !hasValue });
         chart.timeScale().fitContent();
-        describe(h, rows);
+        describe(h);
         Object.assign(probe, { period: h.period, points: rows.length, hasValue });
       } catch (e) {
         if (mine !== gen) return;
