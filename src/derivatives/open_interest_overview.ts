@@ -43,16 +43,26 @@ export async function openInterestOverview(sql: Sql, nowMs: number): Promise<Ope
       nChecked: number;
     }[]
   >`
-    select k.exchange, k.symbol, k.period, min(o.ts) as first, max(o.ts) as last, count(o.ts)::int as n,
-      bool_or(p.backfilled_at is not null) as done, max(p.checked_through) as checked,
-      (count(o.ts) filter (where o.ts <= p.checked_through))::int as "nChecked"
-    from (
-      select exchange, symbol, period from open_interest_progress
-      union select distinct exchange, symbol, period from open_interest
-    ) k
+    with recursive stored as (
+      -- the distinct keys of open_interest by skipping along its primary key (no full scan)
+      (select exchange, symbol, period from open_interest order by exchange, symbol, period limit 1)
+      union all
+      select n.exchange, n.symbol, n.period from stored s, lateral (
+        select o.exchange, o.symbol, o.period from open_interest o
+        where (o.exchange, o.symbol, o.period) > (s.exchange, s.symbol, s.period)
+        order by o.exchange, o.symbol, o.period limit 1
+      ) n
+    )
+    select k.exchange, k.symbol, k.period, a.first, a.last, coalesce(a.n, 0) as n,
+      coalesce(p.backfilled_at is not null, false) as done, p.checked_through as checked,
+      coalesce(a.n_checked, 0) as "nChecked"
+    from (select exchange, symbol, period from open_interest_progress union select * from stored) k
     left join open_interest_progress p using (exchange, symbol, period)
-    left join open_interest o using (exchange, symbol, period)
-    group by k.exchange, k.symbol, k.period
+    left join lateral (
+      select min(o.ts) as first, max(o.ts) as last, count(*)::int as n,
+        (count(*) filter (where o.ts <= p.checked_through))::int as n_checked
+      from open_interest o where o.exchange = k.exchange and o.symbol = k.symbol and o.period = k.period
+    ) a on true
     order by 1, 2, 3`;
   return rows.map((r) => {
     const step = timeframeMs(r.period);
