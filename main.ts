@@ -18,12 +18,8 @@ import { Registry } from "./src/metrics.ts";
 import { type CommandArgs, commandHelp, parseCommandArgs, usage, UsageError } from "./src/cli/args.ts";
 import { ProgressDisplay } from "./src/cli/progress.ts";
 import { renderStatusTable, statusJson } from "./src/cli/status.ts";
-import { fundingJson, fundingOverview, renderFundingTable } from "./src/derivatives/funding_status.ts";
-import {
-  openInterestJson,
-  openInterestOverview,
-  renderOpenInterestTable,
-} from "./src/derivatives/open_interest_overview.ts";
+import { fundingOverview, renderFundingTable } from "./src/derivatives/funding_status.ts";
+import { openInterestOverview, renderOpenInterestTable } from "./src/derivatives/open_interest_overview.ts";
 import { progressLine, seriesFrontier, startSummary } from "./src/cli/summary.ts";
 import {
   derivativeGapsJson,
@@ -355,12 +351,7 @@ async function commandStatus(config: Config, opts: CommandArgs): Promise<number>
       opts,
     );
     if (opts.flags.has("json")) {
-      const doc = {
-        ...statusJson(rows, now),
-        ...(funding.length > 0 ? { funding: fundingJson(funding) } : {}),
-        open_interest: oi.map(openInterestJson),
-      };
-      print(JSON.stringify(doc, null, 2));
+      print(JSON.stringify(statusJson({ series: rows, funding, openInterest: oi }, now), null, 2));
     } else {
       const tables = [renderStatusTable(rows, now), renderFundingTable(funding)].filter((t) => t !== "").join("\n\n");
       print(tables + renderOpenInterestTable(oi));

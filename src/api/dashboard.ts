@@ -13,7 +13,20 @@ const CHART_LIB = "node_modules/lightweight-charts/dist/lightweight-charts.stand
 
 const JS = "text/javascript; charset=utf-8";
 /** The dashboard's ES modules, served under `/assets/`. */
-const MODULES = ["app", "api", "catalog", "chart", "coverage", "format", "funding", "live", "manage", "tables", "url_state"];
+const MODULES = [
+  "app",
+  "api",
+  "catalog",
+  "chart",
+  "coverage",
+  "format",
+  "funding",
+  "live",
+  "manage",
+  "open_interest",
+  "tables",
+  "url_state",
+];
 
 /** Dashboard files by URL path. */
 export const ASSETS: Readonly<Record<string, { file: URL; type: string }>> = {

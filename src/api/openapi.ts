@@ -105,6 +105,58 @@ const pagedRows = (description: string, page: { fields: Json; list: string; item
   },
 });
 
+const str = (description: string): Json => ({ type: "string", description });
+const int = (description: string): Json => ({ type: "integer", description });
+const time = (description: string): Json => ({ type: ["string", "null"], format: "date-time", description });
+const obj = (properties: Json): Json => ({ type: "object", required: Object.keys(properties), properties });
+
+/** The items of `GET /v1/series`: candle series, funding histories, open-interest histories. */
+const SERIES_SCHEMAS: Json = {
+  Series: obj({
+    id: int("series id"),
+    exchange: str("ccxt exchange id"),
+    symbol: str("unified symbol"),
+    timeframe: str("stored timeframe"),
+    market_type: str("spot, swap, future or option, from the symbol"),
+    price: str("trade, mark, index or premium"),
+    active: { type: "boolean" },
+    state: str("ingest state: new, backfilling, live, failed, stopped, invalid, ..."),
+    state_reason: { type: ["string", "null"] },
+    since: { type: ["string", "null"], description: "the series' own history start; null: BACKFILL_SINCE" },
+    first: time("open time of the first stored candle"),
+    last: time("open time of the last stored candle"),
+    count: int("stored candles"),
+    gaps: obj({ missing: int("missing candles"), ranges: int("gap ranges") }),
+    holes: obj({ ranges: int("confirmed hole ranges"), ms: int("milliseconds they cover") }),
+    lag_s: { type: ["integer", "null"], description: "seconds since the close of the last candle" },
+  }),
+  FundingHistory: obj({
+    exchange: str("ccxt exchange id"),
+    symbol: str("perpetual"),
+    count: int("stored funding rows"),
+    first: time("first funding time"),
+    last: time("last funding time"),
+    interval_ms: { type: ["integer", "null"], description: "funding interval in force (most common spacing)" },
+    gaps: int("funding times missing between first and last, not confirmed as holes"),
+    holes: int("funding times confirmed as never published"),
+    backfilled: { type: "boolean", description: "the backfill reached the present (funding_checkpoints)" },
+  }),
+  OpenInterestHistory: obj({
+    exchange: str("ccxt exchange id"),
+    symbol: str("perpetual"),
+    period: str("open-interest period (OPEN_INTEREST)"),
+    first: time("first period start"),
+    last: time("last period start"),
+    count: int("stored rows"),
+    missing: int("period starts missing between first and last (holes included)"),
+    holes: int("of those, the ones gap-checked and still missing: the exchange's holes"),
+    backfilled: { type: "boolean", description: "the first backfill finished (open_interest_progress)" },
+    lag_s: { type: ["integer", "null"], description: "seconds since the end of the last period" },
+  }),
+};
+
+const listOf = (name: string): Json => ({ type: "array", items: { $ref: `#/components/schemas/${name}` } });
+
 /** Builds the OpenAPI 3.1 document; `serverUrl` goes into `servers`. */
 export function openApiDocument(serverUrl?: string): Json {
   const auth = [{ bearer: [] }];
@@ -130,6 +182,7 @@ export function openApiDocument(serverUrl?: string): Json {
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "API_TOKEN" } },
       schemas: {
+        ...SERIES_SCHEMAS,
         Error: {
           type: "object",
           required: ["error"],
@@ -312,8 +365,17 @@ export function openApiDocument(serverUrl?: string): Json {
       },
       "/v1/series": {
         get: {
-          summary: "Every series with coverage, gaps, holes, lag and state",
-          responses: { "200": jsonOk("Series overview") },
+          summary: "Every series with coverage, gaps, holes, lag and state; funding and open-interest histories",
+          responses: {
+            "200": jsonOk(
+              "Series overview",
+              obj({
+                series: listOf("Series"),
+                funding_rates: listOf("FundingHistory"),
+                open_interest: listOf("OpenInterestHistory"),
+              }),
+            ),
+          },
         },
         post: {
           summary: "Add a series to collect",

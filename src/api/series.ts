@@ -5,6 +5,7 @@
  */
 import type { Sql } from "../db/client.ts";
 import { overviewJson, seriesOverview } from "../db/overview.ts";
+import { seriesDocument, storedHistories } from "../derivatives/overview_json.ts";
 import { findGaps, listHoles } from "../ingest/gaps.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { requireToken } from "./auth.ts";
@@ -49,11 +50,13 @@ function iso(ms: number | null): string | null {
 /** The JSON shape of one series in `GET /v1/series` (and `status --json`). */
 export const seriesJson = overviewJson;
 
-/** Handles `GET /v1/series`. */
+/**
+ * Handles `GET /v1/series`: every candle series, and every funding and open-interest history
+ * (`funding_rates`, `open_interest`), as `status --json` lists them.
+ */
 export async function listSeriesRoute(sql: Sql, url: URL, nowMs: number): Promise<Response> {
   parseQuery(url, NoQuery);
-  const rows = await seriesOverview(sql, { nowMs });
-  return json({ series: rows.map(seriesJson) });
+  return json(seriesDocument(await storedHistories(sql, nowMs)));
 }
 
 /** Handles `GET /v1/series/{id}/gaps`: every gap range and confirmed hole (at most 10000 each). */

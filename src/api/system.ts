@@ -6,6 +6,7 @@
 import type { Database } from "../db/client.ts";
 import { migrationsApplied } from "../db/migrate.ts";
 import { seriesFreshness } from "../db/overview.ts";
+import { HistoryGauges } from "../derivatives/history_metrics.ts";
 import type { Registry } from "../metrics.ts";
 import { getLogger } from "../log.ts";
 import { timeframeMs } from "../timeframe.ts";
@@ -82,7 +83,8 @@ const collectorsInstalled = new WeakSet<Registry>();
 
 /**
  * Adds the API's metrics to `registry` once: the request latency histogram, and a collector
- * refreshing per-series lag and stored-candle gauges (at most every {@linkcode COLLECT_INTERVAL_MS};
+ * refreshing per-series lag and stored-candle gauges and the funding and open-interest gauges of
+ * {@linkcode HistoryGauges} (at most every {@linkcode COLLECT_INTERVAL_MS};
  * a database outage keeps the last values and is logged).
  */
 export function installApiMetrics(
@@ -102,6 +104,7 @@ export function installApiMetrics(
     "Seconds between now and the close of the last stored candle, per series",
   );
   const stored = registry.gauge("candlekeep_series_candles_stored", "Candles stored per series");
+  const histories = new HistoryGauges(registry);
   if (options.exchanges) installExchangeGauge(registry, options.exchanges);
   const log = getLogger("api");
   let last = -Infinity;
@@ -131,6 +134,7 @@ export function installApiMetrics(
         }
       }
       known = seen;
+      await withTimeout(histories.refresh(db.sql, t), READY_TIMEOUT_MS * 2, "the funding and open-interest query");
     } catch (error) {
       last = -Infinity;
       log.warn("Cannot refresh series metrics: {reason}", { reason: (error as Error).message });

@@ -1,4 +1,5 @@
-import { overviewJson, type SeriesOverview } from "../db/overview.ts";
+import type { SeriesOverview } from "../db/overview.ts";
+import { seriesDocument, type StoredHistories } from "../derivatives/overview_json.ts";
 
 function iso(ms: number | null): string {
   return ms === null ? "-" : new Date(ms).toISOString().replace(".000Z", "Z");
@@ -38,10 +39,7 @@ export function renderStatusTable(rows: readonly SeriesOverview[], _nowMs: numbe
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
 }
 
-/** The `status --json` document: the same facts as the table, in the shape of `GET /v1/series`. */
-export function statusJson(rows: readonly SeriesOverview[], nowMs: number) {
-  return {
-    generated_at: new Date(nowMs).toISOString(),
-    series: rows.map(overviewJson),
-  };
+/** The `status --json` document: the same facts as the tables, in the shape of `GET /v1/series`. */
+export function statusJson(histories: StoredHistories, nowMs: number) {
+  return { generated_at: new Date(nowMs).toISOString(), ...seriesDocument(histories) };
 }

@@ -77,7 +77,7 @@ export function renderFundingTable(rows: readonly FundingOverview[]): string {
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
 }
 
-/** The funding part of `status --json`. */
+/** The `funding_rates` list of `GET /v1/series` and `status --json`. */
 export function fundingJson(rows: readonly FundingOverview[]) {
   return rows.map((r) => ({
     exchange: r.exchange,

@@ -17,6 +17,11 @@ export interface OpenInterestOverview {
   count: number;
   /** Grid points between the first and the last row without a row (the exchange's holes included). */
   missing: number;
+  /**
+   * Of those, the ones up to where the grid was gap-checked (`checked_through`): still missing after
+   * a refetch, so holes of the exchange (or points it stopped serving before they were fetched).
+   */
+  holes: number;
   /** Whether the first backfill finished. */
   backfilled: boolean;
   /** now minus the end of the last row's period, or null without rows. */
@@ -34,22 +39,36 @@ export async function openInterestOverview(sql: Sql, nowMs: number): Promise<Ope
       last: Date | null;
       n: number;
       done: boolean;
+      checked: Date | null;
+      nChecked: number;
     }[]
   >`
-    select k.exchange, k.symbol, k.period, min(o.ts) as first, max(o.ts) as last, count(o.ts)::int as n,
-      bool_or(p.backfilled_at is not null) as done
-    from (
-      select exchange, symbol, period from open_interest_progress
-      union select distinct exchange, symbol, period from open_interest
-    ) k
+    with recursive stored as (
+      -- the distinct keys of open_interest by skipping along its primary key (no full scan)
+      (select exchange, symbol, period from open_interest order by exchange, symbol, period limit 1)
+      union all
+      select n.exchange, n.symbol, n.period from stored s, lateral (
+        select o.exchange, o.symbol, o.period from open_interest o
+        where (o.exchange, o.symbol, o.period) > (s.exchange, s.symbol, s.period)
+        order by o.exchange, o.symbol, o.period limit 1
+      ) n
+    )
+    select k.exchange, k.symbol, k.period, a.first, a.last, coalesce(a.n, 0) as n,
+      coalesce(p.backfilled_at is not null, false) as done, p.checked_through as checked,
+      coalesce(a.n_checked, 0) as "nChecked"
+    from (select exchange, symbol, period from open_interest_progress union select * from stored) k
     left join open_interest_progress p using (exchange, symbol, period)
-    left join open_interest o using (exchange, symbol, period)
-    group by k.exchange, k.symbol, k.period
+    left join lateral (
+      select min(o.ts) as first, max(o.ts) as last, count(*)::int as n,
+        (count(*) filter (where o.ts <= p.checked_through))::int as n_checked
+      from open_interest o where o.exchange = k.exchange and o.symbol = k.symbol and o.period = k.period
+    ) a on true
     order by 1, 2, 3`;
   return rows.map((r) => {
     const step = timeframeMs(r.period);
     const first = r.first?.getTime() ?? null;
     const last = r.last?.getTime() ?? null;
+    const checked = r.checked === null || last === null ? null : Math.min(r.checked.getTime(), last);
     return {
       exchange: r.exchange,
       symbol: r.symbol,
@@ -58,6 +77,9 @@ export async function openInterestOverview(sql: Sql, nowMs: number): Promise<Ope
       lastTs: last,
       count: r.n,
       missing: first === null || last === null ? 0 : (last - first) / step + 1 - r.n,
+      holes: first === null || checked === null || checked < first
+        ? 0
+        : Math.floor((checked - first) / step) + 1 - r.nChecked,
       backfilled: r.done ?? false,
       lagMs: last === null ? null : Math.max(0, nowMs - (last + step)),
     };
@@ -85,7 +107,7 @@ export function renderOpenInterestTable(rows: readonly OpenInterestOverview[]): 
   return ["", "Open interest", line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
 }
 
-/** One row of `status --json`'s `open_interest` list. */
+/** One entry of the `open_interest` list of `GET /v1/series` and `status --json`. */
 export function openInterestJson(r: OpenInterestOverview) {
   return {
     exchange: r.exchange,
@@ -95,7 +117,8 @@ export function openInterestJson(r: OpenInterestOverview) {
     last: r.lastTs === null ? null : new Date(r.lastTs).toISOString(),
     count: r.count,
     missing: r.missing,
+    holes: r.holes,
     backfilled: r.backfilled,
-    lag_seconds: r.lagMs === null ? null : Math.round(r.lagMs / 1000),
+    lag_s: r.lagMs === null ? null : Math.round(r.lagMs / 1000),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The dashboard's price selector (issue 13): a contract with trade and mark candles shows a
  * trade/mark switch; mark candles load from `price=mark`, the subtitle and the address bar say
- * so, and a spot market shows no switch; a perpetual's latest funding rates show under the chart.
+ * so, and a spot market shows no switch; a perpetual's latest funding rates and its stored open
+ * interest show under the chart.
  */
 import { registerSeries } from "../../src/ingest/series.ts";
 import { assert, assertEquals } from "../support/assert.ts";
@@ -36,11 +37,27 @@ Deno.test("dashboard: a contract's trade and mark candles behind a price switch"
     await seed(sql, mark.id, marked);
     const spot = await registerSeries(sql, { exchange: "binance", symbol: "ETH/USDT", timeframe: "1h" });
     await seed(sql, spot.id, candles);
+    // A perpetual whose funding and open interest are not collected.
+    const bare = await registerSeries(sql, { exchange: "binance", symbol: "SOL/USDT:USDT", timeframe: "1h" });
+    await seed(sql, bare.id, candles);
 
     // Two funding rows of the perpetual, as the exchange published them.
     await sql`insert into funding_rates (exchange, symbol, ts, rate, mark_price) values
       ('binance', 'BTC/USDT:USDT', to_timestamp(${(NOW - 8 * HOUR) / 1000}), '0.00010000', '61000.10'),
       ('binance', 'BTC/USDT:USDT', to_timestamp(${NOW / 1000}), '-0.00002500', '61200.20')`;
+
+    // Two days of hourly open interest of the perpetual, as the exchange published it.
+    const oi = Array.from({ length: 48 }, (_, i) => {
+      const amount = (70_000 + 1_500 * Math.sin(i / 5) + i * 37.125).toFixed(3);
+      return { ts: NOW - (48 - i) * HOUR, amount, value: (Number(amount) * 61_000.5).toFixed(8) };
+    });
+    await sql`insert into open_interest_progress (exchange, symbol, period, history_from, backfilled_at,
+      checked_through) values ('binance', 'BTC/USDT:USDT', '1h', to_timestamp(${oi[0].ts / 1000}),
+      to_timestamp(${NOW / 1000}), to_timestamp(${oi.at(-1)!.ts / 1000}))`;
+    for (const r of oi) {
+      await sql`insert into open_interest (exchange, symbol, period, ts, amount, value)
+        values ('binance', 'BTC/USDT:USDT', '1h', to_timestamp(${r.ts / 1000}), ${r.amount}, ${r.value})`;
+    }
 
     const { page, errors } = await openPage(browser);
     await page.goto(`${api.base}/?exchange=binance&symbol=BTC/USDT:USDT&timeframe=1h`);
@@ -57,6 +74,23 @@ Deno.test("dashboard: a contract's trade and mark candles behind a price switch"
       funding[0],
     );
     assert(funding[1].includes("+0.0100%") && funding[1].includes("0.0001"), funding[1]);
+    // ... and its open interest: every stored point on a chart of its own, the period and the latest amount and value.
+    await page.waitForFunction("globalThis.__candlekeep.openInterest?.points > 0");
+    assertEquals(await page.isVisible("#oi-panel"), true);
+    assertEquals(
+      await page.evaluate("globalThis.__candlekeep.openInterest"),
+      { period: "1h", points: 48, hasValue: true },
+    );
+    const oiSub = (await page.textContent("#oi-panel .oi-sub"))!;
+    assert(oiSub.startsWith("1h period · 48 stored from 2024-02-28 12:00 · live"), oiSub);
+    const oiLegend = (await page.textContent("#oi-panel .oi-legend"))!;
+    const last = oi.at(-1)!;
+    const grouped = (text: string, decimals: number) =>
+      Number(text).toLocaleString("en-US", { maximumFractionDigits: decimals });
+    assert(oiLegend.includes("2024-03-01 11:00"), oiLegend);
+    assert(oiLegend.includes(`Amount ${grouped(last.amount, 8)}`), oiLegend);
+    assert(oiLegend.includes(`Value ${grouped(last.value, 2)}`), oiLegend);
+    assert((await page.locator("#oi-panel canvas").count()) > 0, "no open-interest chart drawn");
 
     await page.click('#prices button[data-price="mark"]');
     await waitReady(page, "binance|BTC/USDT:USDT|1h|mark");
@@ -74,6 +108,12 @@ Deno.test("dashboard: a contract's trade and mark candles behind a price switch"
     await waitReady(page, "binance|ETH/USDT|1h");
     assertEquals(await page.isVisible("#prices"), false);
     assertEquals(await page.isVisible("#funding-panel"), false);
+    assertEquals(await page.isVisible("#oi-panel"), false);
+    assertEquals(await page.evaluate("globalThis.__candlekeep.openInterest.points"), 0);
+    // Nor does a perpetual without stored funding or open interest (and nothing is asked for).
+    await page.selectOption("#series-select", "binance|SOL/USDT:USDT");
+    await waitReady(page, "binance|SOL/USDT:USDT|1h");
+    assertEquals([await page.isVisible("#funding-panel"), await page.isVisible("#oi-panel")], [false, false]);
     assertEquals(errors, []);
   } finally {
     await browser.close();

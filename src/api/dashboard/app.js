@@ -2,6 +2,7 @@
 import { getJson } from "./api.js";
 import { keyOf, markets, priceOf, pricesOf, resolve, timeframeOptions } from "./catalog.js";
 import { showFunding } from "./funding.js";
+import { createOpenInterestPanel } from "./open_interest.js";
 import { createCandleChart } from "./chart.js";
 import { createLiveFeed } from "./live.js";
 import { drawCoverage } from "./coverage.js";
@@ -19,6 +20,8 @@ const $ = (id) => document.getElementById(id);
 createTables(document);
 const state = {
   series: [],
+  funding: [], // funding and open-interest histories (GET /v1/series)
+  openInterest: [],
   view: null, // { exchange, symbol, timeframe }
   candles: [], // oldest first
   next: null,
@@ -41,6 +44,7 @@ const probe = {
   precision: state.precision,
 };
 globalThis.__candlekeep = probe;
+const openInterest = createOpenInterestPanel($("oi-panel"));
 const view = createCandleChart($("chart"), $("legend"), {
   candles: () => state.candles,
   precision: () => state.precision,
@@ -127,7 +131,8 @@ async function loadChart(range) {
   probe.ready = false;
   $("chart").querySelector(".empty")?.remove();
   $("chart-title").textContent = `${v.symbol} · ${v.exchange}`;
-  showFunding($("funding-panel"), v);
+  showFunding($("funding-panel"), v, state.funding);
+  openInterest.show(v, state.openInterest);
   $("chart-sub").textContent = `${v.timeframe} · loading…`;
   try {
     let page = await getJson(query({}));
@@ -250,7 +255,10 @@ async function pollCandles() {
 async function refreshSeries() {
   try {
     const before = JSON.stringify([...markets(state.series)]);
-    state.series = (await getJson("/v1/series")).series;
+    const body = await getJson("/v1/series");
+    state.series = body.series;
+    state.funding = body.funding_rates ?? [];
+    state.openInterest = body.open_interest ?? [];
     if (state.view && JSON.stringify([...markets(state.series)]) !== before) fillSelectors();
     $("table-updated").textContent = `updated ${new Date().toISOString().slice(11, 19)} UTC`;
   } catch (e) {
@@ -365,6 +373,7 @@ async function tick() {
   feed.follow(state.view);
   await Promise.all([refreshStatus(), refreshSeries(), pollCandles()]);
   renderTables();
+  if (state.view) openInterest.show(state.view, state.openInterest);
   clearTimeout(pollTimer);
   if (!document.hidden) pollTimer = setTimeout(tick, POLL_MS);
 }

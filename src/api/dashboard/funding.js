@@ -13,10 +13,14 @@ function percent(rate) {
   return `${n > 0 ? "+" : ""}${n.toFixed(4)}%`;
 }
 
-/** Shows the latest funding rates of `view`'s symbol in `panel` (hidden for anything but a perpetual). */
-export async function showFunding(panel, view) {
+/**
+ * Shows the latest funding rates of `view`'s symbol in `panel`: hidden for anything but a
+ * perpetual, and for one `histories` (the `funding_rates` of GET /v1/series) has nothing of.
+ */
+export async function showFunding(panel, view, histories) {
   const body = panel.querySelector("tbody");
-  if (!view || !isPerpetual(view.symbol)) {
+  const stored = (histories ?? []).some((h) => h.exchange === view?.exchange && h.symbol === view?.symbol);
+  if (!view || !isPerpetual(view.symbol) || !stored) {
     panel.hidden = true;
     return;
   }
