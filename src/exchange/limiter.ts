@@ -129,6 +129,23 @@ export class WeightLimiter {
     }
   }
 
+  /**
+   * Syncs with the exchange's own count of requests left in its current window and the instant
+   * that window resets (e.g. Bybit's `X-Bapi-Limit-Status` and `X-Bapi-Limit-Reset-Timestamp`):
+   * never spend more than is left, and when nothing is, hold until the reset (a short hold when
+   * the reset is not in the future, e.g. skewed clocks; at most a minute).
+   */
+  syncRemaining(remaining: number, resetAt: number, at: number = this.#clock.now()): void {
+    if (!Number.isFinite(remaining)) return;
+    this.#refill();
+    if (remaining > 0) {
+      this.#tokens = Math.min(this.#tokens, remaining);
+      return;
+    }
+    const until = Number.isFinite(resetAt) && resetAt > at ? Math.min(resetAt + 20, at + 60_000) : at + 100;
+    this.pauseUntil(until, "usage");
+  }
+
   /** Waits until `weight` may be spent, then spends it. */
   acquire(weight: number): Promise<void> {
     const w = Math.max(0, Math.min(weight, this.#capacity));
