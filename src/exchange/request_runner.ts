@@ -246,7 +246,7 @@ export class RequestRunner {
           },
         );
       }
-      limiter.syncRemaining(left, resetAt);
+      limiter.syncRemaining(left, resetAt, { seq });
     }
   }
 
