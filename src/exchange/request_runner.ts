@@ -277,7 +277,10 @@ export class RequestRunner {
           return { value, sentAt: ctx.sentAt ?? this.#clock.now() };
         } catch (error) {
           const now = this.#clock.now();
-          const c = refineFailure(this.profile, classifyFailure(error, ctx.status, ctx.headers, now), ctx.headers, now);
+          const c = refineFailure(this.profile, classifyFailure(error, ctx.status, ctx.headers, now), {
+            headers: ctx.headers,
+            nowMs: now,
+          });
           last = { c, at: now, attempt, family: ctx.family };
           this.#record(error, c, now);
           if (c.kind !== "fatal") throw error;

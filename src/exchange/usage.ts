@@ -166,9 +166,9 @@ export function usageProfile(id: string, rateLimitMs: number): UsageProfile {
 export function refineFailure(
   profile: UsageProfile,
   c: Classification,
-  headers: Record<string, unknown> | undefined,
-  nowMs: number,
+  options: { headers?: Record<string, unknown>; nowMs: number },
 ): Classification {
+  const { headers, nowMs } = options;
   if (profile.ban && c.status === profile.ban.status && c.kind !== "fatal") return { ...c, kind: "banned" };
   const names = profile.remainingHeaders;
   if (c.kind === "rate_limited" && c.retryAfterMs === undefined && names) {

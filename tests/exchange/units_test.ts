@@ -136,18 +136,17 @@ Deno.test("refineFailure: Bybit's 403 is an IP ban; its 10006/10018 wait for the
   const ban = refineFailure(
     bybit,
     classifyFailure(new ccxt.RateLimitExceeded("access too frequent"), 403, {}, now),
-    {},
-    now,
+    { nowMs: now },
   );
   assertEquals(ban.kind, "banned");
   const headers = { "X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": String(now + 700) };
   const visits = new ccxt.RateLimitExceeded('bybit {"retCode":10006,"retMsg":"Too many visits!"}');
-  const limited = refineFailure(bybit, classifyFailure(visits, 200, headers, now), headers, now);
+  const limited = refineFailure(bybit, classifyFailure(visits, 200, headers, now), { headers, nowMs: now });
   assertEquals([limited.kind, limited.retryAfterMs], ["rate_limited", 700]);
   // Binance's 403 without Retry-After stays what ccxt says (a WAF rejection, not a ban).
   const binance = usageProfile("binance", 50);
   const waf = classifyFailure(new ccxt.ExchangeNotAvailable("403"), 403, {}, now);
-  assertEquals(refineFailure(binance, waf, {}, now).kind, waf.kind);
+  assertEquals(refineFailure(binance, waf, { nowMs: now }).kind, waf.kind);
 });
 
 Deno.test("parseBinanceWeightLimit reads REQUEST_WEIGHT", () => {
