@@ -52,6 +52,10 @@ export class WeightLimiter {
   #chain: Promise<void> = Promise.resolve();
   #waited = 0;
   #spent = 0;
+  /** Requests the exchange's last usage report leaves in its window, less those sent since (see syncRemaining). */
+  #allowance = Infinity;
+  #allowanceSeq = -Infinity;
+  #allowanceUntil = 0;
 
   /** Creates a limiter with a full (burst-sized) bucket. */
   constructor(options: LimiterOptions) {
@@ -129,6 +133,31 @@ export class WeightLimiter {
     }
   }
 
+  /**
+   * Syncs with the exchange's own count of requests left in its current window and the instant
+   * that window resets (e.g. Bybit's `X-Bapi-Limit-Status` and `X-Bapi-Limit-Reset-Timestamp`).
+   * `remaining` must already leave out the requests sent after the reporting one (`seq`, their
+   * running number): at most that many more are sent until a newer report (a later `seq`), the
+   * reset, or one window has passed; when none are left, everything holds until the reset (a
+   * short hold when the reset is not in the future, e.g. skewed clocks; at most a minute).
+   */
+  syncRemaining(remaining: number, resetAt: number, options: { seq?: number; at?: number } = {}): void {
+    if (!Number.isFinite(remaining)) return;
+    const at = options.at ?? this.#clock.now();
+    const seq = options.seq ?? this.#allowanceSeq;
+    if (seq >= this.#allowanceSeq) {
+      this.#allowance = remaining;
+      this.#allowanceSeq = seq;
+      this.#allowanceUntil = at + this.#windowMs;
+    } else {
+      // An older report (answers can arrive out of order): it can only lower the estimate.
+      this.#allowance = Math.min(this.#allowance, remaining);
+    }
+    if (remaining > 0) return;
+    const until = Number.isFinite(resetAt) && resetAt > at ? Math.min(resetAt + 20, at + 60_000) : at + 100;
+    this.pauseUntil(until, "usage");
+  }
+
   /** Waits until `weight` may be spent, then spends it. */
   acquire(weight: number): Promise<void> {
     const w = Math.max(0, Math.min(weight, this.#capacity));
@@ -153,12 +182,22 @@ export class WeightLimiter {
       if (this.#pausedUntil > now) {
         await this.#clock.sleep(this.#pausedUntil - now);
         this.#last = Math.max(this.#last, this.#clock.now());
+        // The window the exchange reported on has reset.
+        this.#allowance = Infinity;
         continue;
+      }
+      if (this.#allowance <= 0) {
+        if (now < this.#allowanceUntil) {
+          await this.#clock.sleep(Math.min(10, this.#allowanceUntil - now));
+          continue;
+        }
+        this.#allowance = Infinity;
       }
       this.#refill();
       const need = Math.min(weight, this.#burst);
       if (this.#tokens >= need) {
         this.#tokens -= weight;
+        this.#allowance -= weight;
         this.#spent += weight;
         this.#waited += this.#clock.now() - started;
         return;

@@ -1,8 +1,9 @@
 /**
  * Runs the ccxt calls of one exchange: every request waits in the exchange's shared weight
  * limiter (ccxt's throttle is replaced by it), each response's status and headers are recorded
- * per call, failures are classified and retried with backoff, 429s pause the limiter and bans
- * the whole exchange, and every outcome feeds the exchange's {@linkcode Reachability}.
+ * per call (usage headers pace the limiter), failures are classified and retried with backoff,
+ * 429s pause the limiter and bans the whole exchange, and every outcome feeds the exchange's
+ * {@linkcode Reachability}.
  *
  * @module
  */
@@ -19,7 +20,7 @@ import {
 import { type Clock, systemClock, WeightLimiter } from "./limiter.ts";
 import { retry } from "../retry.ts";
 import { Reachability } from "./reachability.ts";
-import { DEFAULT_FAMILY, type PublishedLimit, type UsageProfile, usageProfile } from "./usage.ts";
+import { DEFAULT_FAMILY, type PublishedLimit, refineFailure, type UsageProfile, usageProfile } from "./usage.ts";
 
 const logger = getLogger(["candlekeep", "exchange"]);
 
@@ -38,9 +39,9 @@ export interface RequestRunnerOptions {
   baseDelayMs?: number;
   /** Largest backoff delay in ms (default 30 s). */
   maxDelayMs?: number;
-  /** Pause after a ban without Retry-After, in ms (default 2 min). */
+  /** Pause after a ban without Retry-After, in ms (default: the exchange's, see `usage.ts`, else 2 min). */
   defaultBanMs?: number;
-  /** Share of the published rate limit to use (default 0.97). */
+  /** Share of the published rate limit to use (default: the exchange's, see `usage.ts`, else 0.97). */
   limiterSafety?: number;
 }
 
@@ -71,6 +72,8 @@ interface RequestContext {
   /** The request family whose limiter the request waited in (see `usage.ts`). */
   family?: string;
   sentAt?: number;
+  /** Number of the (last) request of the call, counting every request this runner sent. */
+  seq?: number;
   status?: number;
   headers?: Record<string, unknown>;
 }
@@ -110,16 +113,16 @@ export class RequestRunner {
     this.#maxAttempts = options.maxAttempts ?? 8;
     this.#baseDelay = options.baseDelayMs ?? 500;
     this.#maxDelay = options.maxDelayMs ?? 30_000;
-    this.#defaultBan = options.defaultBanMs ?? 120_000;
     this.profile = usageProfile(id, Number(exchange.rateLimit) || 100);
+    this.#defaultBan = options.defaultBanMs ?? this.profile.ban?.pauseMs ?? 120_000;
+    this.#limiterSafety = options.limiterSafety ?? this.profile.safety;
     this.limiter = new WeightLimiter({
       capacity: this.profile.limit.capacity,
       windowMs: this.profile.limit.windowMs,
-      safety: options.limiterSafety,
+      safety: this.#limiterSafety,
       clock: this.#clock,
     });
     this.#limiters.set(DEFAULT_FAMILY, this.limiter);
-    this.#limiterSafety = options.limiterSafety;
     this.reachability = new Reachability(id, this.#clock.now());
     this.#hookCcxt();
   }
@@ -172,7 +175,7 @@ export class RequestRunner {
       const family = this.#pendingFamily ?? DEFAULT_FAMILY;
       this.#pendingFamily = undefined;
       const perCost = families?.settings[family]?.weightPerCost ?? this.profile.weightPerCost;
-      const weight = (cost ?? 1) * perCost;
+      const weight = this.profile.weightPerRequest ?? (cost ?? 1) * perCost;
       const limiter = this.limiterOf(family);
       const before = this.#clock.now();
       await limiter.acquire(weight);
@@ -182,6 +185,7 @@ export class RequestRunner {
       if (ctx) {
         ctx.sentAt = this.#clock.now();
         ctx.family = family;
+        ctx.seq = this.#stats.requests;
       }
     };
     const original = (ex.onRestResponse as (...args: unknown[]) => string).bind(this.#exchange);
@@ -199,12 +203,12 @@ export class RequestRunner {
         ctx.status = status;
         ctx.headers = headers;
       }
-      this.#observeResponse(url, headers, body);
+      this.#observeResponse(url, headers, body, ctx?.seq);
       return original(status, statusText, url, method, headers, body, ...rest);
     };
   }
 
-  #observeResponse(url: string, headers: Record<string, unknown>, body: string): void {
+  #observeResponse(url: string, headers: Record<string, unknown>, body: string, seq?: number): void {
     const profile = this.profile;
     const family = profile.families?.ofUrl(url) ?? DEFAULT_FAMILY;
     const limiter = this.limiterOf(family);
@@ -223,6 +227,26 @@ export class RequestRunner {
     if (profile.usedWeightHeader && profile.families?.settings[family]?.ownUsageHeader !== false) {
       const used = headerValue(headers, profile.usedWeightHeader);
       if (used !== undefined) limiter.syncUsage(Number(used));
+    }
+    const names = profile.remainingHeaders;
+    const remaining = names ? headerValue(headers, names.remaining) : undefined;
+    if (names && remaining !== undefined && remaining.trim() !== "") {
+      // The count was taken when this request arrived: the requests sent after it were not in it.
+      const uncounted = seq === undefined ? 0 : this.#stats.requests - seq;
+      const left = Number(remaining) - uncounted;
+      const resetAt = Number(headerValue(headers, names.resetAt));
+      if (left <= 0 && limiter.pause().reason === null) {
+        logger.debug(
+          "{exchange}: {remaining} requests left in the window ({uncounted} more sent), holding until {resetAt}",
+          {
+            exchange: this.id,
+            remaining: Number(remaining),
+            uncounted,
+            resetAt: Number.isFinite(resetAt) ? new Date(resetAt).toISOString() : null,
+          },
+        );
+      }
+      limiter.syncRemaining(left, resetAt, { seq });
     }
   }
 
@@ -253,7 +277,10 @@ export class RequestRunner {
           return { value, sentAt: ctx.sentAt ?? this.#clock.now() };
         } catch (error) {
           const now = this.#clock.now();
-          const c = classifyFailure(error, ctx.status, ctx.headers, now);
+          const c = refineFailure(this.profile, classifyFailure(error, ctx.status, ctx.headers, now), {
+            headers: ctx.headers,
+            nowMs: now,
+          });
           last = { c, at: now, attempt, family: ctx.family };
           this.#record(error, c, now);
           if (c.kind !== "fatal") throw error;

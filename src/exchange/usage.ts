@@ -1,10 +1,14 @@
 /**
- * Per-exchange knowledge of published request limits. Everything Binance-shaped in the exchange
- * layer lives here: the REQUEST_WEIGHT limit in `exchangeInfo.rateLimits` and the
- * `x-mbx-used-weight-1m` usage header. Other exchanges use ccxt's own `rateLimit` and cost table.
+ * Per-exchange knowledge of published request limits. Everything Binance- or Bybit-shaped in the
+ * exchange layer lives here: Binance's REQUEST_WEIGHT limit in `exchangeInfo.rateLimits` and its
+ * `x-mbx-used-weight-1m` usage header; Bybit's IP limit (600 requests per 5 s, every request
+ * counts 1), its `X-Bapi-Limit-Status` / `X-Bapi-Limit-Reset-Timestamp` headers and its 403 IP
+ * ban. Other exchanges use ccxt's own `rateLimit` and cost table.
  *
  * @module
  */
+
+import { type Classification, headerValue } from "./errors.ts";
 
 /** A published limit: `capacity` weight per `windowMs`. */
 export interface PublishedLimit {
@@ -20,6 +24,23 @@ export interface UsageProfile {
   limit: PublishedLimit;
   /** Response header carrying the weight used in the current window, if any. */
   usedWeightHeader?: string;
+  /**
+   * Response headers carrying the requests left in the current window and the instant (ms since
+   * the epoch) that window resets (Bybit: `X-Bapi-Limit-Status`, `X-Bapi-Limit-Reset-Timestamp`).
+   */
+  remainingHeaders?: { remaining: string; resetAt: string };
+  /**
+   * Weight of every request whatever ccxt's cost (Bybit's IP limit counts requests; ccxt's costs
+   * encode its own, slower pace). Absent: ccxt's cost × `weightPerCost`.
+   */
+  weightPerRequest?: number;
+  /** Share of the limit to use (default: the runner's, 0.97); lower where a breach costs a long ban. */
+  safety?: number;
+  /**
+   * HTTP status by which the exchange bans the IP for breaching its limit, with or without
+   * Retry-After (Bybit: 403 "access too frequent"), and how long to pause without Retry-After.
+   */
+  ban?: { status: number; pauseMs: number };
   /** Reads the published limit out of a response body (e.g. exchangeInfo), or null. */
   parseLimit?(url: string, body: string): PublishedLimit | null;
   /** Most recent candles the exchange serves at all (Kraken: 720); older history is unreachable. */
@@ -44,6 +65,9 @@ export interface UsageProfile {
     >;
   };
 }
+
+/** Bybit's published HTTP limit per IP: 600 requests in any 5-second window. */
+export const BYBIT_IP_LIMIT: PublishedLimit = { capacity: 600, windowMs: 5_000 };
 
 /** The family of the requests an exchange limits together when it has no families. */
 export const DEFAULT_FAMILY = "spot";
@@ -117,6 +141,39 @@ export function usageProfile(id: string, rateLimitMs: number): UsageProfile {
       },
     };
   }
+  if (id === "bybit") {
+    // Bybit v5: 600 requests per 5-second window per IP across all its HTTP traffic (spot,
+    // linear, inverse share it); a breach is answered with HTTP 403 "access too frequent" and an
+    // IP ban of at least 10 minutes. The per-UID limits (retCode 10006) only cover private endpoints.
+    return {
+      weightPerCost: 1,
+      weightPerRequest: 1,
+      limit: BYBIT_IP_LIMIT,
+      safety: 0.9,
+      remainingHeaders: { remaining: "x-bapi-limit-status", resetAt: "x-bapi-limit-reset-timestamp" },
+      ban: { status: 403, pauseMs: 600_000 },
+    };
+  }
   if (id === "kraken") return { weightPerCost: 1, limit: generic, historyLimit: 720 };
   return { weightPerCost: 1, limit: generic };
+}
+
+/**
+ * The exchange's own reading of failure `c` where it differs from the generic one: its ban status
+ * (Bybit's 403 is an IP ban even without Retry-After), and for a rate-limit answer without
+ * Retry-After (Bybit's retCode 10006/10018) the window reset its usage headers name.
+ */
+export function refineFailure(
+  profile: UsageProfile,
+  c: Classification,
+  options: { headers?: Record<string, unknown>; nowMs: number },
+): Classification {
+  const { headers, nowMs } = options;
+  if (profile.ban && c.status === profile.ban.status && c.kind !== "fatal") return { ...c, kind: "banned" };
+  const names = profile.remainingHeaders;
+  if (c.kind === "rate_limited" && c.retryAfterMs === undefined && names) {
+    const resetAt = Number(headerValue(headers, names.resetAt));
+    if (Number.isFinite(resetAt) && resetAt > nowMs) return { ...c, retryAfterMs: Math.min(resetAt - nowMs, 60_000) };
+  }
+  return c;
 }

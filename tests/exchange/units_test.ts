@@ -2,7 +2,7 @@ import ccxt from "ccxt";
 import { classifyFailure, parseRetryAfter, unreachableReason } from "../../src/exchange/errors.ts";
 import { type Clock, WeightLimiter } from "../../src/exchange/limiter.ts";
 import { validateCandles } from "../../src/exchange/validate.ts";
-import { parseBinanceWeightLimit } from "../../src/exchange/usage.ts";
+import { parseBinanceWeightLimit, refineFailure, usageProfile } from "../../src/exchange/usage.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 
 const c = (ts: number, o = 10, h = 12, l = 9, cl = 11, v = 1) => ({
@@ -95,6 +95,58 @@ Deno.test("WeightLimiter: rate follows capacity*safety; pauses hold everyone; us
   limiter.syncUsage(6000);
   await limiter.acquire(1);
   assert(clock.t >= 180_000, `usage pause: t=${clock.t}`);
+});
+
+Deno.test("WeightLimiter.syncRemaining: a reported remaining count caps sends until a newer report, the reset or a window", async () => {
+  const clock = fakeClock();
+  const limiter = new WeightLimiter({ capacity: 600, windowMs: 5_000, safety: 1, burst: 50, clock });
+  // Report of request #10: 3 left. Three more go at once; the fourth waits a window for news.
+  limiter.syncRemaining(3, clock.t, { seq: 10 });
+  for (let i = 0; i < 3; i++) await limiter.acquire(1);
+  assertEquals(clock.t, 0);
+  const held = limiter.acquire(1);
+  // An older report (#9) can only lower the count, a newer one (#13) sets it.
+  limiter.syncRemaining(5, clock.t, { seq: 9 });
+  await held;
+  assert(clock.t >= 5_000 && clock.t < 5_100, `held until the window passed: t=${clock.t}`);
+  clock.t = 10_000;
+  limiter.syncRemaining(2, clock.t, { seq: 13 });
+  await limiter.acquire(1);
+  await limiter.acquire(1);
+  assert(clock.t < 10_100, `t=${clock.t}`);
+  limiter.syncRemaining(9, clock.t, { seq: 14 });
+  await limiter.acquire(1);
+  assert(clock.t < 10_100, `a newer report raises the count: t=${clock.t}`);
+  // None left: hold until the reset (+20 ms); then the count is unknown again.
+  limiter.syncRemaining(0, clock.t + 1_500, { seq: 15 });
+  assertEquals(limiter.pause().reason, "usage");
+  const before = clock.t;
+  for (let i = 0; i < 10; i++) await limiter.acquire(1);
+  assert(clock.t >= before + 1_520 && clock.t < before + 1_700, `t=${clock.t - before}`);
+  // A reset not in the future (skewed clocks): a short hold only.
+  limiter.syncRemaining(0, clock.t - 10_000, { seq: 30 });
+  const t1 = clock.t;
+  await limiter.acquire(1);
+  assert(clock.t - t1 >= 100 && clock.t - t1 < 200, `t=${clock.t - t1}`);
+});
+
+Deno.test("refineFailure: Bybit's 403 is an IP ban; its 10006/10018 wait for the X-Bapi reset", () => {
+  const now = 1_000_000;
+  const bybit = usageProfile("bybit", 20);
+  const ban = refineFailure(
+    bybit,
+    classifyFailure(new ccxt.RateLimitExceeded("access too frequent"), 403, {}, now),
+    { nowMs: now },
+  );
+  assertEquals(ban.kind, "banned");
+  const headers = { "X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": String(now + 700) };
+  const visits = new ccxt.RateLimitExceeded('bybit {"retCode":10006,"retMsg":"Too many visits!"}');
+  const limited = refineFailure(bybit, classifyFailure(visits, 200, headers, now), { headers, nowMs: now });
+  assertEquals([limited.kind, limited.retryAfterMs], ["rate_limited", 700]);
+  // Binance's 403 without Retry-After stays what ccxt says (a WAF rejection, not a ban).
+  const binance = usageProfile("binance", 50);
+  const waf = classifyFailure(new ccxt.ExchangeNotAvailable("403"), 403, {}, now);
+  assertEquals(refineFailure(binance, waf, { nowMs: now }).kind, waf.kind);
 });
 
 Deno.test("parseBinanceWeightLimit reads REQUEST_WEIGHT", () => {

@@ -8,6 +8,15 @@
  * `end`/`limit` (max 1000, default 200), newest first; with `start`, the first `limit` candles
  * from it, without, the latest `limit` up to `end`. Both return the still-open current candle.
  *
+ * Bybit's IP limit: every request counts 1 in a fixed window of `bybitIpLimit` requests per
+ * `bybitIpWindowMs` (Bybit: 600 per 5 s); the one beyond it is answered HTTP 403 "access too
+ * frequent" (plain text, no Retry-After, like Bybit's gateway) and the IP is banned for `banSec`
+ * (Bybit: at least 10 minutes). Every other Bybit answer carries `X-Bapi-Limit` (the limit),
+ * `X-Bapi-Limit-Status` (requests left in the window) and `X-Bapi-Limit-Reset-Timestamp` (the
+ * fake's now, or when exhausted the window's end), unless `bybitLimitHeaders` is off. A scripted
+ * retCode 10006/10018 answer (HTTP 200, Bybit's per-UID "Too many visits!") carries status 0 and
+ * a reset `retryAfterSec` ahead; requests before that reset count as violations like after a 429.
+ *
  * @module
  */
 import type { Candle } from "../../src/candle.ts";
@@ -69,6 +78,11 @@ export interface FakeBehaviour extends DerivativesBehaviour {
   violationGraceMs: number;
   /** Ban length (s) in the 418/403 Retry-After. */
   banSec: number;
+  /** Bybit: requests per `bybitIpWindowMs` from the IP before a 403 and a ban (Bybit: 600 per 5 s; null: unlimited). */
+  bybitIpLimit: number | null;
+  bybitIpWindowMs: number;
+  /** Bybit: send the `X-Bapi-Limit*` headers of the IP window (default true). */
+  bybitLimitHeaders: boolean;
   /** Probability of a random 5xx on klines (seeded). */
   errorRate: number;
   /** Latency added to every response (ms). */
@@ -166,6 +180,9 @@ function defaultBehaviour(): FakeBehaviour {
     banAfterViolations: 3,
     violationGraceMs: 100,
     banSec: 1,
+    bybitIpLimit: 600,
+    bybitIpWindowMs: 5_000,
+    bybitLimitHeaders: true,
     errorRate: 0,
     latencyMs: 0,
     hangNext: 0,
@@ -214,6 +231,7 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
   const seed = options.seed ?? 42;
   let randomCounter = 0;
   const windows = new Map<number, number>();
+  const ipWindows = new Map<number, number>();
   let rateLimitedUntil = 0;
   let lastRateLimitAt = 0;
   let violations = 0;
@@ -283,6 +301,33 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
       );
     }
     return null;
+  };
+
+  /** Bybit's IP window: counts the request, and beyond the limit answers 403 and bans the IP. */
+  const bybitIpAdmit = (path: string): Response | null => {
+    if (dialect !== "bybit") return null;
+    const t = Date.now();
+    const window = Math.floor(t / behaviour.bybitIpWindowMs);
+    const used = (ipWindows.get(window) ?? 0) + 1;
+    ipWindows.set(window, used);
+    if (behaviour.bybitIpLimit === null || used <= behaviour.bybitIpLimit) return null;
+    bannedUntil = t + behaviour.banSec * 1000;
+    stats.rejections.push({ at: t, status: 403, path });
+    return new Response("403 Forbidden: access too frequent", { status: 403 });
+  };
+
+  /** The `X-Bapi-Limit*` headers of Bybit's IP window (the reset in the fake's clock). */
+  const bybitLimitHeaders = (): Record<string, string> => {
+    if (dialect !== "bybit" || !behaviour.bybitLimitHeaders || behaviour.bybitIpLimit === null) return {};
+    const t = Date.now();
+    const window = Math.floor(t / behaviour.bybitIpWindowMs);
+    const left = Math.max(0, behaviour.bybitIpLimit - (ipWindows.get(window) ?? 0));
+    const reset = left > 0 ? now() : now() + ((window + 1) * behaviour.bybitIpWindowMs - t);
+    return {
+      "x-bapi-limit": String(behaviour.bybitIpLimit),
+      "x-bapi-limit-status": String(left),
+      "x-bapi-limit-reset-timestamp": String(reset),
+    };
   };
 
   const usedHeader = (): Record<string, string> => {
@@ -529,6 +574,16 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
   };
 
   const handler = async (request: Request): Promise<Response> => {
+    const response = await answer(request);
+    if (response.status !== 403) {
+      for (const [k, v] of Object.entries(bybitLimitHeaders())) {
+        if (!response.headers.has(k)) response.headers.set(k, v);
+      }
+    }
+    return response;
+  };
+
+  const answer = async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
     const path = url.pathname;
     stats.requests++;
@@ -541,11 +596,27 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
     if (behaviour.latencyMs > 0) await sleep(behaviour.latencyMs);
     const weight = derivatives.weight(path, url.searchParams) ??
       (dialect === "binance" ? BINANCE_WEIGHT[path] ?? 1 : 1);
-    const denied = admit(path, weight);
+    const denied = admit(path, weight) ?? bybitIpAdmit(path);
     if (denied) return denied;
     const isKlines = path.endsWith("/klines") || path.endsWith("/kline");
     if (isKlines && behaviour.script.length > 0) {
       const s = behaviour.script.shift()!;
+      if (dialect === "bybit" && s.status === 200 && (s.code === 10006 || s.code === 10018)) {
+        // Bybit's per-UID limit: HTTP 200, the code in the body, the reset in the headers.
+        const t = Date.now();
+        rateLimitedUntil = t + (s.retryAfterSec ?? 1) * 1000;
+        lastRateLimitAt = t;
+        stats.rejections.push({ at: t, status: 200, path, retryAfterMs: (s.retryAfterSec ?? 1) * 1000 });
+        return json(
+          { retCode: s.code, retMsg: s.msg ?? "Too many visits!", result: {}, retExtInfo: {}, time: now() },
+          200,
+          {
+            "x-bapi-limit": "10",
+            "x-bapi-limit-status": "0",
+            "x-bapi-limit-reset-timestamp": String(now() + (s.retryAfterSec ?? 1) * 1000),
+          },
+        );
+      }
       if (s.status === 429 || s.status === 418 || s.status === 403) {
         const t = Date.now();
         if (s.status === 429) {
@@ -609,8 +680,8 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
         };
       }
       return {
+        // No rateLimit: the client paces Bybit by its published IP limit (src/exchange/usage.ts).
         urls: { api: { spot: url, futures: url, v2: url, public: url } },
-        rateLimit: 5,
       };
     },
     expected(symbol, timeframe, from, to) {
