@@ -19,6 +19,8 @@ export interface OpenInterestTicksOptions {
   log: Logger;
   now: () => number;
   stopping: () => boolean;
+  /** Told how many rows each run of a history wrote (for metrics). */
+  onWritten?: (key: { exchange: string; symbol: string; period: string }, rows: number) => void;
 }
 
 /** Open-interest runs of one engine (nothing when `OPEN_INTEREST=off`). */
@@ -69,6 +71,7 @@ export class OpenInterestTicks {
         source,
         key,
       );
+      if (result.written > 0) o.onWritten?.(key, result.written);
       if (result.unsupported && !this.#reported.has(name)) {
         this.#reported.add(name);
         o.log.warn("Open interest of {series} is not collected: {reason}", {

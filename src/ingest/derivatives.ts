@@ -9,6 +9,7 @@
 import { FundingIngest } from "../derivatives/funding_ingest.ts";
 import { OpenInterestTicks } from "../derivatives/open_interest_ticks.ts";
 import { marketTypeOf } from "../market_type.ts";
+import type { Counter } from "../metrics.ts";
 import { errorMessage, type Jobs } from "./jobs.ts";
 import { type DerivativeKey, derivativeKeys } from "./leases.ts";
 
@@ -31,10 +32,20 @@ export class Derivatives {
   readonly #funding: FundingIngest | null;
   readonly #openInterest: OpenInterestTicks;
 
-  /** Works for `jobs` (its database, exchanges, configuration and lease identity). */
+  readonly #fundingWritten: Counter | undefined;
+
+  /** Works for `jobs` (its database, exchanges, configuration, lease identity and metrics). */
   constructor(jobs: Jobs) {
     this.#jobs = jobs;
-    const { db, config, sources, log, now } = jobs;
+    const { db, config, sources, log, now, registry } = jobs;
+    this.#fundingWritten = registry?.counter(
+      "candlekeep_funding_rows_written_total",
+      "Funding-rate rows inserted or changed in storage, by exchange and symbol",
+    );
+    const openInterestWritten = registry?.counter(
+      "candlekeep_open_interest_rows_written_total",
+      "Open-interest rows inserted or changed in storage, by exchange, symbol and period",
+    );
     this.#funding = config.fundingRates === false ? null : new FundingIngest({
       db,
       sources,
@@ -42,7 +53,15 @@ export class Derivatives {
       now,
       stopping: () => jobs.stopping,
     });
-    this.#openInterest = new OpenInterestTicks({ db, config, sources, log, now, stopping: () => jobs.stopping });
+    this.#openInterest = new OpenInterestTicks({
+      db,
+      config,
+      sources,
+      log,
+      now,
+      stopping: () => jobs.stopping,
+      onWritten: (key, rows) => openInterestWritten?.inc({ ...key }, rows),
+    });
   }
 
   /** The perpetuals this instance collects now (their exchange configured). */
@@ -61,7 +80,11 @@ export class Derivatives {
   async funding(options: DerivativeRunOptions & { check?: boolean } = {}): Promise<void> {
     if (this.#funding === null || this.#jobs.stopping) return;
     const keys = await this.keys(options);
-    if (keys.length > 0) await this.#jobs.track(this.#funding.run({ check: options.check, keys, stop: options.stop }));
+    if (keys.length === 0) return;
+    const results = await this.#jobs.track(this.#funding.run({ check: options.check, keys, stop: options.stop }));
+    for (const r of results) {
+      if (r.written > 0) this.#fundingWritten?.inc({ exchange: r.key.exchange, symbol: r.key.symbol }, r.written);
+    }
   }
 
   /** One open-interest run over this instance's perpetuals (`OPEN_INTEREST`); never two at once. */

@@ -85,6 +85,8 @@ export class Jobs {
   readonly ttlMs: number;
   readonly now: () => number;
   readonly rollups: RollupUpkeep | undefined;
+  /** Where ingest metrics are registered (none in some tests). */
+  readonly registry: Registry | undefined;
   readonly log = getLogger("ingest");
   /** Ids of the series this instance holds a lease on. */
   readonly owned = new Set<number>();
@@ -109,6 +111,7 @@ export class Jobs {
     this.ttlMs = options.ttlMs;
     this.now = options.now;
     this.rollups = options.rollups;
+    this.registry = options.registry;
     const r = options.registry;
     this.#metrics = r
       ? {

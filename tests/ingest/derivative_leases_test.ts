@@ -6,6 +6,7 @@
  * service's perpetuals alone. Real ccxt against the fake exchange's derivatives APIs.
  */
 import type { ExchangeClient } from "../../src/exchange/client.ts";
+import { Registry } from "../../src/metrics.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { type IngestWorld, ingestWorld } from "./helpers.ts";
 
@@ -157,7 +158,8 @@ Deno.test("derivative leases: a bounded run collects within its budget and the n
   });
   try {
     const { sources, calls } = counted(w);
-    const engine = w.ingestor({ sources });
+    const registry = new Registry();
+    const engine = w.ingestor({ sources, registry });
     // A budget spent at once: no request is started.
     const first = await engine.boundedRun("live", { budgetMs: 0 });
     assert(first.budgetSpent, "budget spent");
@@ -168,6 +170,13 @@ Deno.test("derivative leases: a bounded run collects within its budget and the n
     const expected = w.fake.derivatives.expectedFunding("ETH/USDT:USDT", from.getTime(), w.now() + 1).length;
     assertEquals(await fundingCount(w, "ETH/USDT:USDT"), expected);
     assert((await openInterestCount(w, "ETH/USDT:USDT")) >= 30 * 24 - 2, "30 days of open interest");
+    // Rows written are counted on /metrics.
+    const labels = { exchange: w.fake.exchangeId, symbol: "ETH/USDT:USDT" };
+    assertEquals(registry.counter("candlekeep_funding_rows_written_total", "").get(labels), expected);
+    assertEquals(
+      registry.counter("candlekeep_open_interest_rows_written_total", "").get({ ...labels, period: "1h" }),
+      await openInterestCount(w, "ETH/USDT:USDT"),
+    );
     // The leases are released after each run.
     const [{ held }] = await w.t.sql<{ held: number }[]>`
       select count(*)::int as held from series where lease_owner is not null`;
