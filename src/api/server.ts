@@ -60,6 +60,22 @@ export function createRouter(deps: ApiDeps): Router {
   const sql = deps.db.sql;
   const gate = admissionGate(sql, { limit: deps.config.http?.maxPages });
   const streams = deps.streams ?? new StreamHub(sql);
+  const streamClients = deps.registry.gauge("candlekeep_stream_clients", "Open GET /v1/stream responses");
+  const streamEvents = deps.registry.counter(
+    "candlekeep_stream_events_total",
+    "Candle events sent on GET /v1/stream, by kind (closed, forming)",
+  );
+  const streamDropped = deps.registry.counter(
+    "candlekeep_stream_dropped_total",
+    "GET /v1/stream clients dropped for reading too slowly",
+  );
+  deps.registry.collect(() => streamClients.set({}, streams.size));
+  const streamOptions = {
+    hub: streams,
+    now,
+    onEvent: (closed: boolean) => streamEvents.inc({ kind: closed ? "closed" : "forming" }),
+    onDrop: () => streamDropped.inc(),
+  };
   const noQuery = (fn: () => Response | Promise<Response>): Handler => (_req, { url }) => {
     parseQuery(url, NoQuery);
     return fn();
@@ -73,7 +89,7 @@ export function createRouter(deps: ApiDeps): Router {
         ifNoneMatch: req.headers.get("if-none-match"),
       }))
     .on("GET", "/v1/export", (_req, { url }) => getExport(sql, url, { gate, now }))
-    .on("GET", "/v1/stream", (req, { url }) => getStream(sql, req, url, { hub: streams, now }))
+    .on("GET", "/v1/stream", (req, { url }) => getStream(sql, req, url, streamOptions))
     .on(
       "GET",
       "/v1/funding-rates",

@@ -42,6 +42,10 @@ export interface StreamOptions {
   heartbeatMs?: number;
   /** Bytes a slow client may leave unread before it is dropped (default 1 MiB). */
   maxBufferBytes?: number;
+  /** Told of each candle event sent (for metrics). */
+  onEvent?: (closed: boolean) => void;
+  /** Told when a slow client is dropped (for metrics). */
+  onDrop?: () => void;
 }
 
 /** One followed series of a `/v1/stream` query (each name may repeat, once per series). */
@@ -214,6 +218,7 @@ export async function getStream(sql: Sql, req: Request, url: URL, options: Strea
     controller.enqueue(encoder.encode(text));
     if ((controller.desiredSize ?? 0) < -maxBuffer) {
       log.warn("Dropping a /v1/stream client that reads too slowly: over {bytes} bytes unread", { bytes: maxBuffer });
+      options.onDrop?.();
       finish();
       controller.error(new Error("client too slow"));
     }
@@ -238,11 +243,13 @@ export async function getStream(sql: Sql, req: Request, url: URL, options: Strea
   const emitClosed = (f: Follow, row: CandleRow) => {
     f.lastClosed = row.ms;
     f.formingSent = null;
+    options.onEvent?.(true);
     send(`event: candle\nid: ${encodeEventId(follows.map((x) => x.lastClosed))}\ndata: ${event(f, row, true)}\n\n`);
   };
   const emitForming = (f: Follow, data: string) => {
     if (data === f.formingSent) return;
     f.formingSent = data;
+    options.onEvent?.(false);
     send(`event: candle\ndata: ${data}\n\n`);
   };
 
@@ -307,7 +314,7 @@ export async function getStream(sql: Sql, req: Request, url: URL, options: Strea
   /** A forming candle of a stored series: as is, or merged into its resampled bucket. */
   const forming = (candle: FormingCandle) => {
     for (const f of follows) {
-      if (f.source.seriesId !== candle.s || f.busy) continue;
+      if (f.source.seriesId !== candle.s) continue;
       const next = f.lastClosed === null ? -Infinity : nextOpen(f, f.lastClosed);
       if (candle.t < next) continue;
       const bucket = bucketFloor(candle.t, f.source);

@@ -43,7 +43,15 @@ class SseReader {
       const step = await Promise.race([
         this.#reader.read(),
         new Promise<never>((_, reject) =>
-          timer = setTimeout(() => reject(new Error("no event in time")), Math.max(1, deadline - Date.now()))
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `no event in time after ${this.events.length} events; last: ${JSON.stringify(this.events.at(-1))}`,
+                ),
+              ),
+            Math.max(1, deadline - Date.now()),
+          )
         ),
       ]).finally(() => clearTimeout(timer));
       if (step.done) return null;
@@ -141,6 +149,9 @@ Deno.test("stream: the last closed candle, then each new closed candle once, exa
       assertEquals([e.data.time, e.data.close, e.data.closed], [iso(c.ts), c.close, true]);
       assertEquals(decodeEventId(e.id!, 1), [c.ts]);
     }
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert(metrics.includes("\ncandlekeep_stream_clients 1\n"), metrics);
+    assert(metrics.includes('\ncandlekeep_stream_events_total{kind="closed"} 4\n'), metrics);
     await sse.cancel();
   });
 });
