@@ -352,7 +352,8 @@ export function createFakeWs(options: FakeWsOptions): FakeWs {
     };
     socket.onmessage = (e) => onMessage(conn, e.data);
     socket.onclose = (e) => {
-      stats.ended.push({ id: conn.id, code: e.code, reason: e.reason });
+      // Deno dispatches a second close event (1005) after its own idle-timeout close: keep the first.
+      if (!stats.ended.some((x) => x.id === conn.id)) stats.ended.push({ id: conn.id, code: e.code, reason: e.reason });
       conns.delete(conn.id);
       if (conns.size === 0 && timer !== undefined) timer = void clearInterval(timer);
     };
