@@ -11,6 +11,18 @@ import { type FakeExchange, type FakeWsBehaviour, startFakeExchange } from "../s
 
 const MINUTE = 60_000;
 
+/** `promise`, or a rejection when it has not settled within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Cannot wait for ${what}: current value is unsettled after ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** A WebSocket client that queues what it receives. */
 interface Client {
   socket: WebSocket;
@@ -212,7 +224,7 @@ Deno.test("message limit: a sixth message within a second closes the socket with
     }
     const burst = await open("/ws/0");
     for (let i = 0; i < 6; i++) burst.send({ method: "LIST_SUBSCRIPTIONS", id: i });
-    const closed = await burst.closed;
+    const closed = await within(burst.closed, 3000, "the close of the sixth message");
     assertEquals([closed.code, closed.reason], [1008, "Too many messages: more than 5 per second"]);
     assertEquals(burst.pending.length, 5);
     assertEquals(fake.ws.stats.closes.map((c) => c.code), [1008]);
@@ -283,11 +295,11 @@ Deno.test("silence and forced disconnects, per connection or all", async () => {
     fake.ws.behaviour.silent = false;
 
     fake.ws.disconnect(idB, 1011, "Internal error");
-    const closed = await b.closed;
+    const closed = await within(b.closed, 3000, "the forced close");
     assertEquals([closed.code, closed.reason], [1011, "Internal error"]);
     assertEquals(fake.ws.connections().map((c) => c.id), [idA]);
     fake.ws.disconnect();
-    assertEquals((await a.closed).code, 1001);
+    assertEquals((await within(a.closed, 3000, "the forced close")).code, 1001);
     assertEquals(fake.ws.stats.closes.map((c) => [c.id, c.code]), [[idB, 1011], [idA, 1001]]);
   });
 });

@@ -12,6 +12,18 @@ import { type FakeExchange, type FakeWsBehaviour, startFakeExchange } from "../s
 
 const MINUTE = 60_000;
 
+/** `promise`, or a rejection when it has not settled within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Cannot wait for ${what}: current value is unsettled after ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 type Pro = InstanceType<typeof ccxt.pro.binance>;
 type Row = number[];
 
@@ -174,7 +186,7 @@ Deno.test("ccxt.pro on a forced disconnect: NetworkError 1001, client dropped, n
     const btcAgain = ex.watchOHLCV("BTC/USDT", "1m");
     const ethAgain = ex.watchOHLCV("ETH/USDT", "1m");
     fake.ws.disconnect();
-    const error = await assertRejects(() => btcAgain, ccxt.NetworkError);
+    const error = await assertRejects(() => within(btcAgain, 3000, "the watcher to see the close"), ccxt.NetworkError);
     assertEquals(error.message, "connection closed by remote server, closing code 1001");
     await assertRejects(() => ethAgain, ccxt.NetworkError);
     assertEquals(Object.keys((ex as unknown as { clients: object }).clients), []);
@@ -292,7 +304,11 @@ Deno.test("ccxt.pro and the 5 messages/s limit: throttled subscribes pass, unthr
   });
   await withPro(
     async (fake, ex) => {
-      const outcomes = await Promise.allSettled(timeframes.map((tf) => ex.watchOHLCV("BTC/USDT", tf)));
+      const outcomes = await within(
+        Promise.allSettled(timeframes.map((tf) => ex.watchOHLCV("BTC/USDT", tf))),
+        5000,
+        "the watchers to see the close",
+      );
       assert(outcomes.every((o) => o.status === "rejected"), "every watcher saw the close");
       // Deno's client reports the close frame (1008) or, when it was still writing, the dropped TCP stream.
       const reason = (outcomes[0] as PromiseRejectedResult).reason;
