@@ -72,12 +72,13 @@ function connect(url: string): Promise<Client> {
   });
 }
 
-/** Runs `fn` with a binance fake on a manual stream clock; closes clients and fake afterwards. */
+/** Runs `fn` with a binance fake on a manual stream clock 10 s into a minute; closes clients and fake afterwards. */
 async function withFake(
   fn: (fake: FakeExchange, open: (path: string) => Promise<Client>) => Promise<void>,
   ws: Partial<FakeWsBehaviour> = {},
 ): Promise<void> {
   const fake = await startFakeExchange({ dialect: "binance", ws: { clock: "manual", ...ws } });
+  fake.behaviour.nowOffsetMs = Math.floor(Date.now() / MINUTE) * MINUTE + 10_000 - Date.now(); // 10 s into a minute
   const clients: Client[] = [];
   const open = async (path: string) => {
     const client = await connect(`ws://127.0.0.1:${fake.port}${path}`);
