@@ -372,3 +372,23 @@ Deno.test("fake streams on the wall clock: x:true within closeDelayMs of the rea
     await fake.close();
   }
 });
+
+Deno.test("ccxt.pro and the stream limit: a refused SUBSCRIBE rejects the watch, and ccxt then believes it subscribed", async () => {
+  await withPro(async (fake, ex) => {
+    const series = [["BTC/USDT", "1m"], ["ETH/USDT", "1m"], ["SOL/USDT", "1m"], ["DOGE/USDT", "1m"]];
+    const refused = await within(ex.watchOHLCVForSymbols(series).then(() => null, (e) => e), 3000, "the refusal");
+    assert(refused instanceof ccxt.ExchangeError, `an ExchangeError, got ${refused}`);
+    assertEquals(
+      refused.message,
+      'binance {"code":2,"msg":"Invalid request: a connection carries at most 3 streams (current 0, asked 4 more)"}',
+    );
+    // Watching again sends no SUBSCRIBE (the streams stay in client.subscriptions) and waits forever.
+    let settled = false;
+    const again = ex.watchOHLCVForSymbols(series.slice(0, 3)).then(() => (settled = true), () => (settled = true));
+    fake.ws.pump();
+    await new Promise((r) => setTimeout(r, 500));
+    assertEquals([settled, fake.ws.connections()[0].received.length, fake.ws.connections()[0].streams], [false, 1, []]);
+    fake.ws.disconnect();
+    await again;
+  }, { maxStreams: 3 });
+});
