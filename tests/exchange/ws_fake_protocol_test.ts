@@ -305,6 +305,19 @@ Deno.test("silence and forced disconnects, per connection or all", async () => {
   });
 });
 
+Deno.test("a connection is closed (1001) when its lifetime ends (Binance: 24 hours)", async () => {
+  assertEquals((await import("../support/fake_ws.ts")).defaultWsBehaviour().maxLifetimeMs, 86_400_000);
+  await withFake(async (fake, open) => {
+    const started = Date.now();
+    const client = await open("/ws/btcusdt@kline_1m");
+    const closed = await within(client.closed, 2000, "the end of the lifetime");
+    const lived = Date.now() - started;
+    assertEquals([closed.code, closed.reason], [1001, "Connection lifetime reached"]);
+    assert(lived >= 300 && lived < 1000, `closed after ${lived} ms`);
+    assertEquals(fake.ws.connections(), []);
+  }, { maxLifetimeMs: 300 });
+});
+
 Deno.test("sendDuplicate and sendOutOfOrder replay earlier events verbatim", async () => {
   await withFake(async (fake, open) => {
     const client = await open("/stream?streams=btcusdt@kline_1m");

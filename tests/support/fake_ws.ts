@@ -9,6 +9,8 @@
  * `SUBSCRIBE` / `UNSUBSCRIBE` / `LIST_SUBSCRIPTIONS` answered `{result, id}` (bad requests:
  * `{error: {code, msg}, id}`). Streams are `<symbol>@kline_<interval>`; a well-formed name of an
  * unknown symbol is accepted and stays quiet, as on Binance. Payloads: fake_ws_klines.ts.
+ * Limits (FakeWsBehaviour): streams per connection (error reply / HTTP 400), incoming messages per
+ * second (close 1008), connection attempts per IP per window (HTTP 429), lifetime (close 1001).
  *
  * ccxt.pro under Deno (ccxt 4.5.84, checked in js/src/base/ws/*.js and js/src/pro/binance.js):
  * - `isNode` is false under Deno, so WsClient uses the global (Deno) `WebSocket`, not the `ws`
@@ -65,6 +67,8 @@ export interface FakeWsBehaviour {
   connectionWindowMs: number;
   /** Every connection silent: events are dropped, sockets stay open. */
   silent: boolean;
+  /** A connection is closed (1001) this long after it opened, on the real clock (Binance: 24 h). */
+  maxLifetimeMs: number;
 }
 
 /** One open connection, as tests see it. */
@@ -137,6 +141,7 @@ interface StreamState {
 interface Conn {
   id: number;
   socket: WebSocket;
+  openedAt: number;
   path: string;
   combined: boolean;
   streams: Map<string, StreamState>;
@@ -160,6 +165,7 @@ export function defaultWsBehaviour(): FakeWsBehaviour {
     maxConnections: 300,
     connectionWindowMs: 300_000,
     silent: false,
+    maxLifetimeMs: 86_400_000,
   };
 }
 
@@ -220,6 +226,9 @@ export function createFakeWs(options: FakeWsOptions): FakeWs {
 
   /** Wall clock: a forming update every `updateMs`, a close `closeDelayMs` after it happens. */
   const tick = () => {
+    for (const conn of [...conns.values()]) {
+      if (Date.now() - conn.openedAt >= behaviour.maxLifetimeMs) closeConn(conn, 1001, "Connection lifetime reached");
+    }
     if (behaviour.clock !== "wall") return;
     const t = options.clock.now();
     for (const conn of conns.values()) {
@@ -332,6 +341,7 @@ export function createFakeWs(options: FakeWsOptions): FakeWs {
     const conn: Conn = {
       id: nextId++,
       socket,
+      openedAt: Date.now(),
       path: url.pathname + url.search,
       combined,
       streams: new Map(),
