@@ -36,9 +36,11 @@ import {
   type FakeContract,
   type FakeDerivatives,
 } from "./fake_derivatives.ts";
+import { createFakeWs, type FakeWs, type FakeWsBehaviour } from "./fake_ws.ts";
 
 export type { FakeHole, FakeMarket } from "./fake_candles.ts";
 export type { FakeContract, FakeDerivatives } from "./fake_derivatives.ts";
+export type { FakeWs, FakeWsBehaviour } from "./fake_ws.ts";
 
 /** A dialect the fake speaks. */
 export type FakeDialect = "binance" | "bybit";
@@ -132,6 +134,8 @@ export interface FakeOptions {
   seed?: number;
   /** Contracts of the derivatives dialects (default: `defaultContracts()` of fake_derivatives_data.ts). */
   contracts?: FakeContract[];
+  /** Behaviour of the Binance kline streams (fake_ws.ts). */
+  ws?: Partial<FakeWsBehaviour>;
 }
 
 /** A running fake exchange. */
@@ -146,6 +150,8 @@ export interface FakeExchange {
   stats: FakeStats;
   /** Contracts, derivatives routes and their expected rows (fake_derivatives.ts). */
   derivatives: FakeDerivatives;
+  /** Binance spot kline WebSocket streams on the same port (fake_ws.ts). */
+  ws: FakeWs;
   /** The ccxtConfig entry that points ccxt at this fake. */
   ccxtConfig(): Record<string, unknown>;
   /** The fake's clock. */
@@ -573,7 +579,16 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
     return json({ retCode: 10001, retMsg: `Unknown path ${path}`, result: {}, time: now() }, 404);
   };
 
-  const handler = async (request: Request): Promise<Response> => {
+  const ws = createFakeWs({
+    markets,
+    clock: { now, shift: (ms) => (behaviour.nowOffsetMs += ms) },
+    holes: () => behaviour.holes,
+    behaviour: options.ws,
+  });
+
+  const handler = async (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> => {
+    const stream = dialect === "binance" ? ws.handle(request, info.remoteAddr.hostname) : null;
+    if (stream) return stream;
     const response = await answer(request);
     if (response.status !== 403) {
       for (const [k, v] of Object.entries(bybitLimitHeaders())) {
@@ -651,6 +666,8 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
   }, handler);
   const port = await portPromise;
   const url = `http://127.0.0.1:${port}`;
+  /** `/stream` in the path makes ccxt map events to spot markets (see fake_ws.ts). */
+  const wsUrl = `ws://127.0.0.1:${port}/stream.binance`;
 
   return {
     dialect,
@@ -661,6 +678,7 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
     behaviour,
     stats,
     derivatives,
+    ws,
     now,
     ccxtConfig(): Record<string, unknown> {
       if (dialect === "binance") {
@@ -675,6 +693,7 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
               fapiData: `${url}/futures/data`,
               dapiPublic: `${url}/dapi/v1`,
               dapiData: `${url}/futures/data`,
+              ws: { spot: `${wsUrl}/ws`, margin: `${wsUrl}/ws` },
             },
           },
         };
@@ -697,6 +716,7 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
       stats.weight = 0;
     },
     async close() {
+      ws.close();
       await server.shutdown();
     },
   };
