@@ -4,6 +4,7 @@ import { isTimeframe } from "./timeframe.ts";
 import { databaseUrlProblem } from "./config_redact.ts";
 import { API_WEB_SCHEMA, API_WEB_VARIABLES, isCron, normalizeSymbol, parseBackfillSince } from "./config_values.ts";
 import { parseDuration, splitList } from "./config_values.ts";
+import { LIVE_SCHEMA, LIVE_VARIABLES, liveConfig } from "./config_live.ts";
 import { DERIVATIVES_SCHEMA, DERIVATIVES_VARIABLES } from "./config_derivatives.ts";
 
 export type { BackfillSince, Config, LogLevel } from "./config_types.ts";
@@ -25,6 +26,7 @@ export const CONFIG_VARIABLES = [
   "LOG_LEVEL",
   "LOG_FORMAT",
   "LIVE_SCHEDULE",
+  ...LIVE_VARIABLES,
   "REPAIR_SCHEDULE",
   "TIMESCALEDB",
   "COMPRESS_AFTER",
@@ -261,19 +263,13 @@ function schema() {
       }
       return parsed as Record<string, Record<string, unknown>>;
     }),
-    API_HOST: z.string().default("127.0.0.1").refine(
-      (v) => /^[A-Za-z0-9.:\-\[\]]+$/.test(v),
-      {
-        message: "a host name or IP address such as 127.0.0.1 or 0.0.0.0",
-      },
-    ),
+    API_HOST: z.string().default("127.0.0.1").refine((v) => /^[A-Za-z0-9.:\-\[\]]+$/.test(v), {
+      message: "a host name or IP address such as 127.0.0.1 or 0.0.0.0",
+    }),
     API_PORT: int(0, 65535, 8000),
-    API_TOKEN: opt(z.string()).refine(
-      (v) => v === undefined || v === "" || v.length >= 16,
-      {
-        message: "at least 16 characters (or unset to disable the mutating routes)",
-      },
-    ),
+    API_TOKEN: opt(z.string()).refine((v) => v === undefined || v === "" || v.length >= 16, {
+      message: "at least 16 characters (or unset to disable the mutating routes)",
+    }),
     LOG_LEVEL: oneOf(LOG_LEVELS, "info"),
     LOG_FORMAT: oneOf(["auto", "json", "pretty"] as const, "auto"),
     LIVE_SCHEDULE: cron("* * * * *"),
@@ -304,6 +300,7 @@ function schema() {
     HTTP_MAX_PAGES: int(1, 200, 8),
     ...API_WEB_SCHEMA,
     ...DERIVATIVES_SCHEMA,
+    ...LIVE_SCHEMA,
     DENO_DEPLOY: opt(z.string()),
   }).superRefine((v, ctx) => {
     if (v.DENO_DEPLOY !== undefined && !v.DATABASE_URL?.trim()) {
@@ -372,6 +369,7 @@ export function loadConfig(env: Env = readEnv()): Config {
     logLevel: v.LOG_LEVEL,
     logFormat: v.LOG_FORMAT,
     liveSchedule: v.LIVE_SCHEDULE.trim(),
+    live: liveConfig(v),
     repairSchedule: v.REPAIR_SCHEDULE.trim(),
     timescaledb: v.TIMESCALEDB,
     compressAfterMs: v.COMPRESS_AFTER,

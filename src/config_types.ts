@@ -1,3 +1,4 @@
+import type { LiveConfig } from "./config_live.ts";
 /** Where a backfill starts: a fixed instant, a duration before the run, or the exchange's first candle. */
 export type BackfillSince =
   | { kind: "date"; ms: number }
@@ -77,6 +78,8 @@ export interface Config {
   candlePrices?: ("trade" | "mark" | "index" | "premium")[];
   /** Funding-rate history of perpetuals (`FUNDING_RATES`; `auto`: on when a perpetual symbol is configured). */
   fundingRates?: "auto" | boolean;
+  /** How live candles arrive (`LIVE_MODE`, `LIVE_REST_CHECK`, `LIVE_WS_SILENCE`); default REST. */
+  live?: LiveConfig;
   /** Open-interest period stored per perpetual (`OPEN_INTEREST`), or `off` (default). */
   openInterest?: "off" | "5m" | "15m" | "30m" | "1h" | "2h" | "4h" | "6h" | "12h" | "1d";
   /** Series of one exchange backfilled at once. */

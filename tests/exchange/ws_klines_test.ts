@@ -1,0 +1,122 @@
+/**
+ * {@linkcode KlineStreams} with the real ccxt.pro against the fake exchange's kline streams:
+ * closed candles reported once each, exactly the REST rows, at the x:true event; forming
+ * updates; batches of connections; reconnection after a forced disconnect and after silence;
+ * duplicate and out-of-order events dropped.
+ */
+import { createCcxtExchange } from "../../src/exchange/ccxt_instance.ts";
+import { canWatchCandles, type KlineEvent, KlineStreams } from "../../src/exchange/ws_klines.ts";
+import { assert, assertEquals } from "../support/assert.ts";
+import { type FakeExchange, startFakeExchange } from "../support/fake_exchange.ts";
+
+const MINUTE = 60_000;
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error(`Cannot wait for ${what}: still false after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+interface World {
+  fake: FakeExchange;
+  events: KlineEvent[];
+  states: { batch: number; up: boolean; reason?: string }[];
+  streams: KlineStreams;
+  minute: number;
+}
+
+async function withStreams(
+  fn: (w: World) => Promise<void>,
+  options: { streamsPerConnection?: number; silenceMs?: number } = {},
+): Promise<void> {
+  const fake = await startFakeExchange({ dialect: "binance", ws: { clock: "manual" } });
+  const minute = Math.floor(Date.now() / MINUTE) * MINUTE;
+  fake.behaviour.nowOffsetMs = minute + 10_000 - Date.now();
+  const rest = createCcxtExchange("binance", { ccxtConfig: { binance: fake.ccxtConfig() } });
+  await rest.loadMarkets();
+  const events: KlineEvent[] = [];
+  const states: World["states"] = [];
+  const streams = new KlineStreams({
+    id: "binance",
+    ccxtConfig: fake.ccxtConfig(),
+    markets: { markets: rest.markets, currencies: rest.currencies },
+    onEvent: (e) => events.push(e),
+    onState: (s) => states.push(s),
+    sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 50))),
+    ...options,
+  });
+  try {
+    await fn({ fake, events, states, streams, minute });
+  } finally {
+    await streams.close();
+    await fake.close();
+  }
+}
+
+const closedOf = (events: KlineEvent[], symbol: string) =>
+  events.filter((e) => e.closed && e.symbol === symbol).map((e) => e.candle);
+
+Deno.test("ws klines: ccxt.pro can watch Binance candles; an unknown id cannot", () => {
+  assert(canWatchCandles("binance"));
+  assertEquals(canWatchCandles("nosuchexchange"), false);
+});
+
+Deno.test("ws klines: each closed candle once, at its x:true event, equal to REST; forming updates; batches", async () => {
+  await withStreams(async ({ fake, events, states, streams, minute }) => {
+    const subs = ["BTC/USDT", "ETH/USDT", "SOL/USDT"].map((symbol) => ({ symbol, timeframe: "1m" }));
+    streams.start(subs);
+    assertEquals(streams.batches.length, 2, "2 per connection: two connections");
+    await waitFor(() => fake.ws.connections().reduce((n, c) => n + c.streams.length, 0) >= 3, "3 streams");
+    fake.ws.pump();
+    await waitFor(() => states.filter((s) => s.up).length >= 2, "both batches up");
+    for (let i = 0; i < 3; i++) fake.ws.advance(MINUTE);
+    await waitFor(() => subs.every((s) => closedOf(events, s.symbol).length >= 3), "3 closes per series");
+    for (const { symbol } of subs) {
+      assertEquals(closedOf(events, symbol), fake.expected(symbol, "1m", minute, minute + 3 * MINUTE), symbol);
+    }
+    assert(events.some((e) => !e.closed), "forming updates are reported");
+    // A duplicate of the last closed event and an out-of-order one change nothing.
+    const before = events.filter((e) => e.closed).length;
+    fake.ws.sendDuplicate("btcusdt@kline_1m");
+    fake.ws.sendOutOfOrder("btcusdt@kline_1m", 2);
+    fake.ws.pump();
+    await new Promise((r) => setTimeout(r, 200));
+    assertEquals(events.filter((e) => e.closed).length, before);
+  }, { streamsPerConnection: 2 });
+});
+
+Deno.test("ws klines: a forced disconnect and a silent socket reconnect; closes continue exactly", async () => {
+  await withStreams(async ({ fake, events, states, streams, minute }) => {
+    streams.start([{ symbol: "BTC/USDT", timeframe: "1m" }]);
+    await waitFor(() => fake.ws.connections().some((c) => c.streams.length > 0), "subscribed");
+    fake.ws.pump();
+    await waitFor(() => states.some((s) => s.up), "up");
+    const live = () => fake.ws.connections().filter((c) => c.streams.length > 0).map((c) => c.id);
+    const first = live();
+    fake.ws.disconnect();
+    await waitFor(() => states.some((s) => !s.up), "down after the disconnect");
+    await waitFor(() => streams.connects >= 2 && live().some((id) => !first.includes(id)), "again");
+    fake.ws.pump();
+    await waitFor(() => states.filter((s) => s.up).length >= 2, "up again");
+    fake.ws.advance(MINUTE);
+    await waitFor(() => closedOf(events, "BTC/USDT").some((c) => c.ts === minute), "the close after reconnecting");
+    // Silence: the socket stays open but sends nothing; after silenceMs the stream reconnects.
+    fake.ws.silence(true);
+    const downs = states.filter((s) => !s.up).length;
+    await waitFor(() => states.filter((s) => !s.up).length > downs, "down after silence");
+    assert(states.at(-1)!.reason!.includes("no message for"), states.at(-1)!.reason);
+    fake.ws.silence(false);
+    const second = live();
+    await waitFor(() => streams.connects >= 3 && live().some((id) => !second.includes(id)), "back");
+    fake.ws.pump();
+    await waitFor(() => states.filter((s) => s.up).length >= 3, "up a third time");
+    fake.ws.advance(MINUTE);
+    await waitFor(() => closedOf(events, "BTC/USDT").some((c) => c.ts === minute + MINUTE), "closes go on");
+    assertEquals(
+      closedOf(events, "BTC/USDT").filter((c) => c.ts <= minute + MINUTE),
+      fake.expected("BTC/USDT", "1m", minute, minute + 2 * MINUTE),
+    );
+  }, { silenceMs: 1500 });
+});
