@@ -22,6 +22,7 @@ import type { ExchangeSource } from "./source.ts";
 import { Ticks } from "./ticks.ts";
 import type { RollupUpkeep } from "./rollup_upkeep.ts";
 import { Derivatives } from "./derivatives.ts";
+import { WsLive } from "./ws_live.ts";
 
 export type { BoundedRunReport } from "./bounded_run.ts";
 export type { SeriesFailure } from "./jobs.ts";
@@ -63,6 +64,8 @@ export class Ingestor {
   readonly #bounded: BoundedRuns;
   /** Funding rates and open interest of the perpetuals whose primary series this instance holds. */
   readonly #derivatives: Derivatives;
+  /** Live candles over WebSocket: only in the service loop ({@linkcode Ingestor.start}). */
+  #streams: WsLive | null = null;
   #timer: ReturnType<typeof setInterval> | undefined;
   #syncTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -184,6 +187,10 @@ export class Ingestor {
    */
   async start(options: { cron?: boolean } = {}): Promise<void> {
     const jobs = this.#jobs;
+    if ((jobs.config.live?.mode ?? "rest") !== "rest" && !jobs.config.deploy) {
+      this.#streams = new WsLive(jobs);
+      this.#ticks.useStreams(this.#streams);
+    }
     await this.syncSeries();
     await this.#leases.announceTakeBack();
     await this.coordinate();
@@ -227,6 +234,7 @@ export class Ingestor {
    */
   async stop(timeoutMs = 10_000): Promise<void> {
     this.#jobs.stopping = true;
+    await this.#streams?.close();
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#syncTimer !== undefined) clearInterval(this.#syncTimer);
     await this.#jobs.settle(timeoutMs);

@@ -11,7 +11,7 @@ import { getLogger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { type BackfillProgress, backfillSeries } from "./backfill.ts";
 import { describeSeries, type IngestContext, LeaseLostError, type SeriesTarget } from "./walk.ts";
-import { updateSeries } from "./live.ts";
+import { checkSeries, updateSeries } from "./live.ts";
 import { repairSeries } from "./repair.ts";
 import type { RollupUpkeep } from "./rollup_upkeep.ts";
 import { effectiveSince, seriesStartFacts, setSeriesState } from "./series.ts";
@@ -278,6 +278,18 @@ export class Jobs {
     // Per-series lag is exported by the API's collector, from the database, so it covers the
     // series of every instance.
     return this.runJob("live update", series, () => updateSeries(context, this.sources.get(series.exchange)!, series));
+  }
+
+  /**
+   * The REST check of a held series fed by a WebSocket: its closed candles from `from` on, in
+   * one request (see {@linkcode checkSeries}).
+   */
+  check(series: SeriesTarget, from: number): Promise<SeriesFailure | null> {
+    return this.runJob(
+      "REST check",
+      series,
+      () => checkSeries(this.context(), this.sources.get(series.exchange)!, series, from),
+    );
   }
 
   /** One gap repair of a held series. */

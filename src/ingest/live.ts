@@ -66,3 +66,36 @@ export async function updateSeries(
     lagMs: (ctx.now?.() ?? Date.now()) - (newest + tf),
   };
 }
+
+/**
+ * The REST check of a series fed by a WebSocket: the closed candles from `from` on, in one
+ * request for any interval shorter than a page, written idempotently: what the socket wrote
+ * is confirmed, what it missed or got wrong is written (and counted).
+ */
+export async function checkSeries(
+  ctx: IngestContext,
+  source: CandleSource,
+  series: SeriesTarget,
+  from: number,
+): Promise<LiveResult> {
+  const { tf, target } = closedTarget(ctx, series.timeframe);
+  const start = Math.floor(from / tf) * tf;
+  if (start >= target) return { series, pages: 0, written: 0, lagMs: null };
+  const walk = await walkRange(ctx, source, series, { from: start, to: target }, {
+    checkpoint: false,
+    hasEarlierData: true,
+  });
+  if (walk.written > 0) {
+    ctx.log.info("REST check of {series}: {written} candles were missing or different from the stream's", {
+      series: describeSeries(series),
+      written: walk.written,
+    });
+  }
+  const newest = walk.lastTs ?? await lastStored(ctx, series.id);
+  return {
+    series,
+    pages: walk.pages,
+    written: walk.written,
+    lagMs: newest === null ? null : (ctx.now?.() ?? Date.now()) - (newest + tf),
+  };
+}

@@ -7,6 +7,7 @@
 import type { Leases } from "./coordination.ts";
 import { failuresOf, type Jobs, type SeriesFailure } from "./jobs.ts";
 import type { Derivatives } from "./derivatives.ts";
+import type { WsLive } from "./ws_live.ts";
 
 /** Live and repair ticks of one engine; a tick never runs twice at once. */
 export class Ticks {
@@ -16,6 +17,8 @@ export class Ticks {
   #liveAgain = false;
   #repairRunning = false;
   readonly #derivatives: Derivatives;
+  /** Live candles over WebSocket, once the service loop starts them (`LIVE_MODE`). */
+  #streams: WsLive | null = null;
 
   /**
    * Ticks over the series `jobs` holds, renewing the leases through `leases` first; the
@@ -25,6 +28,11 @@ export class Ticks {
     this.#jobs = jobs;
     this.#leases = leases;
     this.#derivatives = derivatives;
+  }
+
+  /** Feeds the eligible held series from WebSocket streams from the next live tick on. */
+  useStreams(streams: WsLive): void {
+    this.#streams = streams;
   }
 
   /** Backfills every held series that has not been backfilled by this process yet. */
@@ -73,7 +81,21 @@ export class Ticks {
     await this.#leases.coordinate();
     // Newly acquired series (or ones that failed) are backfilled first, in the background.
     this.backfillInBackground();
-    await Promise.all(this.#backfilledSeries().map((series) => jobs.live(series)));
+    const series = this.#backfilledSeries();
+    const streams = this.#streams;
+    if (streams) {
+      await streams.sync(series).catch((error) =>
+        jobs.log.error("Cannot update the WebSocket streams: {reason}", { reason: String(error) })
+      );
+    }
+    // A series its stream keeps live needs nothing; every LIVE_REST_CHECK (or after a gap) one
+    // REST request confirms it; a series whose stream is down or silent is updated over REST.
+    await Promise.all(series.map((s) => {
+      const mode = streams?.mode(s) ?? "rest";
+      if (mode === "ws") return null;
+      if (mode === "check") return jobs.check(s, streams!.beginCheck(s));
+      return jobs.live(s);
+    }));
     // In the background: a first open-interest backfill must not hold up the candles.
     this.#derivatives.openInterest().catch(() => {});
     await this.#derivatives.funding();

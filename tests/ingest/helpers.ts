@@ -16,6 +16,7 @@ import {
   type FakeContract,
   type FakeDialect,
   type FakeExchange,
+  type FakeWsBehaviour,
   startFakeExchange,
 } from "../support/fake_exchange.ts";
 import { createTestDatabase, type PrivateServer, startPrivateServer, type TestDatabase } from "../support/pg.ts";
@@ -49,13 +50,20 @@ export interface WorldOptions {
   contracts?: FakeContract[];
   /** Use a PostgreSQL server of its own (for outage tests: `world.server.stop()/start()`). */
   privateServer?: boolean;
+  /** The fake's kline streams (default: its own defaults). */
+  ws?: Partial<FakeWsBehaviour>;
 }
 
 /** Starts a fake exchange and a fresh migrated database, and configures Candlekeep for them. */
 export async function ingestWorld(options: WorldOptions = {}): Promise<IngestWorld> {
   if (Deno.env.get("TEST_LOG")) setupLogging({ level: "debug", format: "pretty" });
   const dialect = options.dialect ?? "binance";
-  const fake = await startFakeExchange({ dialect, behaviour: options.behaviour, contracts: options.contracts });
+  const fake = await startFakeExchange({
+    dialect,
+    behaviour: options.behaviour,
+    contracts: options.contracts,
+    ws: options.ws,
+  });
   let server: PrivateServer | undefined;
   let t: TestDatabase;
   if (options.privateServer) {
@@ -83,6 +91,8 @@ export async function ingestWorld(options: WorldOptions = {}): Promise<IngestWor
     TIMEFRAMES: "1m",
     BACKFILL_SINCE: "1d",
     BACKFILL_CONCURRENCY: "4",
+    // Live over REST unless a test asks for streams: most tests count REST requests.
+    LIVE_MODE: "rest",
     ...options.env,
   };
   const config = loadConfig(env);
