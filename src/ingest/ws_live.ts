@@ -113,6 +113,7 @@ export class WsLive {
       if (!byExchange.has(exchange)) {
         this.#exchanges.delete(exchange);
         await current.streams.close();
+        this.#setSource(current, null, "rest");
       }
     }
     for (const [exchange, list] of byExchange) {
@@ -120,7 +121,10 @@ export class WsLive {
       const key = sorted.map((s) => s.id).join(",");
       const current = this.#exchanges.get(exchange);
       if (current?.key === key) continue;
-      if (current) await current.streams.close();
+      if (current) {
+        await current.streams.close();
+        this.#setSource(current, null, "rest");
+      }
       await this.#open(exchange, sorted, key, current);
     }
   }
@@ -169,6 +173,7 @@ export class WsLive {
         state.heardAt[s.batch] = jobs.now();
         this.#metrics?.connections.set({ exchange }, state.up.filter(Boolean).length);
         const count = state.streams.batches[s.batch]?.length ?? 0;
+        if (s.up !== wasUp) this.#setSource(state, s.batch, s.up ? "ws" : "rest");
         if (s.up && !wasUp) {
           jobs.log.info("WebSocket of {exchange} is live: {count} series", { exchange, count });
         } else if (!s.up && wasUp) {
@@ -195,6 +200,18 @@ export class WsLive {
     });
     this.#exchanges.set(exchange, state);
     state.streams.start(subs);
+  }
+
+  /** Records where the live candles of a batch's series come from (`series.live_source`, for `status`). */
+  #setSource(state: ExchangeStreams, batch: number | null, source: "ws" | "rest"): void {
+    const subs = batch === null ? state.streams.batches.flat() : state.streams.batches[batch] ?? [];
+    const ids = subs.map((s) => state.bySeries.get(`${s.symbol}\u0000${s.timeframe}`)?.series.id)
+      .filter((id): id is number => id !== undefined);
+    if (ids.length === 0) return;
+    this.#jobs.track(
+      this.#jobs.db.sql`update series set live_source = ${source} where id = any(${ids}::int[])
+        and live_source is distinct from ${source}`.then(() => {}),
+    ).catch(() => {});
   }
 
   #batchOf(state: ExchangeStreams, symbol: string, timeframe: string): number {
@@ -296,6 +313,7 @@ export class WsLive {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all([...this.#exchanges.values()].map((s) => s.streams.close()));
+    for (const state of this.#exchanges.values()) this.#setSource(state, null, "rest");
     this.#exchanges.clear();
   }
 }

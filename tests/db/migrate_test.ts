@@ -12,6 +12,7 @@ const NUMBERED = [
   "005_series_price.sql",
   "006_funding_rates.sql",
   "007_open_interest.sql",
+  "008_live_source.sql",
 ];
 
 async function copyMigrations(): Promise<string> {

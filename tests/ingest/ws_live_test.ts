@@ -50,6 +50,9 @@ Deno.test("ws live: closes written from the socket, exact; REST only when down a
       return true;
     };
     const before = await last("BTC/USDT");
+    const sources = async () =>
+      (await w.t.sql<{ s: string }[]>`select live_source as s from series order by id`).map((r) => r.s);
+    await waitFor(async () => (await sources()).every((s) => s === "ws"), "status says ws");
 
     // Two minutes pass on the stream: their closes are written at once, equal to REST's rows.
     const restBefore = klines();
@@ -77,6 +80,7 @@ Deno.test("ws live: closes written from the socket, exact; REST only when down a
     // The socket drops: while it is down the live tick updates over REST.
     w.fake.ws.disconnect();
     await waitFor(() => connections() === 0, "down");
+    await waitFor(async () => (await sources()).every((s) => s === "rest"), "status says rest");
     w.advance(2 * MIN);
     assert(await engine.liveTick(), "live tick ran");
     assert(klines() >= restBefore + 2, "REST took over");
