@@ -42,6 +42,7 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
       [5, "series_price"],
       [6, "funding_rates"],
       [7, "open_interest"],
+      [8, "live_source"],
     ]);
     assertEquals(rows[0].checksum.length, 64);
     const tables = await t.sql<{ table_name: string }[]>`
