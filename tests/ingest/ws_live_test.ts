@@ -112,3 +112,57 @@ Deno.test("ws live: closes written from the socket, exact; REST only when down a
     await w.close();
   }
 });
+
+Deno.test("ws live: after a restart the candles closed meanwhile come over REST, then the stream takes over", async () => {
+  const w = await ingestWorld({
+    env: { SYMBOLS: "BTC/USDT", TIMEFRAMES: "1m", BACKFILL_SINCE: "1h", LIVE_MODE: "ws" },
+    ws: { clock: "manual" },
+  });
+  try {
+    const streams = () => w.fake.ws.connections().reduce((n, c) => n + c.streams.length, 0);
+    const first = w.ingestor({ owner: "host:1" });
+    await first.start({ cron: false });
+    await waitFor(() => streams() >= 1, "subscribed");
+    const before = (await storedCandles(w, { symbol: "BTC/USDT", timeframe: "1m" })).at(-1)!.ts;
+    await first.stop(2000);
+    await waitFor(() => streams() === 0, "the stopped instance's stream closed");
+
+    // Three minutes pass while nothing runs.
+    w.advance(3 * MIN);
+    const registry = new Registry();
+    const second = w.ingestor({ owner: "host:1", registry });
+    await second.start({ cron: false });
+    const all = async (to: number) => {
+      const have = new Set((await storedCandles(w, { symbol: "BTC/USDT", timeframe: "1m" })).map((c) => c.ts));
+      for (let t = before; t < to; t += MIN) if (!have.has(t)) return false;
+      return true;
+    };
+    await waitFor(() => all(before + 4 * MIN), "caught up over REST");
+    await waitFor(() => streams() >= 1, "subscribed again");
+    w.fake.ws.pump();
+    const up = () => registry.gauge("candlekeep_ws_connections", "").get({ exchange: w.fake.exchangeId }) === 1;
+    await waitFor(up, "the stream is up");
+    w.advance(MIN);
+    w.fake.ws.pump();
+    try {
+      await waitFor(() => all(before + 5 * MIN), "the next close from the stream");
+    } catch (e) {
+      console.log(
+        "DBG",
+        before,
+        JSON.stringify(w.fake.ws.connections().map((c) => [c.id, c.streams, c.sent.slice(-3)])),
+      );
+      console.log(
+        "DBG stored",
+        (await storedCandles(w, { symbol: "BTC/USDT", timeframe: "1m" })).slice(-3).map((c) => c.ts),
+      );
+      throw e;
+    }
+    const stored = await storedCandles(w, { symbol: "BTC/USDT", timeframe: "1m" });
+    assertEquals(stored.filter((c) => c.ts >= before), w.fake.expected("BTC/USDT", "1m", before, before + 5 * MIN));
+    const latency = await registry.render();
+    assert(/candlekeep_ws_close_to_commit_seconds_count\{exchange="binance"\} 1\b/.test(latency), latency);
+  } finally {
+    await w.close();
+  }
+});
