@@ -9,7 +9,10 @@
  * opens a new connection); it notices no silent socket; and `watchOHLCV` hands back candles
  * without Binance's "closed" flag. So closes are taken from the raw kline event where the
  * exchange sends one (Binance's `k.x`, read by overriding `handleOHLCV` in a subclass), else
- * from the first update of the next candle; silence is timed here.
+ * from the first update of the next candle; silence is timed here. Spot pairs and contracts
+ * are served on different URLs (ccxt picks the URL from a batch's first market), so each
+ * {@linkcode connectionGroup} gets batches of its own; ccxt maps a Binance event to a spot or a
+ * contract market by its connection's URL (`isSpotUrl`), and so does the closed-flag hook.
  *
  * @module
  */

@@ -2,10 +2,11 @@
  * {@linkcode KlineStreams} with the real ccxt.pro against the fake exchange's kline streams:
  * closed candles reported once each, exactly the REST rows, at the x:true event; forming
  * updates; batches of connections; reconnection after a forced disconnect and after silence;
- * duplicate and out-of-order events dropped.
+ * duplicate and out-of-order events dropped; USDⓈ-M perpetual and dated contracts on connections
+ * of their own, their closes equal to `/fapi/v1/klines`.
  */
 import { createCcxtExchange } from "../../src/exchange/ccxt_instance.ts";
-import { canWatchCandles, type KlineEvent, KlineStreams } from "../../src/exchange/ws_klines.ts";
+import { canWatchCandles, connectionGroup, type KlineEvent, KlineStreams } from "../../src/exchange/ws_klines.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { type FakeExchange, startFakeExchange } from "../support/fake_exchange.ts";
 import { nextQuarterlyExpiry, yymmdd } from "../support/fake_derivatives.ts";
@@ -67,6 +68,19 @@ const closedOf = (events: KlineEvent[], symbol: string) =>
 Deno.test("ws klines: ccxt.pro can watch Binance candles; an unknown id cannot", () => {
   assert(canWatchCandles("binance"));
   assertEquals(canWatchCandles("nosuchexchange"), false);
+});
+
+Deno.test("ws klines: connection groups keep spot, linear, inverse and option markets apart", () => {
+  const symbols = [
+    "BTC/USDT",
+    "BTC/USDT:USDT",
+    "BTC/USDT:USDT-261225",
+    "BTC/USD:BTC",
+    "BTC/USD:BTC-261225",
+    "BTC/USD:BTC-261225-60000-C",
+    "odd",
+  ];
+  assertEquals(symbols.map(connectionGroup), ["spot", "linear", "linear", "inverse", "inverse", "option", "spot"]);
 });
 
 Deno.test("ws klines: each closed candle once, at its x:true event, equal to REST; forming updates; batches", async () => {

@@ -2,7 +2,8 @@
  * `LIVE_MODE=ws` end to end with the real ccxt.pro against the fake exchange's kline streams
  * (manual stream clock): closed candles written from the socket exactly as REST serves them,
  * no REST request while the stream is healthy, REST taking over while it is down, one REST
- * request per series per `LIVE_REST_CHECK`, and the latency histogram.
+ * request per series per `LIVE_REST_CHECK`, and the latency histogram; a USDⓈ-M perpetual
+ * beside a spot pair, each on its own connection, while mark and inverse series stay on REST.
  */
 import { Registry } from "../../src/metrics.ts";
 import { assert, assertEquals } from "../support/assert.ts";
