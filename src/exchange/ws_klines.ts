@@ -9,13 +9,17 @@
  * opens a new connection); it notices no silent socket; and `watchOHLCV` hands back candles
  * without Binance's "closed" flag. So closes are taken from the raw kline event where the
  * exchange sends one (Binance's `k.x`, read by overriding `handleOHLCV` in a subclass), else
- * from the first update of the next candle; silence is timed here.
+ * from the first update of the next candle; silence is timed here. Spot pairs and contracts
+ * are served on different URLs (ccxt picks the URL from a batch's first market), so each
+ * {@linkcode connectionGroup} gets batches of its own; ccxt maps a Binance event to a spot or a
+ * contract market by its connection's URL (`isSpotUrl`), and so does the closed-flag hook.
  *
  * @module
  */
 import ccxt from "ccxt";
 import type { Candle } from "../candle.ts";
 import { timeframeMs } from "../timeframe.ts";
+import { parseUnifiedSymbol } from "../market_type.ts";
 import { deepMerge } from "./ccxt_instance.ts";
 import { candleProblem } from "./validate.ts";
 
@@ -69,6 +73,18 @@ export function streamLimits(id: string): { streamsPerConnection: number; connec
   // per 5 minutes per IP; ccxt sends one SUBSCRIBE per batch. Other exchanges are stricter.
   if (id.startsWith("binance")) return { streamsPerConnection: 200, connectsPerMinute: 30 };
   return { streamsPerConnection: 50, connectsPerMinute: 10 };
+}
+
+/**
+ * Which connections a symbol's klines travel on: `spot`, `linear` (USDⓈ-M perpetuals and dated
+ * futures), `inverse` (COIN-M) or `option`. Exchanges serve each on URLs of its own, so a
+ * batch never mixes them.
+ */
+export function connectionGroup(symbol: string): string {
+  const parsed = parseUnifiedSymbol(symbol);
+  if (!parsed || parsed.type === "spot") return "spot";
+  if (parsed.type === "option") return "option";
+  return parsed.margin ?? parsed.type;
 }
 
 /** What is used of a ccxt.pro instance. */
@@ -149,11 +165,22 @@ export class KlineStreams {
     return this.#batches;
   }
 
-  /** Connects the batches of `subscriptions` and keeps them connected until {@linkcode KlineStreams.close}. */
+  /**
+   * Connects the batches of `subscriptions` and keeps them connected until
+   * {@linkcode KlineStreams.close}. A batch holds one {@linkcode connectionGroup} only: ccxt
+   * subscribes a batch on the URL of its first market's type.
+   */
   start(subscriptions: readonly KlineSubscription[]): void {
     const per = this.#o.streamsPerConnection ?? streamLimits(this.#o.id).streamsPerConnection;
+    const groups = new Map<string, KlineSubscription[]>();
+    for (const s of subscriptions) {
+      const group = connectionGroup(s.symbol);
+      groups.set(group, [...(groups.get(group) ?? []), s]);
+    }
     this.#batches = [];
-    for (let i = 0; i < subscriptions.length; i += per) this.#batches.push(subscriptions.slice(i, i + per));
+    for (const group of groups.values()) {
+      for (let i = 0; i < group.length; i += per) this.#batches.push(group.slice(i, i + per));
+    }
     this.#batches.forEach((batch, index) => this.#runs.push(this.#run(batch, index)));
   }
 

@@ -1,7 +1,8 @@
 /**
  * Live candles over WebSocket (`LIVE_MODE=ws`, or `auto` where ccxt.pro can watch candles):
- * the held, backfilled spot trade series of each exchange are subscribed in batches
- * ({@linkcode KlineStreams}); each closed candle is validated and written at once, under the
+ * the held, backfilled trade series of spot markets and linear contracts (perpetuals, dated
+ * futures) of each exchange are subscribed in batches ({@linkcode KlineStreams}, spot and
+ * contracts on connections of their own); each closed candle is validated and written at once, under the
  * series' lease, the same row REST would give; forming candles are published on the forming
  * channel for `GET /v1/stream`. The REST live tick stays the safety net: a series whose stream
  * is down or silent is updated over REST as before, a closed candle that arrives after a gap
@@ -13,7 +14,7 @@
 import type { Candle } from "../candle.ts";
 import type { Histogram } from "../metrics.ts";
 import { canWatchCandles, KlineStreams, type KlineSubscription } from "../exchange/ws_klines.ts";
-import { marketTypeOf } from "../market_type.ts";
+import { parseUnifiedSymbol } from "../market_type.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { errorMessage, type Jobs } from "./jobs.ts";
 import { FORMING_CHANNEL, writeCandles } from "./store.ts";
@@ -95,10 +96,18 @@ export class WsLive {
     return false;
   }
 
-  /** Whether `series` is one a stream may feed: a spot trade series of an eligible exchange. */
+  /**
+   * Whether `series` is one a stream may feed: a trade series of a spot market or of a linear
+   * contract (perpetual or dated future) of an eligible exchange. Mark, index and premium
+   * klines, options and inverse contracts stay on REST (ccxt.pro reads an inverse kline's
+   * volume in contracts where REST gives it in the base currency).
+   */
   eligible(series: SeriesTarget): boolean {
-    return (series.price ?? "trade") === "trade" && marketTypeOf(series.symbol) === "spot" &&
-      this.eligibleExchange(series.exchange);
+    if ((series.price ?? "trade") !== "trade") return false;
+    const parsed = parseUnifiedSymbol(series.symbol);
+    const streamable = !parsed || parsed.type === "spot" ||
+      ((parsed.type === "swap" || parsed.type === "future") && parsed.margin === "linear");
+    return streamable && this.eligibleExchange(series.exchange);
   }
 
   /** Subscribes exactly the eligible ones among `series` (held and backfilled), per exchange. */
