@@ -98,7 +98,16 @@ interface ProExchange {
 
 type WatchResult = Record<string, Record<string, number[][]>>;
 
-/** Whether ccxt.pro can watch candles of exchange `id` (`LIVE_MODE=auto` uses WebSocket only then). */
+/**
+ * Whether the kline events of exchange `id` say when a candle closed and are read for it
+ * (Binance's `k.x`); elsewhere a close is taken from the next candle's first update, whose
+ * last values may not be final.
+ */
+export function flagsCloses(id: string): boolean {
+  return id.startsWith("binance");
+}
+
+/** Whether ccxt.pro can watch candles of exchange `id`. */
 export function canWatchCandles(id: string): boolean {
   const pro = (ccxt as unknown as { pro?: Record<string, unknown> }).pro;
   const Cls = pro?.[id] as (new () => { has?: Record<string, unknown> }) | undefined;
@@ -157,7 +166,7 @@ export class KlineStreams {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    this.#closedFlag = options.id.startsWith("binance");
+    this.#closedFlag = flagsCloses(options.id);
   }
 
   /** The batches of subscriptions, one connection each. */

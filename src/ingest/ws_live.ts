@@ -13,7 +13,7 @@
  */
 import type { Candle } from "../candle.ts";
 import type { Histogram } from "../metrics.ts";
-import { canWatchCandles, KlineStreams, type KlineSubscription } from "../exchange/ws_klines.ts";
+import { canWatchCandles, flagsCloses, KlineStreams, type KlineSubscription } from "../exchange/ws_klines.ts";
 import { parseUnifiedSymbol } from "../market_type.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { errorMessage, type Jobs } from "./jobs.ts";
@@ -86,8 +86,11 @@ export class WsLive {
     if (mode === "rest" || this.#jobs.config.deploy) return false;
     const source = this.#jobs.sources.get(exchange) as unknown as StreamableSource | undefined;
     if (!source?.exchange) return false;
-    if (canWatchCandles(exchange)) return true;
-    if (mode === "ws" && !this.#warned.has(exchange)) {
+    // `auto` streams only where the exchange flags closed candles: elsewhere a close is taken
+    // from the next candle's first update, and its values may not be final (`ws` accepts that;
+    // the REST check corrects it).
+    if (canWatchCandles(exchange) && (mode === "ws" || flagsCloses(exchange))) return true;
+    if (mode === "ws" && !canWatchCandles(exchange) && !this.#warned.has(exchange)) {
       this.#warned.add(exchange);
       this.#jobs.log.warn("LIVE_MODE=ws: ccxt.pro cannot watch candles of {exchange}; its series stay on REST", {
         exchange,
