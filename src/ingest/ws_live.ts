@@ -145,9 +145,10 @@ export class WsLive {
     const jobs = this.#jobs;
     const source = jobs.sources.get(exchange) as unknown as StreamableSource;
     const bySeries = new Map<string, Watched>();
+    const stored = await this.#lastStored(list.map((s) => s.id));
     for (const s of list) {
       const old = previous?.bySeries.get(`${s.symbol}\u0000${s.timeframe}`);
-      const last = old?.lastStored ?? await this.#lastStored(s.id);
+      const last = old?.lastStored ?? stored.get(s.id) ?? null;
       bySeries.set(`${s.symbol}\u0000${s.timeframe}`, {
         series: s,
         lastStored: last,
@@ -230,12 +231,14 @@ export class WsLive {
     return state.streams.batches.findIndex((b) => b.some((s) => s.symbol === symbol && s.timeframe === timeframe));
   }
 
-  async #lastStored(seriesId: number): Promise<number | null> {
-    const [row] = await this.#jobs.db.retry(
-      "last stored candle",
-      (sql) => sql<{ ts: Date }[]>`select ts from candles where series_id = ${seriesId} order by ts desc limit 1`,
-    );
-    return row?.ts.getTime() ?? null;
+  /** Open time of the newest stored candle of each of `ids` (one index probe each, one query). */
+  async #lastStored(ids: readonly number[]): Promise<Map<number, number>> {
+    const rows = await this.#jobs.db.retry("last stored candles", (sql) =>
+      sql<{ id: number; ms: number }[]>`
+        select s.id, (extract(epoch from l.ts) * 1000)::float8 as ms
+        from unnest(${[...ids]}::int[]) as s(id)
+        cross join lateral (select ts from candles c where c.series_id = s.id order by ts desc limit 1) l`);
+    return new Map(rows.map((r) => [r.id, r.ms]));
   }
 
   #forming(w: Watched, candle: Candle): void {
