@@ -123,7 +123,7 @@ export async function openInterestGapReport(sql: Sql, filter: DerivativeGapFilte
     if (!wanted(filter, k) || (filter.periods && !filter.periods.includes(k.period))) continue;
     const key = { exchange: k.exchange, symbol: k.symbol, period: k.period };
     const step = timeframeMs(k.period);
-    const holes = await openInterestHoles(sql, key, { from: 0, to: 8.64e15 });
+    const holes = await openInterestHoles(sql, key);
     const gaps = k.first === null || k.last === null ? [] : await missingTimes(sql, key, {
       from: k.first.getTime(),
       to: k.last.getTime(),

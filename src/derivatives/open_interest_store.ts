@@ -135,16 +135,11 @@ export async function insertOpenInterestHoles(sql: Sql, key: OpenInterestKey, ti
     on conflict (exchange, symbol, period, ts) do update set checked_at = now()`;
 }
 
-/** Confirmed holes of `key` with `from <= ts <= to` (ms), oldest first. */
-export async function openInterestHoles(
-  sql: Sql,
-  key: OpenInterestKey,
-  range: { from: number; to: number },
-): Promise<number[]> {
+/** Confirmed holes of `key` (ms), oldest first. */
+export async function openInterestHoles(sql: Sql, key: OpenInterestKey): Promise<number[]> {
   const rows = await sql<{ ts: Date }[]>`
     select ts from open_interest_holes
     where exchange = ${key.exchange} and symbol = ${key.symbol} and period = ${key.period}
-      and ts >= ${new Date(range.from)} and ts <= ${new Date(range.to)}
     order by ts`;
   return rows.map((r) => r.ts.getTime());
 }

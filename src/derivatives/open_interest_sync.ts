@@ -21,7 +21,7 @@ import type { BackfillSince } from "../config_types.ts";
 import { resolveSince } from "../config_values.ts";
 import type { Database } from "../db/client.ts";
 import type { OpenInterestOffer, OpenInterestPage } from "../exchange/open_interest.ts";
-import { timeframeMs } from "../timeframe.ts";
+import { floorTo, timeframeMs } from "../timeframe.ts";
 import {
   insertOpenInterestHoles,
   lastStored,
@@ -78,7 +78,6 @@ export interface OpenInterestSyncResult {
 /** Clearance above the exchange's retention edge, so that a request never starts before it. */
 const WINDOW_MARGIN_MS = 60_000;
 const ceilTo = (t: number, step: number) => Math.ceil(t / step) * step;
-const floorTo = (t: number, step: number) => Math.floor(t / step) * step;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
