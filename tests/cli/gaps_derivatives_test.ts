@@ -4,7 +4,7 @@
  * history whose interval changed shows no gap for the change, only its real gaps and holes.
  */
 import { FundingIngest } from "../../src/derivatives/funding_ingest.ts";
-import { saveProgress, writeOpenInterest } from "../../src/derivatives/open_interest_store.ts";
+import { insertOpenInterestHoles, saveProgress, writeOpenInterest } from "../../src/derivatives/open_interest_store.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { spawnCandlekeep } from "../support/child.ts";
 import { defaultContracts } from "../support/fake_derivatives_data.ts";
@@ -39,14 +39,17 @@ Deno.test("cli: gaps lists funding and open-interest gaps and holes, as text and
     const lost8 = [switchAt - 9 * 8 * HOUR, switchAt - 8 * 8 * HOUR];
     for (const t of [lost4, ...lost8]) await w.t.sql`delete from funding_rates where ts = ${new Date(t)}`;
 
-    // open interest 5m: two hours of rows, checked through the first hour; points missing in each
+    // open interest 5m: two hours of rows, checked through the first hour; three points the
+    // exchange did not have (confirmed holes), one missing before the checked point (lost from
+    // storage: a gap, not a hole) and one after it
     const oi = { ...key, period: "5m" };
     const start = Math.floor((now - 3 * HOUR) / HOUR) * HOUR;
     const points = Array.from({ length: 25 }, (_, i) => start + i * 5 * MINUTE);
     const holesOi = [points[3], points[4], points[5]];
-    const gapsOi = [points[18]];
+    const gapsOi = [points[8], points[18]];
     const kept = points.filter((t) => !holesOi.includes(t) && !gapsOi.includes(t));
     await writeOpenInterest(w.t.sql, oi, kept.map((ts) => ({ ts, amount: "1.5", value: "90000.25" })));
+    await insertOpenInterestHoles(w.t.sql, oi, holesOi);
     await saveProgress(w.t.sql, oi, { historyFrom: start, backfilledAt: now, checkedThrough: points[12] });
 
     const json = spawnCandlekeep(["gaps", "--json"], w.env);
@@ -66,7 +69,7 @@ Deno.test("cli: gaps lists funding and open-interest gaps and holes, as text and
     assertEquals(openInterest, {
       kind: "open_interest",
       series: oi,
-      gaps: [{ from: iso(gapsOi[0]), to: iso(gapsOi[0]), count: 1 }],
+      gaps: gapsOi.map((t) => ({ from: iso(t), to: iso(t), count: 1 })),
       holes: [{ from: iso(holesOi[0]), to: iso(holesOi[2]), count: 3 }],
     });
 
@@ -79,8 +82,9 @@ Deno.test("cli: gaps lists funding and open-interest gaps and holes, as text and
         `  gap  ${iso(lost8[0])} .. ${iso(lost8[1])}  2 funding times missing (every 8h)`,
         `  gap  ${iso(lost4)} .. ${iso(lost4)}  1 funding times missing (every 4h)`,
         `  hole ${iso(hole)} .. ${iso(hole + 8 * HOUR)}  2 funding times the exchange does not have`,
-        "binance BTC/USDT:USDT open interest 5m: 1 gaps, 1 holes",
+        "binance BTC/USDT:USDT open interest 5m: 2 gaps, 1 holes",
         `  gap  ${iso(gapsOi[0])} .. ${iso(gapsOi[0])}  1 points missing`,
+        `  gap  ${iso(gapsOi[1])} .. ${iso(gapsOi[1])}  1 points missing`,
         `  hole ${iso(holesOi[0])} .. ${iso(holesOi[2])}  3 points the exchange does not have`,
       ]
     ) assert(out.split("\n").includes(line), `missing line ${JSON.stringify(line)} in:\n${out}`);
