@@ -100,3 +100,51 @@ Deno.test("cli: gaps lists funding and open-interest gaps and holes, as text and
     await w.close();
   }
 });
+
+Deno.test("cli: gaps --repair refetches lost funding and open-interest rows, and says so", async () => {
+  const symbol = "BTC/USDT:USDT";
+  const w = await ingestWorld({
+    dialect: "bybit",
+    env: { SYMBOLS: symbol, TIMEFRAMES: "1h", BACKFILL_SINCE: "3d", OPEN_INTEREST: "1h" },
+  });
+  try {
+    const backfill = spawnCandlekeep(["backfill"], w.env);
+    assertEquals((await backfill.status).code, 0, backfill.output());
+    const funding = async () =>
+      (await w.t.sql<{ ts: Date; rate: string }[]>`select ts, rate::text from funding_rates order by ts`)
+        .map((r) => [r.ts.getTime(), r.rate]);
+    const oi = async () =>
+      (await w.t.sql<{ ts: Date; amount: string }[]>`select ts, amount::text from open_interest order by ts`)
+        .map((r) => [r.ts.getTime(), r.amount]);
+    const [fundingBefore, oiBefore] = [await funding(), await oi()];
+    assert(fundingBefore.length >= 9 && oiBefore.length >= 72, `${fundingBefore.length}, ${oiBefore.length}`);
+    // Lost from storage: three consecutive funding rows and five open-interest points.
+    const [f0, f2] = [fundingBefore[3][0], fundingBefore[5][0]];
+    const [o0, o4] = [oiBefore[30][0], oiBefore[34][0]];
+    await w.t.sql`delete from funding_rates where ts between ${new Date(f0)} and ${new Date(f2)}`;
+    await w.t.sql`delete from open_interest where ts between ${new Date(o0)} and ${new Date(o4)}`;
+    const listed = spawnCandlekeep(["gaps", "--json"], w.env);
+    assertEquals((await listed.status).code, 0, listed.output());
+    const kinds = (out: string) =>
+      JSON.parse(out).filter((r: { kind: string }) => r.kind !== "candles")
+        .map((r: { kind: string; gaps: unknown[]; holes: unknown[] }) => [r.kind, r.gaps.length, r.holes.length]);
+    assertEquals(kinds(listed.stdout()), [["funding", 1, 0], ["open_interest", 1, 0]]);
+
+    const repair = spawnCandlekeep(["gaps", "--repair", "--json"], w.env);
+    assertEquals((await repair.status).code, 0, repair.output());
+    assertEquals(kinds(repair.stdout()), [["funding", 0, 0], ["open_interest", 0, 0]]);
+    assertEquals(await funding(), fundingBefore);
+    assertEquals((await oi()).slice(0, oiBefore.length), oiBefore);
+    const info = repair.output().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+      .filter((l) => l.level === "info").map((l) => l.message as string);
+    assert(
+      info.includes(`Repaired bybit ${symbol} funding: 1 gaps, 3 rows filled, 0 confirmed holes`),
+      info.join("\n"),
+    );
+    assert(
+      info.some((m) => m.startsWith(`Repaired bybit ${symbol} 1h open interest: 5 points missing, 5 rows filled`)),
+    );
+  } finally {
+    await w.close();
+  }
+});
