@@ -105,12 +105,23 @@ export class FundingIngest {
    * gap-checked. `check: true` gap-checks every history (the repair run); `keys` narrows the
    * run to those perpetuals (the ones this instance collects); `stop` ends walks after the
    * current page (a bounded run's budget), besides shutdown; `since` overrides where histories
-   * start (a backfill's `--since`), resolved once at the run's start.
+   * start (a backfill's `--since`), resolved once at `startedAt` (default: the run's start).
    */
   async run(
-    options: { check?: boolean; keys?: readonly FundingKey[]; stop?: () => boolean; since?: BackfillSince } = {},
+    options: {
+      check?: boolean;
+      keys?: readonly FundingKey[];
+      stop?: () => boolean;
+      since?: BackfillSince;
+      startedAt?: number;
+    } = {},
   ): Promise<FundingRunResult[]> {
-    const run = { ...options, since: options.since ?? this.#options.since, startedAt: this.#now() };
+    const run = {
+      check: options.check,
+      stop: options.stop,
+      since: options.since ?? this.#options.since,
+      startedAt: options.startedAt ?? this.#now(),
+    };
     return await Promise.all(
       this.#targets(options.keys).map(({ source, key }) => this.#runOne(source, key, run)),
     );

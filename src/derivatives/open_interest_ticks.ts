@@ -38,12 +38,13 @@ export class OpenInterestTicks {
    * Starts one run over the perpetuals among `series` (exchange, symbol) unless one is still
    * running; returns the running one (resolves when it ends; failures are logged, not thrown).
    * `stop` ends the walks after the current page (a bounded run's budget), besides shutdown;
-   * `since` overrides where histories start (a backfill's `--since`), resolved at the run's
-   * start; `check` refetches every missing point within the exchange's window (the repair run).
+   * `since` overrides where histories start (a backfill's `--since`), resolved at `startedAt`
+   * (default: the run's start); `check` refetches every missing point within the exchange's
+   * window (the repair run).
    */
   tick(
     series: readonly { exchange: string; symbol: string }[],
-    options: { stop?: () => boolean; since?: BackfillSince; check?: boolean } = {},
+    options: { stop?: () => boolean; since?: BackfillSince; check?: boolean; startedAt?: number } = {},
   ): Promise<void> {
     const period = this.#options.config.openInterest ?? "off";
     if (period === "off" || this.#options.stopping()) return Promise.resolve();
@@ -54,7 +55,12 @@ export class OpenInterestTicks {
     }
     const stop = options.stop;
     const stopping = stop ? () => this.#options.stopping() || stop() : this.#options.stopping;
-    const run = { stopping, since: options.since, check: options.check, startedAt: this.#options.now() };
+    const run = {
+      stopping,
+      since: options.since,
+      check: options.check,
+      startedAt: options.startedAt ?? this.#options.now(),
+    };
     this.#running = Promise.all([...keys.values()].map((key) => this.#one(key, run))).then(() => {})
       .finally(() => this.#running = null);
     return this.#running;

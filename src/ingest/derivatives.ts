@@ -26,6 +26,8 @@ export interface DerivativeRunOptions {
   among?: readonly DerivativeKey[];
   /** Where histories start instead of `BACKFILL_SINCE` (a backfill's `--since`). */
   since?: BackfillSince;
+  /** The moment a duration `since` counts back from (default: when the run starts), e.g. the candles' run start. */
+  startedAt?: number;
   /** The repair run: gap-check every history (refetch what is missing and not a confirmed hole). */
   check?: boolean;
 }
@@ -87,7 +89,7 @@ export class Derivatives {
     const keys = await this.keys(options);
     if (keys.length === 0) return;
     const results = await this.#jobs.track(
-      this.#funding.run({ check: options.check, keys, stop: options.stop, since: options.since }),
+      this.#funding.run({ ...options, keys }),
     );
     for (const r of results) {
       if (r.written > 0) this.#fundingWritten?.inc({ exchange: r.key.exchange, symbol: r.key.symbol }, r.written);
@@ -100,7 +102,7 @@ export class Derivatives {
     const keys = await this.keys(options);
     if (keys.length > 0) {
       await this.#jobs.track(
-        this.#openInterest.tick(keys, { stop: options.stop, since: options.since, check: options.check }),
+        this.#openInterest.tick(keys, options),
       );
     }
   }

@@ -87,7 +87,8 @@ export async function backfillOnce(
     }),
   );
   await openInterest;
-  await parts.derivatives.funding({ ...derivatives, check: true });
+  // from the candles' start (a duration counts back from the same moment)
+  await parts.derivatives.funding({ ...derivatives, check: true, startedAt: runStartedAt });
   return failures;
 }
 
