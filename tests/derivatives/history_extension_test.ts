@@ -210,3 +210,29 @@ Deno.test("backfill --since: candles, funding and open interest start together, 
     await w.close();
   }
 });
+
+Deno.test("the service's repair tick refetches open-interest rows lost from storage", async () => {
+  const w = await ingestWorld({
+    dialect: "binance",
+    env: { SYMBOLS: SYMBOL, TIMEFRAMES: "1h", BACKFILL_SINCE: "2d", OPEN_INTEREST: "1h" },
+  });
+  try {
+    const engine = w.ingestor();
+    await engine.syncSeries();
+    await engine.coordinate();
+    await engine.backfillPending();
+    await engine.openInterestTick();
+    const full = await storedOi(w);
+    assert(full.length >= 48, `${full.length} rows`);
+    const [a, b] = [full[10].ts, full[14].ts];
+    await w.t.sql`delete from open_interest where symbol = ${SYMBOL} and ts >= ${new Date(a)} and ts <= ${new Date(b)}`;
+    await engine.openInterestTick();
+    assertEquals((await storedOi(w)).length, full.length - 5, "a live tick refetched below the checked point");
+    assert(await engine.repairTick());
+    assertEquals((await storedOi(w)).slice(0, full.length), full);
+    const [holes] = await w.t.sql<{ n: number }[]>`select count(*)::int as n from open_interest_holes`;
+    assertEquals(holes.n, 0);
+  } finally {
+    await w.close();
+  }
+});
