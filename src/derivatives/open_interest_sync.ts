@@ -139,7 +139,11 @@ export async function syncOpenInterest(
   if (progress?.historyFrom == null) {
     // Where this history starts, saved first: a wanted start moved earlier later is an extension.
     await db.retry("open interest progress", (sql) => saveProgress(sql, key, { historyFrom: start }));
-    progress = { historyFrom: start, backfilledAt: progress?.backfilledAt ?? null, checkedThrough: null };
+    progress = {
+      historyFrom: start,
+      backfilledAt: progress?.backfilledAt ?? null,
+      checkedThrough: progress?.checkedThrough ?? null,
+    };
   }
   const historyFrom = progress.historyFrom!;
   if (start < historyFrom) {
