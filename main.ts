@@ -345,7 +345,11 @@ async function commandStatus(config: Config, opts: CommandArgs): Promise<number>
   try {
     const now = Date.now();
     const rows = narrowRows(await seriesOverview(handle.db.sql, { nowMs: now }), opts);
-    const funding = await fundingOverview(handle.db.sql);
+    // Funding histories have no timeframe: --exchange and --symbol narrow them.
+    const symbols = symbolsOf(opts);
+    const funding = (await fundingOverview(handle.db.sql)).filter((r) =>
+      (!opts.lists.exchange || opts.lists.exchange.includes(r.exchange)) && (!symbols || symbols.includes(r.symbol))
+    );
     const oi = narrowRows(
       (await openInterestOverview(handle.db.sql, now)).map((r) => ({ ...r, timeframe: r.period })),
       opts,

@@ -154,7 +154,7 @@ const SERIES_SCHEMAS: Json = {
     last: time("last period start"),
     count: int("stored rows"),
     missing: int("period starts missing between first and last (holes included)"),
-    holes: int("of those, the ones gap-checked and still missing: the exchange's holes"),
+    holes: int("confirmed holes: points the exchange was asked for and did not have (open_interest_holes)"),
     backfilled: { type: "boolean", description: "the first backfill finished (open_interest_progress)" },
     lag_s: { type: ["integer", "null"], description: "seconds since the end of the last period" },
   }),

@@ -1,9 +1,12 @@
 /**
  * Funding-rate ingest: for every configured perpetual on every exchange, backfill the funding
- * history from the candles' start (`BACKFILL_SINCE`, or the listing when later) page by page
- * with a checkpoint after each page, keep it current, and check it for gaps against the
- * interval in force at each point of the history (see funding_gaps.ts): missing rows are
- * refetched, and funding times still missing become confirmed holes (not fetched again).
+ * history from the candles' start (`BACKFILL_SINCE` or a backfill's `--since`, resolved once per
+ * run and aligned down to the hour; the listing when later) page by page with a checkpoint after
+ * each page, keep it current, and check it for gaps against the interval in force at each point
+ * of the history (see funding_gaps.ts): missing rows are refetched, and funding times still
+ * missing become confirmed holes (not fetched again). When the wanted start is earlier than
+ * where the history starts (`range_from`), the older part is fetched in page-sized chunks,
+ * newest first, `range_from` moving down after each (an interrupted extension resumes there).
  *
  * @module
  */
@@ -20,6 +23,7 @@ import {
   fundingHoles,
   type FundingKey,
   insertFundingHoles,
+  lowerFundingRangeFrom,
   readFundingCheckpoint,
   startFundingCheckpoint,
   storedFundingTimes,
@@ -32,6 +36,14 @@ const HOUR = 3_600_000;
 const PUBLISH_DELAY_MS = 5 * MINUTE;
 /** `BACKFILL_SINCE=earliest` for a contract without a listing time: before the first perpetuals. */
 const EARLIEST_FUNDING = Date.UTC(2016, 0, 1);
+
+/** One run's options, its start resolved once. */
+interface RunOptions {
+  check?: boolean;
+  stop?: () => boolean;
+  since: BackfillSince;
+  startedAt: number;
+}
 
 /** Options of {@linkcode FundingIngest}. */
 export interface FundingIngestOptions {
@@ -92,28 +104,37 @@ export class FundingIngest {
    * fetches what was published since the last stored row; a backfill that completes is
    * gap-checked. `check: true` gap-checks every history (the repair run); `keys` narrows the
    * run to those perpetuals (the ones this instance collects); `stop` ends walks after the
-   * current page (a bounded run's budget), besides shutdown.
+   * current page (a bounded run's budget), besides shutdown; `since` overrides where histories
+   * start (a backfill's `--since`), resolved once at `startedAt` (default: the run's start).
    */
   async run(
-    options: { check?: boolean; keys?: readonly FundingKey[]; stop?: () => boolean } = {},
+    options: {
+      check?: boolean;
+      keys?: readonly FundingKey[];
+      stop?: () => boolean;
+      since?: BackfillSince;
+      startedAt?: number;
+    } = {},
   ): Promise<FundingRunResult[]> {
+    const run = {
+      check: options.check,
+      stop: options.stop,
+      since: options.since ?? this.#options.since,
+      startedAt: options.startedAt ?? this.#now(),
+    };
     return await Promise.all(
-      this.#targets(options.keys).map(({ source, key }) => this.#runOne(source, key, options)),
+      this.#targets(options.keys).map(({ source, key }) => this.#runOne(source, key, run)),
     );
   }
 
-  async #runOne(
-    source: FundingSource,
-    key: FundingKey,
-    options: { check?: boolean; stop?: () => boolean },
-  ): Promise<FundingRunResult> {
+  async #runOne(source: FundingSource, key: FundingKey, options: RunOptions): Promise<FundingRunResult> {
     const check = options.check ?? false;
     const id = `${key.exchange} ${key.symbol}`;
     const result: FundingRunResult = { key, written: 0, holes: 0 };
     if (this.#busy.has(id)) return result;
     this.#busy.add(id);
     try {
-      const completed = await this.#walk(source, key, result, options.stop);
+      const completed = await this.#walk(source, key, result, options);
       this.#failed.delete(id);
       if (completed === "now" || (check && completed !== "no")) await this.#checkGaps(source, key, result);
     } catch (error) {
@@ -142,32 +163,47 @@ export class FundingIngest {
     return findFundingGaps(recent).currentMs ?? inferFundingInterval(recent);
   }
 
+  /** Where the history of `key` should start: `since` at the run's start, on the hour, not before the listing. */
+  #wantedStart(source: FundingSource, key: FundingKey, options: RunOptions): number {
+    const since = resolveSince(options.since, options.startedAt);
+    const listed = source.listedAt(key.symbol);
+    return Math.max(since === "earliest" ? listed ?? EARLIEST_FUNDING : Math.floor(since / HOUR) * HOUR, listed ?? 0);
+  }
+
   /**
-   * Walks forward from the checkpoint to the present. Returns "now" when this walk completed
-   * the backfill, "before" when it had been completed earlier, "no" when it stopped early.
+   * Walks forward from the checkpoint to the present, after fetching the part older than the
+   * checkpoint's start when an earlier start is wanted. Returns "now" when this walk completed
+   * the backfill or an extension, "before" when it had been completed earlier, "no" when it
+   * stopped early.
    */
   async #walk(
     source: FundingSource,
     key: FundingKey,
     result: FundingRunResult,
-    stop?: () => boolean,
+    options: RunOptions,
   ): Promise<"now" | "before" | "no"> {
     const db = this.#options.db;
+    const stop = options.stop;
+    const wanted = this.#wantedStart(source, key, options);
     let checkpoint = await db.retry("read funding checkpoint", (sql) => readFundingCheckpoint(sql, key));
     if (checkpoint === null) {
-      const since = resolveSince(this.#options.since, this.#now());
-      const listed = source.listedAt(key.symbol);
-      const start = Math.max(since === "earliest" ? listed ?? EARLIEST_FUNDING : since, listed ?? 0);
-      await db.retry("start funding checkpoint", (sql) => startFundingCheckpoint(sql, key, start));
+      await db.retry("start funding checkpoint", (sql) => startFundingCheckpoint(sql, key, wanted));
       checkpoint = (await db.retry("read funding checkpoint", (sql) => readFundingCheckpoint(sql, key)))!;
     }
     const interval = await this.#interval(source, key);
+    const extended = wanted < checkpoint.rangeFrom;
+    if (
+      extended && !await this.#extend(source, key, result, { from: wanted, to: checkpoint.rangeFrom, interval, stop })
+    ) {
+      return "no";
+    }
+    const done = extended ? "now" : "before";
     let cursor = checkpoint.cursor;
     // Live: nothing to ask before the next funding time after the cursor has passed.
     if (checkpoint.completedAt !== null && interval !== null) {
       const last = (await fundingExtent(db.sql, key))?.last ?? -Infinity;
       const next = Math.max(last + interval, Math.ceil((cursor - MINUTE) / interval) * interval);
-      if (next > this.#now()) return "before";
+      if (next > this.#now()) return done;
     }
     while (true) {
       if (this.#options.stopping?.() || stop?.()) return "no";
@@ -185,7 +221,7 @@ export class FundingIngest {
       cursor = next;
       if (reachedNow) break;
     }
-    if (checkpoint.completedAt !== null) return "before";
+    if (checkpoint.completedAt !== null) return done;
     await db.retry("complete funding checkpoint", (sql) => completeFundingCheckpoint(sql, key, this.#now()));
     const extent = await fundingExtent(db.sql, key);
     this.#log.info("Funding backfill of {series} complete: {count} rows from {first} to {last}", {
@@ -195,6 +231,41 @@ export class FundingIngest {
       last: extent ? new Date(extent.last).toISOString() : "-",
     });
     return "now";
+  }
+
+  /**
+   * Fetches `[from, to)` (older than the stored history) in chunks of one page, newest first,
+   * moving the checkpoint's start down after each. Returns false when it stopped early.
+   */
+  async #extend(
+    source: FundingSource,
+    key: FundingKey,
+    result: FundingRunResult,
+    range: { from: number; to: number; interval: number | null; stop?: () => boolean },
+  ): Promise<boolean> {
+    const db = this.#options.db;
+    const chunk = (source.fundingPageLimit?.() ?? 100) * (range.interval ?? HOUR);
+    const written = result.written;
+    let upper = range.to;
+    while (upper > range.from) {
+      const lower = Math.max(range.from, upper - chunk);
+      let cursor = lower;
+      while (cursor < upper) {
+        if (this.#options.stopping?.() || range.stop?.()) return false;
+        const page = await source.fetchFundingPage(key.symbol, cursor, upper, range.interval ?? undefined);
+        result.written += await db.retry("write funding page", (sql) => writeFundingRows(sql, key, page.rows));
+        if (page.window.to <= cursor) break;
+        cursor = page.window.to;
+      }
+      await db.retry("extend funding checkpoint", (sql) => lowerFundingRangeFrom(sql, key, lower));
+      upper = lower;
+    }
+    this.#log.info("Funding history of {series} extended back to {start}: {count} rows", {
+      series: `${key.exchange} ${key.symbol}`,
+      start: new Date(range.from).toISOString(),
+      count: result.written - written,
+    });
+    return true;
   }
 
   /**
@@ -212,6 +283,7 @@ export class FundingIngest {
     };
     const gaps = await analyse();
     if (gaps.length === 0) return;
+    const written = result.written;
     for (const gap of gaps) {
       // the whole span between the known points: a row on an unexpected time is found too
       let since = gap.after + MINUTE;
@@ -229,6 +301,12 @@ export class FundingIngest {
     // what the refetch did not bring, judged again on the completed history
     const still = new Set((await analyse()).flatMap((g) => g.times));
     const holes = gaps.flatMap((g) => g.times).filter((t) => still.has(t));
+    this.#log.info("Repaired {series}: {gaps} gaps, {filled} rows filled, {holes} confirmed holes", {
+      series: `${key.exchange} ${key.symbol} funding`,
+      gaps: gaps.length,
+      filled: result.written - written,
+      holes: holes.length,
+    });
     if (holes.length > 0) {
       await this.#options.db.retry("record funding holes", (s) => insertFundingHoles(s, key, holes));
       result.holes += holes.length;

@@ -25,6 +25,8 @@ export interface FundingSource {
   fundingInterval(symbol: string): Promise<number | null>;
   /** When `symbol` was listed (ms), or null. */
   listedAt(symbol: string): number | null;
+  /** Most funding rows one request returns (100 when not given). */
+  fundingPageLimit?(): number;
   /** One page from `since`: a window of at most one page of funding times of `intervalMs`. */
   fetchFundingPage(symbol: string, since: number, until?: number, intervalMs?: number): Promise<FundingSourcePage>;
 }

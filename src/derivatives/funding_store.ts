@@ -81,6 +81,13 @@ export async function advanceFundingCheckpoint(sql: Queryable, key: FundingKey, 
     where exchange = ${key.exchange} and symbol = ${key.symbol}`;
 }
 
+/** Moves where the history of `key` starts back to `rangeFrom` (never forward): an older part was fetched. */
+export async function lowerFundingRangeFrom(sql: Queryable, key: FundingKey, rangeFrom: number): Promise<void> {
+  await sql`
+    update funding_checkpoints set range_from = least(range_from, ${at(rangeFrom)}::timestamptz), updated_at = now()
+    where exchange = ${key.exchange} and symbol = ${key.symbol}`;
+}
+
 /** Marks the backfill of `key` complete (once). */
 export async function completeFundingCheckpoint(sql: Queryable, key: FundingKey, nowMs: number): Promise<void> {
   await sql`

@@ -2,8 +2,10 @@
  * What the `gaps` command lists of the derivatives histories, from the database alone: per
  * funding history the missing funding times (the ingest's check, following the interval in
  * force at each point of the stored history) and the confirmed holes; per open-interest series
- * the missing points of the period grid after the last checked point (gaps) and up to it (the
- * exchange's holes, never asked for again), with the ingest's own queries.
+ * the missing points of the period grid between the first and last stored row that are not
+ * confirmed holes (gaps: the repair run refetches those within the exchange's window; older ones
+ * the exchange no longer serves) and the confirmed holes (open_interest_holes: asked for, not
+ * served, never asked for again), with the ingest's own queries.
  *
  * @module
  */
@@ -11,7 +13,7 @@ import type { Sql } from "../db/client.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { findFundingGaps, fundingSlot } from "./funding_gaps.ts";
 import { fundingExtent, fundingHoles, type FundingKey, storedFundingTimes } from "./funding_store.ts";
-import { missingTimes, type OpenInterestKey, readProgress } from "./open_interest_store.ts";
+import { missingTimes, openInterestHoles, type OpenInterestKey } from "./open_interest_store.ts";
 
 /** Missing times `from` to `to` (both included, ms) and how many; `intervalMs` for funding gaps. */
 export interface MissingRange {
@@ -106,29 +108,29 @@ export async function fundingGapReport(sql: Sql, filter: DerivativeGapFilter = {
 }
 
 /**
- * Open-interest gaps (missing after the last checked point) and holes (missing up to it: the
- * exchange did not have them when asked) between the first and the last stored row.
+ * Open-interest gaps (grid points missing between the first and the last stored row, not
+ * confirmed holes) and confirmed holes (the exchange did not have them when asked).
  */
 export async function openInterestGapReport(sql: Sql, filter: DerivativeGapFilter = {}): Promise<DerivativeGaps[]> {
-  const keys = await sql<(OpenInterestKey & { first: Date; last: Date })[]>`
-    select exchange, symbol, period, min(ts) as first, max(ts) as last from open_interest
-    group by exchange, symbol, period order by 1, 2, 3`;
+  const keys = await sql<(OpenInterestKey & { first: Date | null; last: Date | null })[]>`
+    select k.exchange, k.symbol, k.period, min(o.ts) as first, max(o.ts) as last
+    from (select exchange, symbol, period from open_interest group by 1, 2, 3
+          union select exchange, symbol, period from open_interest_holes group by 1, 2, 3) k
+    left join open_interest o using (exchange, symbol, period)
+    group by 1, 2, 3 order by 1, 2, 3`;
   const out: DerivativeGaps[] = [];
   for (const k of keys) {
     if (!wanted(filter, k) || (filter.periods && !filter.periods.includes(k.period))) continue;
     const key = { exchange: k.exchange, symbol: k.symbol, period: k.period };
     const step = timeframeMs(k.period);
-    const first = k.first.getTime();
-    const last = k.last.getTime();
-    const checked = Math.min((await readProgress(sql, key))?.checkedThrough ?? first - step, last);
-    const missing = (from: number, to: number) =>
-      missingTimes(sql, key, { from, to, stepMs: step, limit: OPEN_INTEREST_LIMIT });
-    out.push({
-      kind: "open_interest",
-      ...key,
-      gaps: ranges(await missing(Math.max(first, checked + step), last), step),
-      holes: checked < first ? [] : ranges(await missing(first, checked), step),
+    const holes = await openInterestHoles(sql, key);
+    const gaps = k.first === null || k.last === null ? [] : await missingTimes(sql, key, {
+      from: k.first.getTime(),
+      to: k.last.getTime(),
+      stepMs: step,
+      limit: OPEN_INTEREST_LIMIT,
     });
+    out.push({ kind: "open_interest", ...key, gaps: ranges(gaps, step), holes: ranges(holes, step) });
   }
   return out;
 }

@@ -17,10 +17,7 @@ export interface OpenInterestOverview {
   count: number;
   /** Grid points between the first and the last row without a row (the exchange's holes included). */
   missing: number;
-  /**
-   * Of those, the ones up to where the grid was gap-checked (`checked_through`): still missing after
-   * a refetch, so holes of the exchange (or points it stopped serving before they were fetched).
-   */
+  /** Confirmed holes (open_interest_holes): the exchange was asked for them and did not have them. */
   holes: number;
   /** Whether the first backfill finished. */
   backfilled: boolean;
@@ -39,8 +36,7 @@ export async function openInterestOverview(sql: Sql, nowMs: number): Promise<Ope
       last: Date | null;
       n: number;
       done: boolean;
-      checked: Date | null;
-      nChecked: number;
+      holes: number;
     }[]
   >`
     with recursive stored as (
@@ -54,13 +50,13 @@ export async function openInterestOverview(sql: Sql, nowMs: number): Promise<Ope
       ) n
     )
     select k.exchange, k.symbol, k.period, a.first, a.last, coalesce(a.n, 0) as n,
-      coalesce(p.backfilled_at is not null, false) as done, p.checked_through as checked,
-      coalesce(a.n_checked, 0) as "nChecked"
+      coalesce(p.backfilled_at is not null, false) as done,
+      (select count(*)::int from open_interest_holes h
+        where h.exchange = k.exchange and h.symbol = k.symbol and h.period = k.period) as holes
     from (select exchange, symbol, period from open_interest_progress union select * from stored) k
     left join open_interest_progress p using (exchange, symbol, period)
     left join lateral (
-      select min(o.ts) as first, max(o.ts) as last, count(*)::int as n,
-        (count(*) filter (where o.ts <= p.checked_through))::int as n_checked
+      select min(o.ts) as first, max(o.ts) as last, count(*)::int as n
       from open_interest o where o.exchange = k.exchange and o.symbol = k.symbol and o.period = k.period
     ) a on true
     order by 1, 2, 3`;
@@ -68,7 +64,6 @@ export async function openInterestOverview(sql: Sql, nowMs: number): Promise<Ope
     const step = timeframeMs(r.period);
     const first = r.first?.getTime() ?? null;
     const last = r.last?.getTime() ?? null;
-    const checked = r.checked === null || last === null ? null : Math.min(r.checked.getTime(), last);
     return {
       exchange: r.exchange,
       symbol: r.symbol,
@@ -77,9 +72,7 @@ export async function openInterestOverview(sql: Sql, nowMs: number): Promise<Ope
       lastTs: last,
       count: r.n,
       missing: first === null || last === null ? 0 : (last - first) / step + 1 - r.n,
-      holes: first === null || checked === null || checked < first
-        ? 0
-        : Math.floor((checked - first) / step) + 1 - r.nChecked,
+      holes: r.holes,
       backfilled: r.done ?? false,
       lagMs: last === null ? null : Math.max(0, nowMs - (last + step)),
     };

@@ -1,7 +1,7 @@
 /**
- * SQL of the open-interest history (migrations/007_open_interest.sql): writing rows with the
- * exchange's exact decimals, the progress of each series, the last stored row and the missing
- * points of the period grid.
+ * SQL of the open-interest history (migrations/007_open_interest.sql, 009_open_interest_holes.sql):
+ * writing rows with the exchange's exact decimals, the progress of each series, the last stored
+ * row, the missing points of the period grid and the confirmed holes.
  *
  * @module
  */
@@ -94,7 +94,10 @@ export async function lastStored(sql: Sql, key: OpenInterestKey): Promise<number
   return ms(row?.ts ?? null);
 }
 
-/** Points of the `stepMs` grid with `from <= ts <= to` that have no stored row, oldest first (at most `limit`, default 10,000). */
+/**
+ * Points of the `stepMs` grid with `from <= ts <= to` that have neither a stored row nor a
+ * confirmed hole, oldest first (at most `limit`, default 10,000).
+ */
 export async function missingTimes(
   sql: Sql,
   key: OpenInterestKey,
@@ -109,8 +112,34 @@ export async function missingTimes(
     where not exists (
       select 1 from open_interest o
       where o.exchange = ${key.exchange} and o.symbol = ${key.symbol} and o.period = ${key.period} and o.ts = g.ts
+    ) and not exists (
+      select 1 from open_interest_holes h
+      where h.exchange = ${key.exchange} and h.symbol = ${key.symbol} and h.period = ${key.period} and h.ts = g.ts
     )
     order by g.ts
     limit ${range.limit ?? 10_000}`;
+  return rows.map((r) => r.ts.getTime());
+}
+
+/** Records points of `key` the exchange was asked for and did not have (checked now). */
+export async function insertOpenInterestHoles(sql: Sql, key: OpenInterestKey, times: readonly number[]): Promise<void> {
+  if (times.length === 0) return;
+  const values = times.map((t) => ({
+    exchange: key.exchange,
+    symbol: key.symbol,
+    period: key.period,
+    ts: new Date(t),
+  }));
+  await sql`
+    insert into open_interest_holes ${sql(values, "exchange", "symbol", "period", "ts")}
+    on conflict (exchange, symbol, period, ts) do update set checked_at = now()`;
+}
+
+/** Confirmed holes of `key` (ms), oldest first. */
+export async function openInterestHoles(sql: Sql, key: OpenInterestKey): Promise<number[]> {
+  const rows = await sql<{ ts: Date }[]>`
+    select ts from open_interest_holes
+    where exchange = ${key.exchange} and symbol = ${key.symbol} and period = ${key.period}
+    order by ts`;
   return rows.map((r) => r.ts.getTime());
 }

@@ -1,10 +1,18 @@
 /**
- * Open-interest ingest of one series (exchange, perpetual, period): the first run backfills as
- * far as the exchange keeps the history (Binance: 30 days, said once at info), later runs fetch
- * what is new since the last stored row, so the stored history grows beyond the exchange's
- * window. Each run gap-checks the period grid after the last checked point within that window:
- * missing points are refetched once, and those the exchange still does not have are left as
- * its holes (never asked for again).
+ * Open-interest ingest of one series (exchange, perpetual, period): the first run backfills from
+ * the wanted start (`BACKFILL_SINCE` or a backfill's `--since`, aligned down to the period grid)
+ * or as far as the exchange keeps the history (Binance: 30 days, said once at info); later runs
+ * fetch what is new since the last stored row, so the stored history grows beyond the
+ * exchange's window. When the wanted start moves earlier than where the stored history starts
+ * (`history_from`), the older part is fetched back in page-sized chunks, newest first,
+ * `history_from` moving down after each (an interrupted extension resumes there).
+ *
+ * A point becomes a confirmed hole (open_interest_holes) only once the exchange was asked for
+ * it and did not have it: a backfill or extension page that covered it, or the refetch of a
+ * gap. Each run refetches the missing points after the last checked point; the repair run
+ * (`check`) refetches every missing point within the exchange's window that is not a confirmed
+ * hole. Points older than the window that were never stored stay gaps (the exchange no longer
+ * serves them).
  *
  * @module
  */
@@ -13,8 +21,9 @@ import type { BackfillSince } from "../config_types.ts";
 import { resolveSince } from "../config_values.ts";
 import type { Database } from "../db/client.ts";
 import type { OpenInterestOffer, OpenInterestPage } from "../exchange/open_interest.ts";
-import { timeframeMs } from "../timeframe.ts";
+import { floorTo, timeframeMs } from "../timeframe.ts";
 import {
+  insertOpenInterestHoles,
   lastStored,
   missingTimes,
   type OpenInterestKey,
@@ -44,8 +53,12 @@ export interface OpenInterestContext {
   db: Database;
   log: Logger;
   now: () => number;
-  /** Where history starts when the exchange keeps all of it (`BACKFILL_SINCE`). */
+  /** Where history starts (`BACKFILL_SINCE`, or a backfill's `--since`). */
   since: BackfillSince;
+  /** When the run started: the start is resolved from it (default: now), like the candles'. */
+  startedAt?: number;
+  /** The repair run: refetch every missing point within the exchange's window (not holes). */
+  check?: boolean;
   /** Stops between pages when it returns true. */
   stopping?: () => boolean;
 }
@@ -56,7 +69,7 @@ export interface OpenInterestSyncResult {
   written: number;
   /** Requests made. */
   pages: number;
-  /** Grid points missing within the exchange's window after the refetch (the exchange's holes). */
+  /** Points recorded as confirmed holes in this run (asked for, not served). */
   holes: number;
   /** Why the series cannot be fetched, when it cannot. */
   unsupported?: string;
@@ -65,18 +78,22 @@ export interface OpenInterestSyncResult {
 /** Clearance above the exchange's retention edge, so that a request never starts before it. */
 const WINDOW_MARGIN_MS = 60_000;
 const ceilTo = (t: number, step: number) => Math.ceil(t / step) * step;
+const iso = (ms: number) => new Date(ms).toISOString();
 
-/** Oldest point the exchange still serves (its window), or where history should start. */
+/**
+ * Where the history should start (the wanted start aligned down to the period grid, not before
+ * the listing) and the oldest point the exchange still serves (its window).
+ */
 function historyStart(ctx: OpenInterestContext, offer: OpenInterestOffer, stepMs: number): {
   start: number;
   windowFloor: number;
   clipped: boolean;
 } {
   const now = ctx.now();
-  const since = resolveSince(ctx.since, now);
-  const wanted = Math.max(since === "earliest" ? 0 : since, offer.listedAt ?? 0);
+  const since = resolveSince(ctx.since, ctx.startedAt ?? now);
+  const wanted = Math.max(since === "earliest" ? 0 : floorTo(since, stepMs), ceilTo(offer.listedAt ?? 0, stepMs));
   const windowFloor = offer.retentionMs === null ? 0 : ceilTo(now - offer.retentionMs + WINDOW_MARGIN_MS, stepMs);
-  return { start: ceilTo(Math.max(wanted, windowFloor), stepMs), windowFloor, clipped: wanted < windowFloor };
+  return { start: Math.max(wanted, windowFloor), windowFloor, clipped: wanted < windowFloor };
 }
 
 /** Keeps the open-interest history of one series current (see the module comment). */
@@ -91,39 +108,79 @@ export async function syncOpenInterest(
   const step = timeframeMs(key.period);
   const db = ctx.db;
   const fields = { exchange: key.exchange, symbol: key.symbol, period: key.period };
-  const walk = async (from: number, to: number) => {
-    while (from < to && !(ctx.stopping?.() ?? false)) {
+  const stopped = () => ctx.stopping?.() ?? false;
+  /** Points of `[from, to]` (up to the last stored row) still missing after pages covered them: holes. */
+  const confirmHoles = async (from: number, to: number) => {
+    const last = await db.retry("open interest last", (sql) => lastStored(sql, key));
+    if (last === null) return;
+    const missing = await db.retry(
+      "open interest gaps",
+      (sql) => missingTimes(sql, key, { from, to: Math.min(to, last), stepMs: step }),
+    );
+    await db.retry("open interest holes", (sql) => insertOpenInterestHoles(sql, key, missing));
+    result.holes += missing.length;
+  };
+  /** Fetches `[from, to)` page by page; `holes`: what the pages did not bring is a hole. Returns whether it got to `to`. */
+  const walk = async (from: number, to: number, holes: boolean) => {
+    while (from < to) {
+      if (stopped()) return false;
       const page = await source.fetchOpenInterestPage(key.symbol, key.period, from, to);
       result.pages++;
       result.written += await db.retry("write open interest", (sql) => writeOpenInterest(sql, key, page.rows));
+      if (holes) await confirmHoles(from, Math.min(page.window.to, to) - 1);
       if (page.window.to <= from) break;
       from = page.window.to;
     }
+    return true;
   };
-  const progress = await db.retry("open interest progress", (sql) => readProgress(sql, key));
+  let progress = await db.retry("open interest progress", (sql) => readProgress(sql, key));
   const { start, windowFloor, clipped } = historyStart(ctx, offer, step);
   const end = ctx.now() + 1;
-  if (progress?.backfilledAt == null) {
+  if (progress?.historyFrom == null) {
+    // Where this history starts, saved first: a wanted start moved earlier later is an extension.
+    await db.retry("open interest progress", (sql) => saveProgress(sql, key, { historyFrom: start }));
+    progress = {
+      historyFrom: start,
+      backfilledAt: progress?.backfilledAt ?? null,
+      checkedThrough: progress?.checkedThrough ?? null,
+    };
+  }
+  const historyFrom = progress.historyFrom!;
+  if (start < historyFrom) {
+    // Older history wanted (BACKFILL_SINCE or --since earlier than before): newest chunk first.
+    const before = { written: result.written, pages: result.pages };
+    let upper = historyFrom;
+    while (upper > start) {
+      const lower = Math.max(start, upper - offer.pageLimit * step);
+      if (!await walk(lower, upper, true)) return result;
+      await db.retry("open interest progress", (sql) => saveProgress(sql, key, { historyFrom: lower }));
+      upper = lower;
+    }
+    ctx.log.info(
+      "Open interest of {exchange} {symbol} {period} extended back to {start}: {written} rows in {pages} pages",
+      {
+        ...fields,
+        start: iso(start),
+        written: result.written - before.written,
+        pages: result.pages - before.pages,
+      },
+    );
+  }
+  if (progress.backfilledAt === null) {
     if (clipped) {
       ctx.log.info(
         "{exchange} keeps {days} days of open interest: {symbol} {period} history starts at {start} and grows from now on",
-        { ...fields, days: Math.round(offer.retentionMs! / 86_400_000), start: new Date(start).toISOString() },
+        { ...fields, days: Math.round(offer.retentionMs! / 86_400_000), start: iso(start) },
       );
     }
     // An interrupted first backfill resumes after its last stored row.
     const resumed = await db.retry("open interest last", (sql) => lastStored(sql, key));
-    await walk(resumed === null ? start : Math.max(start, resumed + step), end);
-    if (ctx.stopping?.()) return result;
+    const from = Math.max(historyFrom, windowFloor);
+    if (!await walk(resumed === null ? from : Math.max(from, resumed + step), end, true)) return result;
     const last = await db.retry("open interest last", (sql) => lastStored(sql, key));
-    // The walk asked for every point once: what is missing up to here is the exchange's hole.
-    if (last !== null) {
-      result.holes = (await db.retry("open interest gaps", (sql) =>
-        missingTimes(sql, key, { from: start, to: last, stepMs: step }))).length;
-    }
     await db.retry(
       "open interest progress",
-      (sql) =>
-        saveProgress(sql, key, { historyFrom: start, backfilledAt: ctx.now(), checkedThrough: last ?? undefined }),
+      (sql) => saveProgress(sql, key, { backfilledAt: ctx.now(), checkedThrough: last ?? undefined }),
     );
     ctx.log.info("Open interest of {exchange} {symbol} {period} backfilled: {written} rows in {pages} pages", {
       ...fields,
@@ -136,42 +193,39 @@ export async function syncOpenInterest(
   if (before !== null && before + step < windowFloor) {
     ctx.log.warn(
       "{exchange} {symbol} {period}: open interest from {from} to {to} is no longer served by the exchange and stays missing",
-      { ...fields, from: new Date(before + step).toISOString(), to: new Date(windowFloor).toISOString() },
+      { ...fields, from: iso(before + step), to: iso(windowFloor) },
     );
   }
-  await walk(Math.max(before === null ? start : before + step, windowFloor), end);
-  // Gap check within the exchange's window, after the last checked point only.
+  await walk(Math.max(before === null ? start : before + step, windowFloor), end, false);
+  // Gap check within the exchange's window: after the last checked point, or all of it (repair).
   const last = await db.retry("open interest last", (sql) => lastStored(sql, key));
   if (last === null) return result;
-  const checkFrom = Math.max(windowFloor, progress.checkedThrough === null ? start : progress.checkedThrough + step);
+  const checkFrom = Math.max(
+    windowFloor,
+    ctx.check || progress.checkedThrough === null ? historyFrom : progress.checkedThrough + step,
+  );
   const missing = await db.retry(
     "open interest gaps",
     (sql) => missingTimes(sql, key, { from: checkFrom, to: last, stepMs: step }),
   );
   let i = 0;
-  while (i < missing.length && !(ctx.stopping?.() ?? false)) {
+  let covered = checkFrom;
+  const filled = result.written;
+  while (i < missing.length && !stopped()) {
     const page = await source.fetchOpenInterestPage(key.symbol, key.period, missing[i], last + 1);
     result.pages++;
     result.written += await db.retry("write open interest", (sql) => writeOpenInterest(sql, key, page.rows));
     while (i < missing.length && missing[i] < page.window.to) i++;
+    covered = Math.max(covered, page.window.to);
   }
   if (missing.length > 0) {
-    const still = await db.retry(
-      "open interest gaps",
-      (sql) => missingTimes(sql, key, { from: checkFrom, to: last, stepMs: step }),
+    const holes = result.holes;
+    await confirmHoles(missing[0], Math.min(covered, last + 1) - 1);
+    ctx.log.info(
+      "Repaired {exchange} {symbol} {period} open interest: {gaps} points missing, {filled} rows filled, {holes} confirmed holes",
+      { ...fields, gaps: missing.length, filled: result.written - filled, holes: result.holes - holes },
     );
-    result.holes = still.length;
-    if (still.length > 0) {
-      ctx.log.info(
-        "{exchange} {symbol} {period}: {count} open-interest points missing at the exchange, first {first}",
-        {
-          ...fields,
-          count: still.length,
-          first: new Date(still[0]).toISOString(),
-        },
-      );
-    }
   }
-  await db.retry("open interest progress", (sql) => saveProgress(sql, key, { checkedThrough: last }));
+  if (!stopped()) await db.retry("open interest progress", (sql) => saveProgress(sql, key, { checkedThrough: last }));
   return result;
 }

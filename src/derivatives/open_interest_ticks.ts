@@ -6,7 +6,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import type { Config } from "../config_types.ts";
+import type { BackfillSince, Config } from "../config_types.ts";
 import type { Database } from "../db/client.ts";
 import { marketTypeOf } from "../market_type.ts";
 import { isOpenInterestSource, syncOpenInterest } from "./open_interest_sync.ts";
@@ -37,9 +37,15 @@ export class OpenInterestTicks {
   /**
    * Starts one run over the perpetuals among `series` (exchange, symbol) unless one is still
    * running; returns the running one (resolves when it ends; failures are logged, not thrown).
-   * `stop` ends the walks after the current page (a bounded run's budget), besides shutdown.
+   * `stop` ends the walks after the current page (a bounded run's budget), besides shutdown;
+   * `since` overrides where histories start (a backfill's `--since`), resolved at `startedAt`
+   * (default: the run's start); `check` refetches every missing point within the exchange's
+   * window (the repair run).
    */
-  tick(series: readonly { exchange: string; symbol: string }[], options: { stop?: () => boolean } = {}): Promise<void> {
+  tick(
+    series: readonly { exchange: string; symbol: string }[],
+    options: { stop?: () => boolean; since?: BackfillSince; check?: boolean; startedAt?: number } = {},
+  ): Promise<void> {
     const period = this.#options.config.openInterest ?? "off";
     if (period === "off" || this.#options.stopping()) return Promise.resolve();
     if (this.#running) return this.#running;
@@ -49,12 +55,21 @@ export class OpenInterestTicks {
     }
     const stop = options.stop;
     const stopping = stop ? () => this.#options.stopping() || stop() : this.#options.stopping;
-    this.#running = Promise.all([...keys.values()].map((key) => this.#one(key, stopping))).then(() => {})
+    const run = {
+      stopping,
+      since: options.since,
+      check: options.check,
+      startedAt: options.startedAt ?? this.#options.now(),
+    };
+    this.#running = Promise.all([...keys.values()].map((key) => this.#one(key, run))).then(() => {})
       .finally(() => this.#running = null);
     return this.#running;
   }
 
-  async #one(key: { exchange: string; symbol: string; period: string }, stopping: () => boolean): Promise<void> {
+  async #one(
+    key: { exchange: string; symbol: string; period: string },
+    run: { stopping: () => boolean; since?: BackfillSince; check?: boolean; startedAt: number },
+  ): Promise<void> {
     const o = this.#options;
     const source = o.sources.get(key.exchange);
     const name = `${key.exchange} ${key.symbol} ${key.period}`;
@@ -65,8 +80,10 @@ export class OpenInterestTicks {
           db: o.db,
           log: o.log,
           now: o.now,
-          since: o.config.backfillSince,
-          stopping,
+          since: run.since ?? o.config.backfillSince,
+          startedAt: run.startedAt,
+          check: run.check,
+          stopping: run.stopping,
         },
         source,
         key,

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { BackfillSince } from "../config_types.ts";
 import { FundingIngest } from "../derivatives/funding_ingest.ts";
 import { OpenInterestTicks } from "../derivatives/open_interest_ticks.ts";
 import { marketTypeOf } from "../market_type.ts";
@@ -23,6 +24,12 @@ export interface DerivativeRunOptions {
    */
   claimFree?: boolean;
   among?: readonly DerivativeKey[];
+  /** Where histories start instead of `BACKFILL_SINCE` (a backfill's `--since`). */
+  since?: BackfillSince;
+  /** The moment a duration `since` counts back from (default: when the run starts), e.g. the candles' run start. */
+  startedAt?: number;
+  /** The repair run: gap-check every history (refetch what is missing and not a confirmed hole). */
+  check?: boolean;
 }
 
 /** The funding-rate and open-interest work of one engine. */
@@ -77,20 +84,26 @@ export class Derivatives {
   }
 
   /** Brings the funding histories of this instance's perpetuals up to date (`check`: gap-check them all). */
-  async funding(options: DerivativeRunOptions & { check?: boolean } = {}): Promise<void> {
+  async funding(options: DerivativeRunOptions = {}): Promise<void> {
     if (this.#funding === null || this.#jobs.stopping) return;
     const keys = await this.keys(options);
     if (keys.length === 0) return;
-    const results = await this.#jobs.track(this.#funding.run({ check: options.check, keys, stop: options.stop }));
+    const results = await this.#jobs.track(
+      this.#funding.run({ ...options, keys }),
+    );
     for (const r of results) {
       if (r.written > 0) this.#fundingWritten?.inc({ exchange: r.key.exchange, symbol: r.key.symbol }, r.written);
     }
   }
 
-  /** One open-interest run over this instance's perpetuals (`OPEN_INTEREST`); never two at once. */
+  /** One open-interest run over this instance's perpetuals (`OPEN_INTEREST`); never two at once (`check`: the repair run). */
   async openInterest(options: DerivativeRunOptions = {}): Promise<void> {
     if ((this.#jobs.config.openInterest ?? "off") === "off" || this.#jobs.stopping) return;
     const keys = await this.keys(options);
-    if (keys.length > 0) await this.#jobs.track(this.#openInterest.tick(keys, { stop: options.stop }));
+    if (keys.length > 0) {
+      await this.#jobs.track(
+        this.#openInterest.tick(keys, options),
+      );
+    }
   }
 }

@@ -77,7 +77,7 @@ export async function backfillOnce(
   // Funding and open interest of the perpetuals among these series, unless a running instance
   // collects them. Open interest has a request budget of its own (Binance /futures/data): it
   // runs beside the candles.
-  const derivatives = { claimFree: true, among: valid };
+  const derivatives = { claimFree: true, among: valid, since: options.since };
   const openInterest = parts.derivatives.openInterest(derivatives);
   failures.push(
     ...await claimAndRun(parts, valid, async (s) => {
@@ -87,7 +87,8 @@ export async function backfillOnce(
     }),
   );
   await openInterest;
-  await parts.derivatives.funding({ ...derivatives, check: true });
+  // from the candles' start (a duration counts back from the same moment)
+  await parts.derivatives.funding({ ...derivatives, check: true, startedAt: runStartedAt });
   return failures;
 }
 
@@ -105,7 +106,7 @@ export async function repairOnce(parts: OneShotParts): Promise<SeriesFailure[]> 
   const failures = await claimAndRun(parts, usable, (series) => jobs.repair(series));
   const derivatives = { claimFree: true, among: usable };
   await Promise.all([
-    parts.derivatives.openInterest(derivatives),
+    parts.derivatives.openInterest({ ...derivatives, check: true }),
     parts.derivatives.funding({ ...derivatives, check: true }),
   ]);
   return failures;

@@ -112,7 +112,7 @@ export class Ticks {
     this.#repairRunning = true;
     try {
       await Promise.all(this.#backfilledSeries().map((series) => this.#jobs.repair(series)));
-      await this.#derivatives.funding({ check: true });
+      await Promise.all([this.#derivatives.funding({ check: true }), this.#derivatives.openInterest({ check: true })]);
       // Repairs write below the rollups' watermark and into compressed days; the maintenance
       // also catches writes made with SQL since the last tick.
       this.#jobs.rollups?.request();

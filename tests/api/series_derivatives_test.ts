@@ -122,6 +122,15 @@ Deno.test("GET /v1/series: funding and open-interest histories with counts, hole
     assertEquals(status.funding_rates, body.funding_rates);
     assertEquals(withoutLag(status.open_interest), withoutLag(body.open_interest));
     assertEquals(status.series.length, 1);
+    // --symbol narrows the funding list as it narrows the open-interest list
+    const one = spawnCandlekeep(["status", "--json", "--symbol", PERPS[1]], w.env);
+    assertEquals((await one.status).code, 0, one.output());
+    const narrowed = JSON.parse(one.stdout());
+    assertEquals(narrowed.funding_rates, body.funding_rates.filter((r: { symbol: string }) => r.symbol === PERPS[1]));
+    assertEquals(narrowed.open_interest.map((r: { symbol: string }) => r.symbol), [PERPS[1]]);
+    const table = spawnCandlekeep(["status", "--symbol", PERPS[1]], w.env);
+    assertEquals((await table.status).code, 0, table.output());
+    assert(!table.stdout().includes(PERPS[0]), table.stdout());
 
     // OpenAPI: every field of every list is described, and nothing more.
     const doc = await (await handler(new Request("http://api.test/openapi.json"))).json();
@@ -205,5 +214,12 @@ Deno.test("/metrics: funding and open-interest gauges per history, gone with the
     assertEquals([...samples(after, "candlekeep_funding_age_seconds").keys()], [f(PERPS[0])]);
     assertEquals([...samples(after, "candlekeep_open_interest_holes").keys()], [o(PERPS[0])]);
     assertEquals([...samples(after, "candlekeep_open_interest_last_timestamp_seconds").keys()], [o(PERPS[0])]);
+
+    // A row lost from storage is a gap, not a hole: the holes gauge counts confirmed holes only.
+    await w.t.sql`delete from open_interest where symbol = ${PERPS[0]} and ts = (
+      select min(ts) + interval '2 hours' from open_interest where symbol = ${PERPS[0]})`;
+    clock.offset += 11_000;
+    const lost = await scrape();
+    assertEquals(samples(lost, "candlekeep_open_interest_holes"), new Map([[o(PERPS[0]), 1]]));
   });
 });

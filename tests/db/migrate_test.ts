@@ -13,6 +13,7 @@ const NUMBERED = [
   "006_funding_rates.sql",
   "007_open_interest.sql",
   "008_live_source.sql",
+  "009_open_interest_holes.sql",
 ];
 
 async function copyMigrations(): Promise<string> {
@@ -43,6 +44,7 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
       [6, "funding_rates"],
       [7, "open_interest"],
       [8, "live_source"],
+      [9, "open_interest_holes"],
     ]);
     assertEquals(rows[0].checksum.length, 64);
     const tables = await t.sql<{ table_name: string }[]>`
@@ -60,6 +62,7 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
       "funding_rates",
       "instances",
       "open_interest",
+      "open_interest_holes",
       "open_interest_progress",
       "schema_migrations",
       "series",

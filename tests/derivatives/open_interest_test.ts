@@ -146,17 +146,18 @@ Deno.test("bybit open interest: backfills from BACKFILL_SINCE in 200-row pages, 
     const { log, lines } = recordingLogger();
     const result = await syncOpenInterest(context(w, log), w.clients.get("bybit")!, keyOf(w));
     const rows = await stored(w);
-    const since = Math.ceil((w.now() - 10 * DAY) / HOUR) * HOUR;
+    // The start is aligned down to the period grid: the point at or before now - 10d is included.
+    const since = Math.floor((w.now() - 10 * DAY) / HOUR) * HOUR;
     assertEquals(rows, expected(w, since, "bybit"));
-    assertEquals(rows.length, 240);
+    assertEquals(rows.length, 241);
     assert(rows.every((r) => r.value === null));
-    // 240 rows at 200 a page: two requests, one boundary.
+    // 241 rows at 200 a page: two requests, one boundary.
     assertEquals(result.pages, 2);
     assertEquals(lines.filter((l) => l.message.includes("keeps")), []);
     w.advance(HOUR);
     await syncOpenInterest(context(w, log), w.clients.get("bybit")!, keyOf(w));
     assertEquals(await stored(w), expected(w, since, "bybit"));
-    assertEquals((await stored(w)).length, 241);
+    assertEquals((await stored(w)).length, 242);
     // Bybit has no 2h open interest: said, nothing requested.
     const n = w.fake.stats.byPath["/v5/market/open-interest"];
     const twoHours = await syncOpenInterest(context(w, log), w.clients.get("bybit")!, keyOf(w, "2h"));
