@@ -43,7 +43,10 @@ function queryParameters(schema: z.ZodType): Json[] {
 function streamParameters(): Json[] {
   const each = queryParameters(StreamSubscription).map((p) => ({
     ...p,
-    description: `${p.description}; repeat once per series (in order), or give once for every series`,
+    description: `${p.description}; repeat once per series (in order), or give once for every series` +
+      (p.name === "price"
+        ? " (one price=mark applies to every series: a spot pair, which has no mark candles, is then a 404 naming it)"
+        : ""),
     style: "form",
     explode: true,
     schema: { type: "array", items: p.schema, minItems: 1, maxItems: MAX_STREAM_SERIES },
@@ -240,6 +243,11 @@ export function openApiDocument(serverUrl?: string): Json {
             "200": pagedRows("A page of candles", {
               fields: {
                 timeframe: { type: "string" },
+                price: {
+                  type: "string",
+                  enum: ["trade", "mark", "index", "premium"],
+                  description: "The price the candles are of (the price parameter; trade by default)",
+                },
                 source_timeframe: {
                   type: "string",
                   description:
@@ -333,7 +341,10 @@ export function openApiDocument(serverUrl?: string): Json {
               content: { "text/event-stream": { schema: { type: "string" } } },
             },
             "400": error("Invalid parameter, or a Last-Event-ID that does not fit these series"),
-            "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
+            "404": error(
+              "Unknown series, a price the series has no candles of, or timeframe neither stored nor derivable; " +
+                "the message names what exists",
+            ),
           },
         },
       },
