@@ -193,10 +193,11 @@ export function checkRange(range: { start?: number; end?: number }): void {
   throw new BadRequestError(`Cannot accept the query: end ${detail.problem}`, [detail]);
 }
 
-/** `value` as shown after "current value is": JSON text, long values cut to 64 characters. */
+/** `value` as shown after "current value is": a string quoted, anything else as JSON; cut to 64 characters. */
 function shown(value: unknown): string {
   const text = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
-  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
+  const cut = text.length > 64 ? `${text.slice(0, 64)}…` : text;
+  return typeof value === "string" ? JSON.stringify(cut) : cut;
 }
 
 /**
@@ -210,8 +211,12 @@ export function problemOf(issue: z.core.$ZodIssue, raw: Record<string, unknown>)
   for (const key of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[key];
   let must = issue.message;
   if (issue.code === "invalid_value") must = `must be one of ${issue.values.map(String).join(", ")}`;
-  else if (issue.code === "invalid_type") must = `must be a ${issue.expected}`;
-  return must.includes("current value is") ? must : `${must}; current value is ${shown(value)}`;
+  else if (issue.code === "invalid_type") {
+    must = `must be ${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}`;
+  }
+  // A whole body of the wrong shape has no value of its own to show.
+  if (issue.path.length === 0 || must.includes("current value is")) return must;
+  return `${must}; current value is ${shown(value)}`;
 }
 
 /** Each issue of `error` as a parameter and its problem; `where` says what an unknown name is not. */
@@ -223,7 +228,10 @@ function details(error: z.ZodError, raw: Record<string, unknown>, prefix: string
       continue;
     }
     const name = issue.path.map(String).join(".");
-    out.push({ parameter: prefix + (name || "(body)"), problem: problemOf(issue, raw) });
+    out.push({
+      parameter: name === "" ? prefix.replace(/\.$/, "") || "(query)" : prefix + name,
+      problem: problemOf(issue, raw),
+    });
   }
   return out;
 }
