@@ -139,6 +139,8 @@ Deno.test("dashboard: a contract's trade and mark candles behind a price switch"
     // A spot market has no price switch.
     await page.selectOption("#series-select", "binance|ETH/USDT");
     await waitReady(page, "binance|ETH/USDT|1h");
+    assertEquals(await page.evaluate("globalThis.__candlekeep.volumeShown()"), true, "volume back for trade candles");
+    assert((await page.textContent("#legend"))!.includes("Vol "), "trade legend shows the volume again");
     assertEquals(await page.isVisible("#prices"), false);
     assertEquals(await page.isVisible("#funding-panel"), false);
     assertEquals(await page.isVisible("#oi-panel"), false);

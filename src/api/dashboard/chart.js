@@ -51,7 +51,10 @@ export function createCandleChart(el, legendEl, options) {
   // Mark, index and premium candles have no volume (0 everywhere): no volume bars, no "Vol" in the legend.
   let volumeShown = true;
   const showVolume = (shown) => {
-    if (shown !== volumeShown) volumeSeries.applyOptions({ visible: shown });
+    if (shown === volumeShown) return;
+    volumeSeries.applyOptions({ visible: shown });
+    // Without volume bars the candles take the lower part of the chart too.
+    candleSeries.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: shown ? 0.24 : 0.08 } });
     volumeShown = shown;
   };
   const tradeOf = () => (options.price?.() ?? "trade") === "trade";
