@@ -323,6 +323,7 @@ export async function getCandles(sql: Sql, url: URL, options: CandlesOptions = {
         exchange: q.exchange,
         symbol: q.symbol,
         timeframe: q.timeframe,
+        price: q.price,
         source_timeframe: read,
         stored_timeframe: source.sourceTimeframe,
       };

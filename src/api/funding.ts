@@ -15,7 +15,7 @@ import { z } from "zod";
 import type { Sql } from "../db/client.ts";
 import { decimalText } from "./decimal_text.ts";
 import { NotFoundError } from "./errors.ts";
-import { DEFAULT_LIMIT, Exchange, Instant, Limit, MarketSymbol, parseQuery } from "./params.ts";
+import { checkRange, DEFAULT_LIMIT, Exchange, Instant, Limit, MarketSymbol, parseQuery } from "./params.ts";
 
 /** Query of `GET /v1/funding-rates`. */
 export const FundingQuery = z.strictObject({
@@ -55,8 +55,10 @@ async function notStored(sql: Sql, q: FundingQuery): Promise<NotFoundError> {
     select distinct exchange, symbol from funding_rates order by exchange, symbol limit 20`;
   const names = stored.map((s) => `${s.exchange} ${s.symbol}`).join(", ");
   return new NotFoundError(
-    `Cannot find funding rates of ${q.exchange} ${q.symbol}: current stored funding rates are ${
-      names === "" ? "none" : `of ${names}`
+    `Cannot find funding rates of ${q.exchange} ${q.symbol}: ${
+      names === ""
+        ? "no funding rates are stored (list perpetuals in SYMBOLS; FUNDING_RATES is auto or true)"
+        : `stored funding rates are of ${names}`
     }`,
   );
 }
@@ -84,6 +86,7 @@ function value(text: string | null, decimals: "number" | "string"): string {
 /** Answers `GET /v1/funding-rates`; 404 naming what is stored when the symbol has no funding rows. */
 export async function getFundingRates(sql: Sql, url: URL, options: FundingRatesOptions = {}): Promise<Response> {
   const q = parseQuery(url, FundingQuery);
+  checkRange(q);
   const limit = q.limit ?? DEFAULT_LIMIT;
   const fetched = await readPage(sql, q, limit);
   if (fetched.length === 0) {

@@ -12,14 +12,15 @@ import { OPEN_INTEREST_PERIODS } from "../config_derivatives.ts";
 import type { Sql } from "../db/client.ts";
 import { decimalText } from "./decimal_text.ts";
 import { NotFoundError } from "./errors.ts";
-import { DEFAULT_LIMIT, Exchange, Instant, Limit, MarketSymbol, parseQuery } from "./params.ts";
+import { checkRange, DEFAULT_LIMIT, Exchange, Instant, Limit, MarketSymbol, parseQuery } from "./params.ts";
 
 /** Query of `GET /v1/open-interest`. */
 export const OpenInterestQuery = z.strictObject({
   exchange: Exchange,
   symbol: MarketSymbol,
-  period: z.enum(OPEN_INTEREST_PERIODS, { error: `must be one of ${OPEN_INTEREST_PERIODS.join(", ")}` })
-    .describe("open-interest period (OPEN_INTEREST): 5m, 15m, 30m, 1h, 2h, 4h, 6h, 12h or 1d"),
+  period: z.enum(OPEN_INTEREST_PERIODS).describe(
+    "open-interest period (OPEN_INTEREST): 5m, 15m, 30m, 1h, 2h, 4h, 6h, 12h or 1d",
+  ),
   start: Instant.optional().describe("first time, inclusive (default: the first stored)"),
   end: Instant.optional().describe("times strictly before this (default: no bound)"),
   limit: Limit.optional().describe(`rows per page, 1 to 10000 (default ${DEFAULT_LIMIT})`),
@@ -49,8 +50,10 @@ async function notFound(sql: Sql, q: { exchange: string; symbol: string; period:
     select exchange, symbol, period from open_interest_progress order by 1, 2, 3 limit 50`;
   const list = stored.map((s) => `${s.exchange} ${s.symbol} ${s.period}`).join(", ");
   return new NotFoundError(
-    `Cannot find open interest of ${q.exchange} ${q.symbol} ${q.period}: current value is ${
-      list === "" ? "none stored (set OPEN_INTEREST to a period and list perpetuals in SYMBOLS)" : `stored: ${list}`
+    `Cannot find open interest of ${q.exchange} ${q.symbol} ${q.period}: ${
+      list === ""
+        ? "no open interest is stored (set OPEN_INTEREST to a period and list perpetuals in SYMBOLS)"
+        : `stored open interest is ${list}`
     }`,
   );
 }
@@ -58,6 +61,7 @@ async function notFound(sql: Sql, q: { exchange: string; symbol: string; period:
 /** Handles `GET /v1/open-interest` (see the module comment). */
 export async function getOpenInterest(sql: Sql, url: URL, options: OpenInterestOptions = {}): Promise<Response> {
   const q = parseQuery(url, OpenInterestQuery);
+  checkRange(q);
   const [known] = await sql<{ found: boolean }[]>`
     select exists (
       select 1 from open_interest_progress where exchange = ${q.exchange} and symbol = ${q.symbol} and period = ${q.period}

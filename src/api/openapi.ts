@@ -17,6 +17,7 @@ import {
 } from "./params.ts";
 import { OpenInterestQuery } from "./open_interest.ts";
 import { MAX_STREAM_SERIES, StreamSubscription } from "./stream.ts";
+import { obj, SERIES_SCHEMAS } from "./openapi_series.ts";
 
 type Json = Record<string, unknown>;
 
@@ -43,7 +44,10 @@ function queryParameters(schema: z.ZodType): Json[] {
 function streamParameters(): Json[] {
   const each = queryParameters(StreamSubscription).map((p) => ({
     ...p,
-    description: `${p.description}; repeat once per series (in order), or give once for every series`,
+    description: `${p.description}; repeat once per series (in order), or give once for every series` +
+      (p.name === "price"
+        ? " (one price=mark applies to every series: a spot pair, which has no mark candles, is then a 404 naming it)"
+        : ""),
     style: "form",
     explode: true,
     schema: { type: "array", items: p.schema, minItems: 1, maxItems: MAX_STREAM_SERIES },
@@ -104,61 +108,6 @@ const pagedRows = (description: string, page: { fields: Json; list: string; item
     "text/csv": { schema: { type: "string", description: page.csv } },
   },
 });
-
-const str = (description: string): Json => ({ type: "string", description });
-const int = (description: string): Json => ({ type: "integer", description });
-const time = (description: string): Json => ({ type: ["string", "null"], format: "date-time", description });
-const obj = (properties: Json): Json => ({ type: "object", required: Object.keys(properties), properties });
-
-/** The items of `GET /v1/series`: candle series, funding histories, open-interest histories. */
-const SERIES_SCHEMAS: Json = {
-  Series: obj({
-    id: int("series id"),
-    exchange: str("ccxt exchange id"),
-    symbol: str("unified symbol"),
-    timeframe: str("stored timeframe"),
-    market_type: str("spot, swap, future or option, from the symbol"),
-    price: str("trade, mark, index or premium"),
-    active: { type: "boolean" },
-    state: str("ingest state: new, backfilling, live, failed, stopped, invalid, ..."),
-    state_reason: { type: ["string", "null"] },
-    since: { type: ["string", "null"], description: "the series' own history start; null: BACKFILL_SINCE" },
-    first: time("open time of the first stored candle"),
-    last: time("open time of the last stored candle"),
-    count: int("stored candles"),
-    gaps: obj({ missing: int("missing candles"), ranges: int("gap ranges") }),
-    holes: obj({ ranges: int("confirmed hole ranges"), ms: int("milliseconds they cover") }),
-    lag_s: { type: ["integer", "null"], description: "seconds since the close of the last candle" },
-    live_source: {
-      type: "string",
-      enum: ["ws", "rest"],
-      description: "where its live candles come from now: a WebSocket stream (LIVE_MODE) or the REST live tick",
-    },
-  }),
-  FundingHistory: obj({
-    exchange: str("ccxt exchange id"),
-    symbol: str("perpetual"),
-    count: int("stored funding rows"),
-    first: time("first funding time"),
-    last: time("last funding time"),
-    interval_ms: { type: ["integer", "null"], description: "funding interval in force (most common spacing)" },
-    gaps: int("funding times missing between first and last, not confirmed as holes"),
-    holes: int("funding times confirmed as never published"),
-    backfilled: { type: "boolean", description: "the backfill reached the present (funding_checkpoints)" },
-  }),
-  OpenInterestHistory: obj({
-    exchange: str("ccxt exchange id"),
-    symbol: str("perpetual"),
-    period: str("open-interest period (OPEN_INTEREST)"),
-    first: time("first period start"),
-    last: time("last period start"),
-    count: int("stored rows"),
-    missing: int("period starts missing between first and last (holes included)"),
-    holes: int("confirmed holes: points the exchange was asked for and did not have (open_interest_holes)"),
-    backfilled: { type: "boolean", description: "the first backfill finished (open_interest_progress)" },
-    lag_s: { type: ["integer", "null"], description: "seconds since the end of the last period" },
-  }),
-};
 
 const listOf = (name: string): Json => ({ type: "array", items: { $ref: `#/components/schemas/${name}` } });
 
@@ -240,6 +189,11 @@ export function openApiDocument(serverUrl?: string): Json {
             "200": pagedRows("A page of candles", {
               fields: {
                 timeframe: { type: "string" },
+                price: {
+                  type: "string",
+                  enum: ["trade", "mark", "index", "premium"],
+                  description: "The price the candles are of (the price parameter; trade by default)",
+                },
                 source_timeframe: {
                   type: "string",
                   description:
@@ -333,7 +287,10 @@ export function openApiDocument(serverUrl?: string): Json {
               content: { "text/event-stream": { schema: { type: "string" } } },
             },
             "400": error("Invalid parameter, or a Last-Event-ID that does not fit these series"),
-            "404": error("Unknown series, or timeframe neither stored nor derivable; the message names what exists"),
+            "404": error(
+              "Unknown series, a price the series has no candles of, or timeframe neither stored nor derivable; " +
+                "the message names what exists",
+            ),
           },
         },
       },

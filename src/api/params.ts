@@ -105,12 +105,12 @@ function seriesRange<T extends z.ZodType>(timeframe: T, endDefault: string) {
   };
 }
 
-/** Query of `GET /v1/candles`. */
 /** The klines of a market: `trade` candles (default), or a contract's `mark`, `index` or `premium` index. */
-export const Price = z.enum(["trade", "mark", "index", "premium"], {
-  error: "must be trade, mark, index or premium",
-}).describe("price the candles are of: trade (default), or a contract's mark, index or premium index");
+export const Price = z.enum(["trade", "mark", "index", "premium"]).describe(
+  "price the candles are of: trade (default), or a contract's mark, index or premium index",
+);
 
+/** Query of `GET /v1/candles`. */
 export const CandlesQuery = z.strictObject({
   ...seriesRange(CandleTimeframe, "no bound"),
   price: Price.default("trade"),
@@ -182,21 +182,55 @@ export function stepOf(timeframe: string): number {
   return isMonthTimeframe(timeframe) ? 31 * 86_400_000 : timeframeMs(timeframe);
 }
 
-function details(error: z.ZodError, raw: Record<string, unknown>, prefix: string): ErrorDetail[] {
+/**
+ * Checks that a range's `end` is later than its `start` (when both are given); throws
+ * {@linkcode BadRequestError} naming `end` otherwise, the same for every route.
+ */
+export function checkRange(range: { start?: number; end?: number }): void {
+  if (range.start === undefined || range.end === undefined || range.start < range.end) return;
+  const start = new Date(range.start).toISOString(), end = new Date(range.end).toISOString();
+  const detail = { parameter: "end", problem: `must be later than start (${start}); current value is ${end}` };
+  throw new BadRequestError(`Cannot accept the query: end ${detail.problem}`, [detail]);
+}
+
+/** `value` as shown after "current value is": a string quoted, anything else as JSON; cut to 64 characters. */
+function shown(value: unknown): string {
+  const text = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  const cut = text.length > 64 ? `${text.slice(0, 64)}…` : text;
+  return typeof value === "string" ? JSON.stringify(cut) : cut;
+}
+
+/**
+ * A zod issue of a parameter as a problem sentence: "is required" when `raw` (the input) lacks
+ * it, else what it must be and its current value (`must be one of json, csv; current value is "x"`).
+ */
+export function problemOf(issue: z.core.$ZodIssue, raw: Record<string, unknown>): string {
+  const top = String(issue.path[0] ?? "");
+  if (issue.path.length > 0 && !(top in raw)) return "is required";
+  let value: unknown = raw;
+  for (const key of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[key];
+  let must = issue.message;
+  if (issue.code === "invalid_value") must = `must be one of ${issue.values.map(String).join(", ")}`;
+  else if (issue.code === "invalid_type") {
+    must = `must be ${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}`;
+  }
+  // A whole body of the wrong shape has no value of its own to show.
+  if (issue.path.length === 0 || must.includes("current value is")) return must;
+  return `${must}; current value is ${shown(value)}`;
+}
+
+/** Each issue of `error` as a parameter and its problem; `where` says what an unknown name is not. */
+function details(error: z.ZodError, raw: Record<string, unknown>, prefix: string, where: string): ErrorDetail[] {
   const out: ErrorDetail[] = [];
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
-      for (const k of issue.keys) {
-        out.push({ parameter: prefix + k, problem: "unknown parameter" });
-      }
+      for (const k of issue.keys) out.push({ parameter: prefix + k, problem: `is not ${where}` });
       continue;
     }
     const name = issue.path.map(String).join(".");
-    const top = String(issue.path[0] ?? "");
-    const missing = issue.path.length > 0 && issue.code === "invalid_type" && !(top in raw);
     out.push({
-      parameter: prefix + (name || "(body)"),
-      problem: missing ? "is required" : issue.message,
+      parameter: name === "" ? prefix.replace(/\.$/, "") || "(query)" : prefix + name,
+      problem: problemOf(issue, raw),
     });
   }
   return out;
@@ -225,7 +259,7 @@ export function parseQuery<S extends z.ZodType>(url: URL, schema: S): z.output<S
   if (dup.length > 0) throw new BadRequestError(summary("query", dup), dup);
   const result = schema.safeParse(raw);
   if (!result.success) {
-    const list = details(result.error, raw, "");
+    const list = details(result.error, raw, "", `a parameter of ${url.pathname}`);
     throw new BadRequestError(summary("query", list), list);
   }
   return result.data;
@@ -236,7 +270,7 @@ export function parseBody<S extends z.ZodType>(body: unknown, schema: S): z.outp
   const result = schema.safeParse(body);
   if (!result.success) {
     const raw = body !== null && typeof body === "object" ? body as Record<string, unknown> : {};
-    const list = details(result.error, raw, "body.");
+    const list = details(result.error, raw, "body.", "a field of the body");
     throw new BadRequestError(summary("body", list), list);
   }
   return result.data;

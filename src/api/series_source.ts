@@ -6,8 +6,8 @@
  */
 import type { Sql } from "../db/client.ts";
 import { type AdmissionGate, admissionGate, type Permit } from "./admission.ts";
-import { BadRequestError, NotFoundError } from "./errors.ts";
-import { stepOf } from "./params.ts";
+import { NotFoundError } from "./errors.ts";
+import { checkRange, stepOf } from "./params.ts";
 import { bucketOrigin, isMonthTimeframe } from "../timeframe.ts";
 import type { RollupTable } from "./candle_query.ts";
 
@@ -129,10 +129,7 @@ export async function admitRange(
   q: { exchange: string; symbol: string; timeframe: string; start?: number; end?: number; price?: string },
   gate: AdmissionGate = admissionGate(sql),
 ): Promise<{ permit: Permit; source: ResolvedSource }> {
-  if (q.start !== undefined && q.end !== undefined && q.start >= q.end) {
-    const detail = { parameter: "end", problem: "must be later than start" };
-    throw new BadRequestError(`Cannot accept the query: end must be later than start`, [detail]);
-  }
+  checkRange(q);
   const permit = await gate.acquire();
   try {
     return { permit, source: await resolveSource(sql, q.exchange, q.symbol, q.timeframe, { price: q.price }) };

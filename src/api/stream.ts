@@ -25,7 +25,7 @@ import { nextMonth } from "../timeframe.ts";
 import { bucketFloor, type CandleRow, pageQuery, type PageSpec, planPage } from "./candle_query.ts";
 import { addDecimalText, decimalText } from "./decimal_text.ts";
 import { BadRequestError, type ErrorDetail } from "./errors.ts";
-import { CandleTimeframe, Exchange, MarketSymbol, Price } from "./params.ts";
+import { CandleTimeframe, Exchange, MarketSymbol, Price, problemOf } from "./params.ts";
 import { type ResolvedSource, resolveSource } from "./series_source.ts";
 import type { FormingCandle, StreamHub } from "./stream_hub.ts";
 
@@ -120,12 +120,9 @@ export function parseStreamQuery(url: URL): { keys: StreamKey[]; lastEventId: st
     if (!result.success) {
       for (const issue of result.error.issues) {
         const name = String(issue.path[0] ?? "query");
-        const shown = raw[name] === undefined ? "" : `; current value is "${raw[name]}"`;
         problems.push({
           parameter: n > 1 && values[name as (typeof names)[number]]?.length > 1 ? `${name}[${i}]` : name,
-          problem: issue.code === "invalid_type" && raw[name] === undefined
-            ? "is required"
-            : `${issue.message}${shown}`,
+          problem: problemOf(issue, raw),
         });
       }
       continue;

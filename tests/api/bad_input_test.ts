@@ -282,6 +282,10 @@ Deno.test(`bad input: ${cases.length} malformed requests get their documented st
           failures.push(`${c.name}: details do not name ${c.param}: ${text}`);
         }
         if (c.status === 405 && !res.headers.get("allow")) failures.push(`${c.name}: no Allow header`);
+        // Our own sentences, never zod's ("Invalid option: expected one of ...").
+        if (/Invalid (option|input)|Unrecognized key|unknown parameter/.test(body.error)) {
+          failures.push(`${c.name}: library wording: ${body.error}`);
+        }
       }
     }
     assertEquals(failures, []);
@@ -322,6 +326,44 @@ Deno.test("bad input: a POST body cut off by the connection is a 400 naming the 
     assertEquals(json.details?.[0]?.parameter, "body");
     assert(json.error.startsWith("Cannot read the body: ended after 22 bytes"), json.error);
     assertEquals(added, 0, "nothing was added");
+  } finally {
+    await api.close();
+  }
+});
+
+Deno.test("bad input: each problem reads '<parameter> must be …; current value is …'", async () => {
+  const ingest: IngestControl = {
+    addSeries: () => Promise.resolve({ id: 1, created: true }),
+    removeSeries: () => Promise.resolve(false),
+  };
+  const api = await startApi({ ingest, config: { apiToken: "tok" } });
+  try {
+    const error = async (path: string, init?: RequestInit) => {
+      const res = await fetch(`${api.base}${path}`, init);
+      assertEquals(res.status, 400, path);
+      return (await res.json()).error;
+    };
+    assertEquals(
+      await error(`${C}&timeframe=1m&format=xml&order=up&price=last&foo=1`),
+      'Cannot accept the query: price must be one of trade, mark, index, premium; current value is "last"; ' +
+        'order must be one of asc, desc; current value is "up"; format must be one of json, csv, ccxt; ' +
+        'current value is "xml"; foo is not a parameter of /v1/candles',
+    );
+    assertEquals(
+      await error(`${C}&timeframe=1m&start=2024-01-02&end=2024-01-01`),
+      "Cannot accept the query: end must be later than start (2024-01-02T00:00:00.000Z); " +
+        "current value is 2024-01-01T00:00:00.000Z",
+    );
+    const post = (body: unknown) => ({ method: "POST", headers: AUTH, body: JSON.stringify(body) });
+    assertEquals(
+      await error("/v1/series", post({ exchange: 5, symbol: "BTC/USDT", timeframe: "1m", foo: 1 })),
+      "Cannot accept the body: body.exchange must be a string; current value is 5; body.foo is not a field of the body",
+    );
+    assertEquals(await error("/v1/series", post([])), "Cannot accept the body: body must be an object");
+    assertEquals(
+      await error("/v1/series", post({ exchange: "binance", symbol: "BTC/USDT" })),
+      "Cannot accept the body: body.timeframe is required",
+    );
   } finally {
     await api.close();
   }

@@ -55,6 +55,7 @@ Deno.test("candles: exact candles of a range, start inclusive, end exclusive, IS
       exchange: "binance",
       symbol: "BTC/USDT",
       timeframe: "1m",
+      price: "trade",
       source_timeframe: "1m",
       stored_timeframe: "1m",
       candles: expected,

@@ -102,9 +102,32 @@ Deno.test("GET /v1/funding-rates: 404 names what is stored; 400 for bad paramete
     const missing = await get("exchange=binance&symbol=BTC%2FUSDT%3AUSDT");
     assertEquals(missing.status, 404);
     const body = await missing.json();
-    assert(JSON.stringify(body).includes(`binance ${SYMBOL}`), JSON.stringify(body));
+    assertEquals(
+      body.error,
+      `Cannot find funding rates of binance BTC/USDT:USDT: stored funding rates are of binance ${SYMBOL}`,
+    );
     const bad = await get(`exchange=binance&symbol=${encodeURIComponent(SYMBOL)}&limit=0`);
     assertEquals(bad.status, 400);
+    // Query problems read "<parameter> must be …; current value is …", never zod's own wording.
+    const q = `exchange=binance&symbol=${encodeURIComponent(SYMBOL)}`;
+    const problems = await get(`${q}&format=xml&order=up&timeframe=1h`);
+    assertEquals(problems.status, 400);
+    assertEquals(
+      (await problems.json()).error,
+      'Cannot accept the query: order must be one of asc, desc; current value is "up"; ' +
+        'format must be one of json, csv; current value is "xml"; timeframe is not a parameter of /v1/funding-rates',
+    );
+    // start at or after end is a 400, as on /v1/candles.
+    const reversed = await get(`${q}&start=2024-01-02T00:00:00Z&end=2024-01-01T00:00:00Z`);
+    assertEquals(reversed.status, 400);
+    assertEquals(await reversed.json(), {
+      error: "Cannot accept the query: end must be later than start (2024-01-02T00:00:00.000Z); " +
+        "current value is 2024-01-01T00:00:00.000Z",
+      details: [{
+        parameter: "end",
+        problem: "must be later than start (2024-01-02T00:00:00.000Z); current value is 2024-01-01T00:00:00.000Z",
+      }],
+    });
     const empty = await get(`exchange=binance&symbol=${encodeURIComponent(SYMBOL)}&end=2001-01-01T00:00:00Z`);
     assertEquals(await empty.json(), { exchange: "binance", symbol: SYMBOL, funding_rates: [], next: null });
   });

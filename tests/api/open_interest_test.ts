@@ -101,9 +101,26 @@ Deno.test("GET /v1/open-interest: exact decimals, desc and asc paging without lo
 
     const missing = await getJson(`${base}/v1/open-interest?exchange=binance&symbol=ETH/USDT:USDT&period=1h`);
     assertEquals(missing.status, 404);
-    assert(missing.body.error.includes("binance BTC/USDT:USDT 1h"), JSON.stringify(missing.body));
+    assert(
+      missing.body.error.startsWith(
+        "Cannot find open interest of binance ETH/USDT:USDT 1h: stored open interest is binance BTC/USDT:USDT 1h",
+      ),
+      JSON.stringify(missing.body),
+    );
     const bad = await getJson(`${q.replace("period=1h", "period=7m")}`.replace(/^/, base));
     assertEquals(bad.status, 400);
+    assertEquals(
+      bad.body.error,
+      'Cannot accept the query: period must be one of 5m, 15m, 30m, 1h, 2h, 4h, 6h, 12h, 1d; current value is "7m"',
+    );
+    const noPeriod = await getJson(`${base}${q.replace("&period=1h", "")}`);
+    assertEquals([noPeriod.status, noPeriod.body.error], [400, "Cannot accept the query: period is required"]);
+    const reversed = await getJson(`${base}${q}&start=2024-01-02&end=2024-01-01`);
+    assertEquals(reversed.status, 400);
+    assertEquals(reversed.body.details, [{
+      parameter: "end",
+      problem: "must be later than start (2024-01-02T00:00:00.000Z); current value is 2024-01-01T00:00:00.000Z",
+    }]);
 
     const doc = (await getJson(`${base}/openapi.json`)).body;
     const params = doc.paths["/v1/open-interest"].get.parameters.map((p: { name: string }) => p.name);

@@ -249,6 +249,17 @@ Deno.test("stream: bad queries and ids are 400s naming the problem; unknown seri
       [`/v1/stream?exchange=${ex}&symbol=BTC/USDT&timeframe=7q`, 400, "timeframe must be a timeframe"],
       [`/v1/stream?exchange=${ex}&symbol=BTC/USDT&timeframe=1m&limit=5`, 400, "limit is not a parameter of /v1/stream"],
       [`/v1/stream?exchange=${ex}&symbol=DOGE/USDT&timeframe=1m`, 404, "DOGE/USDT"],
+      // One price applies to every series: the one without mark candles is named.
+      [
+        `/v1/stream?exchange=${ex}&symbol=BTC/USDT&symbol=ETH/USDT&timeframe=1m&price=mark`,
+        404,
+        `Cannot find mark candles of ${ex} BTC/USDT: stored prices are trade`,
+      ],
+      [
+        `/v1/stream?exchange=${ex}&symbol=BTC/USDT&timeframe=1m&price=last`,
+        400,
+        'price must be one of trade, mark, index, premium; current value is \\"last\\"',
+      ],
       [`/v1/stream?exchange=${ex}&symbol=BTC/USDT&timeframe=1m&last_event_id=c1:1,2`, 400, "holds 2 series positions"],
     ];
     for (const [path, status, text] of cases) {

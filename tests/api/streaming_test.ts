@@ -69,6 +69,7 @@ async function wholePage(api: TestApi, timeframe: string, limit: number, next: s
     exchange: "binance",
     symbol: "BTC/USDT",
     timeframe,
+    price: "trade",
     source_timeframe: source.rollup?.timeframe ?? source.sourceTimeframe,
     stored_timeframe: source.sourceTimeframe,
     candles,
@@ -125,7 +126,7 @@ Deno.test("streaming: resampled pages (partial buckets) and an empty page are by
     const empty = await fetch(`${api.base}/v1/candles?exchange=binance&symbol=ETH/USDT&timeframe=1m`);
     assertEquals(
       await empty.text(),
-      '{"exchange":"binance","symbol":"ETH/USDT","timeframe":"1m","source_timeframe":"1m","stored_timeframe":"1m","candles":[],"next":null}',
+      '{"exchange":"binance","symbol":"ETH/USDT","timeframe":"1m","price":"trade","source_timeframe":"1m","stored_timeframe":"1m","candles":[],"next":null}',
     );
   });
 });

@@ -48,10 +48,12 @@ const openInterest = createOpenInterestPanel($("oi-panel"));
 const view = createCandleChart($("chart"), $("legend"), {
   candles: () => state.candles,
   precision: () => state.precision,
+  price: () => priceOf(state.view),
 });
 probe.times = () => state.candles.map((c) => c.time);
 probe.range = () => view.visibleRange();
 probe.formats = () => view.formats();
+probe.volumeShown = () => view.volumeShown();
 // complete=false: the chart shows the forming candle (and partial buckets) live, marked "forming".
 const query = (extra) =>
   `/v1/candles?${new URLSearchParams({ ...state.view, limit: String(PAGE), complete: "false", ...extra }).toString()}`;
@@ -131,7 +133,6 @@ async function loadChart(range) {
   probe.ready = false;
   $("chart").querySelector(".empty")?.remove();
   $("chart-title").textContent = `${v.symbol} · ${v.exchange}`;
-  showFunding($("funding-panel"), v, state.funding);
   openInterest.show(v, state.openInterest);
   $("chart-sub").textContent = `${v.timeframe} · loading…`;
   try {
@@ -179,6 +180,8 @@ async function loadChart(range) {
   probe.selected = `${keyOf(v)}|${v.timeframe}${priceOf(v) === "trade" ? "" : `|${priceOf(v)}`}`;
   probe.ready = true;
   renderTables();
+  // After the candles: the funding table's mark prices take the market's price decimals.
+  showFunding($("funding-panel"), v, state.funding, { decimals: state.precision.price });
 }
 
 async function loadOlder() {

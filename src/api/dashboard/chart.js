@@ -48,6 +48,16 @@ export function createCandleChart(el, legendEl, options) {
   volumeSeries.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
   candleSeries.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.24 } });
   let hovered = null;
+  // Mark, index and premium candles have no volume (0 everywhere): no volume bars, no "Vol" in the legend.
+  let volumeShown = true;
+  const showVolume = (shown) => {
+    if (shown === volumeShown) return;
+    volumeSeries.applyOptions({ visible: shown });
+    // Without volume bars the candles take the lower part of the chart too.
+    candleSeries.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: shown ? 0.24 : 0.08 } });
+    volumeShown = shown;
+  };
+  const tradeOf = () => (options.price?.() ?? "trade") === "trade";
 
   function legend(c) {
     if (!c) {
@@ -62,7 +72,8 @@ export function createCandleChart(el, legendEl, options) {
       `<span>O <b>${price(c.open)}</b></span><span>H <b>${price(c.high)}</b></span>` +
       `<span>L <b>${price(c.low)}</b></span><span>C <b class="${cls}">${price(c.close)}</b></span>` +
       `<span class="${cls}">${change >= 0 ? "+" : ""}${change.toFixed(2)}%</span>` +
-      `<span>Vol <b>${fmtFixed(c.volume, p.volume)}</b></span>${c.partial ? '<span class="muted">forming</span>' : ""}`;
+      (volumeShown ? `<span>Vol <b>${fmtFixed(c.volume, p.volume)}</b></span>` : "") +
+      (c.partial ? '<span class="muted">forming</span>' : "");
   }
   const newest = () => options.candles().at(-1);
 
@@ -83,6 +94,7 @@ export function createCandleChart(el, legendEl, options) {
     setCandles(candles, shift) {
       const range = shift ? chart.timeScale().getVisibleLogicalRange() : null;
       candleSeries.setData(candles.map(bar));
+      showVolume(tradeOf() && candles.some((c) => c.volume !== 0));
       volumeSeries.setData(candles.map(vol));
       if (range) chart.timeScale().setVisibleLogicalRange({ from: range.from + shift, to: range.to + shift });
       hovered = null;
@@ -91,9 +103,12 @@ export function createCandleChart(el, legendEl, options) {
     /** Updates the newest candle in place or appends a newer one. */
     update(c) {
       candleSeries.update(bar(c));
+      if (c.volume !== 0 && tradeOf()) showVolume(true);
       volumeSeries.update(vol(c));
       if (!hovered) legend(c);
     },
+    /** Whether the volume bars (and the legend's Vol) are shown: trade candles with some volume. */
+    volumeShown: () => volumeShown,
     /** The price formats in use: { price, volume }. */
     formats: () => ({
       price: candleSeries.options().priceFormat,
