@@ -129,6 +129,11 @@ const SERIES_SCHEMAS: Json = {
     gaps: obj({ missing: int("missing candles"), ranges: int("gap ranges") }),
     holes: obj({ ranges: int("confirmed hole ranges"), ms: int("milliseconds they cover") }),
     lag_s: { type: ["integer", "null"], description: "seconds since the close of the last candle" },
+    live_source: {
+      type: "string",
+      enum: ["ws", "rest"],
+      description: "where its live candles come from now: a WebSocket stream (LIVE_MODE) or the REST live tick",
+    },
   }),
   FundingHistory: obj({
     exchange: str("ccxt exchange id"),

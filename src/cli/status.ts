@@ -17,7 +17,7 @@ export function formatLag(ms: number | null): string {
 
 /** A plain-text table of series for the `status` command. */
 export function renderStatusTable(rows: readonly SeriesOverview[], _nowMs: number): string {
-  const header = ["id", "exchange", "symbol", "tf", "first", "last", "count", "gaps", "holes", "lag", "state"];
+  const header = ["id", "exchange", "symbol", "tf", "first", "last", "count", "gaps", "holes", "lag", "live", "state"];
   const body = rows.map((r) => [
     String(r.id),
     r.exchange,
@@ -29,6 +29,7 @@ export function renderStatusTable(rows: readonly SeriesOverview[], _nowMs: numbe
     r.gaps.ranges === 0 ? "0" : `${r.gaps.missing} in ${r.gaps.ranges}`,
     String(r.holes.ranges),
     formatLag(r.lagMs),
+    r.active ? r.liveSource : "-",
     r.active
       ? r.state + (r.stateReason ? ` (${r.stateReason})` : "")
       : `inactive${r.stateReason ? ` (${r.stateReason})` : ""}`,

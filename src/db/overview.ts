@@ -27,6 +27,8 @@ export interface SeriesStats extends SeriesRow {
   holes: { ranges: number; ms: number };
   /** Where the series' own history starts (an ISO-8601 instant or `earliest`); null: `BACKFILL_SINCE`. */
   since: string | null;
+  /** Where its live candles come from now: a WebSocket stream or the REST live tick. */
+  liveSource: "ws" | "rest";
 }
 
 /** {@linkcode SeriesStats} plus gap totals and lag. */
@@ -67,7 +69,7 @@ async function cachedStats(sql: Sql, seriesId?: number): Promise<CachedStats[]> 
   await refreshSeriesStats(sql);
   const rows = await sql<StatsRow[]>`
     select s.id, s.exchange, s.symbol, s.timeframe, s.price, s.active, s.state, s.state_reason as "stateReason",
-           s.backfill_since as since,
+           s.backfill_since as since, coalesce(s.live_source, 'rest') as "liveSource",
            (extract(epoch from st.first_ts) * 1000)::float8 as "firstTs",
            (extract(epoch from st.last_ts) * 1000)::float8 as "lastTs",
            coalesce(st.count, 0)::float8 as count,
@@ -215,5 +217,6 @@ export function overviewJson(s: SeriesOverview): Record<string, unknown> {
     gaps: { missing: s.gaps.missing, ranges: s.gaps.ranges },
     holes: { ranges: s.holes.ranges, ms: s.holes.ms },
     lag_s: s.lagMs === null ? null : Math.round(s.lagMs / 1000),
+    live_source: s.liveSource,
   };
 }

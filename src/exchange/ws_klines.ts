@@ -9,13 +9,17 @@
  * opens a new connection); it notices no silent socket; and `watchOHLCV` hands back candles
  * without Binance's "closed" flag. So closes are taken from the raw kline event where the
  * exchange sends one (Binance's `k.x`, read by overriding `handleOHLCV` in a subclass), else
- * from the first update of the next candle; silence is timed here.
+ * from the first update of the next candle; silence is timed here. Spot pairs and contracts
+ * are served on different URLs (ccxt picks the URL from a batch's first market), so each
+ * {@linkcode connectionGroup} gets batches of its own; ccxt maps a Binance event to a spot or a
+ * contract market by its connection's URL (`isSpotUrl`), and so does the closed-flag hook.
  *
  * @module
  */
 import ccxt from "ccxt";
 import type { Candle } from "../candle.ts";
 import { timeframeMs } from "../timeframe.ts";
+import { parseUnifiedSymbol } from "../market_type.ts";
 import { deepMerge } from "./ccxt_instance.ts";
 import { candleProblem } from "./validate.ts";
 
@@ -71,6 +75,18 @@ export function streamLimits(id: string): { streamsPerConnection: number; connec
   return { streamsPerConnection: 50, connectsPerMinute: 10 };
 }
 
+/**
+ * Which connections a symbol's klines travel on: `spot`, `linear` (USDⓈ-M perpetuals and dated
+ * futures), `inverse` (COIN-M) or `option`. Exchanges serve each on URLs of its own, so a
+ * batch never mixes them.
+ */
+export function connectionGroup(symbol: string): string {
+  const parsed = parseUnifiedSymbol(symbol);
+  if (!parsed || parsed.type === "spot") return "spot";
+  if (parsed.type === "option") return "option";
+  return parsed.margin ?? parsed.type;
+}
+
 /** What is used of a ccxt.pro instance. */
 interface ProExchange {
   has?: Record<string, unknown>;
@@ -82,7 +98,16 @@ interface ProExchange {
 
 type WatchResult = Record<string, Record<string, number[][]>>;
 
-/** Whether ccxt.pro can watch candles of exchange `id` (`LIVE_MODE=auto` uses WebSocket only then). */
+/**
+ * Whether the kline events of exchange `id` say when a candle closed and are read for it
+ * (Binance's `k.x`); elsewhere a close is taken from the next candle's first update, whose
+ * last values may not be final.
+ */
+export function flagsCloses(id: string): boolean {
+  return id.startsWith("binance");
+}
+
+/** Whether ccxt.pro can watch candles of exchange `id`. */
 export function canWatchCandles(id: string): boolean {
   const pro = (ccxt as unknown as { pro?: Record<string, unknown> }).pro;
   const Cls = pro?.[id] as (new () => { has?: Record<string, unknown> }) | undefined;
@@ -141,7 +166,7 @@ export class KlineStreams {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    this.#closedFlag = options.id.startsWith("binance");
+    this.#closedFlag = flagsCloses(options.id);
   }
 
   /** The batches of subscriptions, one connection each. */
@@ -149,11 +174,22 @@ export class KlineStreams {
     return this.#batches;
   }
 
-  /** Connects the batches of `subscriptions` and keeps them connected until {@linkcode KlineStreams.close}. */
+  /**
+   * Connects the batches of `subscriptions` and keeps them connected until
+   * {@linkcode KlineStreams.close}. A batch holds one {@linkcode connectionGroup} only: ccxt
+   * subscribes a batch on the URL of its first market's type.
+   */
   start(subscriptions: readonly KlineSubscription[]): void {
     const per = this.#o.streamsPerConnection ?? streamLimits(this.#o.id).streamsPerConnection;
+    const groups = new Map<string, KlineSubscription[]>();
+    for (const s of subscriptions) {
+      const group = connectionGroup(s.symbol);
+      groups.set(group, [...(groups.get(group) ?? []), s]);
+    }
     this.#batches = [];
-    for (let i = 0; i < subscriptions.length; i += per) this.#batches.push(subscriptions.slice(i, i + per));
+    for (const group of groups.values()) {
+      for (let i = 0; i < group.length; i += per) this.#batches.push(group.slice(i, i + per));
+    }
     this.#batches.forEach((batch, index) => this.#runs.push(this.#run(batch, index)));
   }
 

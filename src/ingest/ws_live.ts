@@ -1,7 +1,8 @@
 /**
  * Live candles over WebSocket (`LIVE_MODE=ws`, or `auto` where ccxt.pro can watch candles):
- * the held, backfilled spot trade series of each exchange are subscribed in batches
- * ({@linkcode KlineStreams}); each closed candle is validated and written at once, under the
+ * the held, backfilled trade series of spot markets and linear contracts (perpetuals, dated
+ * futures) of each exchange are subscribed in batches ({@linkcode KlineStreams}, spot and
+ * contracts on connections of their own); each closed candle is validated and written at once, under the
  * series' lease, the same row REST would give; forming candles are published on the forming
  * channel for `GET /v1/stream`. The REST live tick stays the safety net: a series whose stream
  * is down or silent is updated over REST as before, a closed candle that arrives after a gap
@@ -12,8 +13,8 @@
  */
 import type { Candle } from "../candle.ts";
 import type { Histogram } from "../metrics.ts";
-import { canWatchCandles, KlineStreams, type KlineSubscription } from "../exchange/ws_klines.ts";
-import { marketTypeOf } from "../market_type.ts";
+import { canWatchCandles, flagsCloses, KlineStreams, type KlineSubscription } from "../exchange/ws_klines.ts";
+import { parseUnifiedSymbol } from "../market_type.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { errorMessage, type Jobs } from "./jobs.ts";
 import { FORMING_CHANNEL, writeCandles } from "./store.ts";
@@ -87,8 +88,11 @@ export class WsLive {
     if (mode === "rest" || this.#jobs.config.deploy) return false;
     const source = this.#jobs.sources.get(exchange) as unknown as StreamableSource | undefined;
     if (!source?.exchange) return false;
-    if (canWatchCandles(exchange)) return true;
-    if (mode === "ws" && !this.#warned.has(exchange)) {
+    // `auto` streams only where the exchange flags closed candles: elsewhere a close is taken
+    // from the next candle's first update, and its values may not be final (`ws` accepts that;
+    // the REST check corrects it).
+    if (canWatchCandles(exchange) && (mode === "ws" || flagsCloses(exchange))) return true;
+    if (mode === "ws" && !canWatchCandles(exchange) && !this.#warned.has(exchange)) {
       this.#warned.add(exchange);
       this.#jobs.log.warn("LIVE_MODE=ws: ccxt.pro cannot watch candles of {exchange}; its series stay on REST", {
         exchange,
@@ -97,10 +101,18 @@ export class WsLive {
     return false;
   }
 
-  /** Whether `series` is one a stream may feed: a spot trade series of an eligible exchange. */
+  /**
+   * Whether `series` is one a stream may feed: a trade series of a spot market or of a linear
+   * contract (perpetual or dated future) of an eligible exchange. Mark, index and premium
+   * klines, options and inverse contracts stay on REST (ccxt.pro reads an inverse kline's
+   * volume in contracts where REST gives it in the base currency).
+   */
   eligible(series: SeriesTarget): boolean {
-    return (series.price ?? "trade") === "trade" && marketTypeOf(series.symbol) === "spot" &&
-      this.eligibleExchange(series.exchange);
+    if ((series.price ?? "trade") !== "trade") return false;
+    const parsed = parseUnifiedSymbol(series.symbol);
+    const streamable = !parsed || parsed.type === "spot" ||
+      ((parsed.type === "swap" || parsed.type === "future") && parsed.margin === "linear");
+    return streamable && this.eligibleExchange(series.exchange);
   }
 
   /** Subscribes exactly the eligible ones among `series` (held and backfilled), per exchange. */
@@ -115,6 +127,7 @@ export class WsLive {
       if (!byExchange.has(exchange)) {
         this.#exchanges.delete(exchange);
         await current.streams.close();
+        this.#setSource(current, null, "rest");
       }
     }
     for (const [exchange, list] of byExchange) {
@@ -122,7 +135,10 @@ export class WsLive {
       const key = sorted.map((s) => s.id).join(",");
       const current = this.#exchanges.get(exchange);
       if (current?.key === key) continue;
-      if (current) await current.streams.close();
+      if (current) {
+        await current.streams.close();
+        this.#setSource(current, null, "rest");
+      }
       await this.#open(exchange, sorted, key, current);
     }
   }
@@ -131,9 +147,10 @@ export class WsLive {
     const jobs = this.#jobs;
     const source = jobs.sources.get(exchange) as unknown as StreamableSource;
     const bySeries = new Map<string, Watched>();
+    const stored = await this.#lastStored(list.map((s) => s.id));
     for (const s of list) {
       const old = previous?.bySeries.get(`${s.symbol}\u0000${s.timeframe}`);
-      const last = old?.lastStored ?? await this.#lastStored(s.id);
+      const last = old?.lastStored ?? stored.get(s.id) ?? null;
       bySeries.set(`${s.symbol}\u0000${s.timeframe}`, {
         series: s,
         lastStored: last,
@@ -171,6 +188,7 @@ export class WsLive {
         state.heardAt[s.batch] = jobs.now();
         this.#metrics?.connections.set({ exchange }, state.up.filter(Boolean).length);
         const count = state.streams.batches[s.batch]?.length ?? 0;
+        if (s.up !== wasUp) this.#setSource(state, s.batch, s.up ? "ws" : "rest");
         if (s.up && !wasUp) {
           jobs.log.info("WebSocket of {exchange} is live: {count} series", { exchange, count });
         } else if (!s.up && wasUp) {
@@ -199,16 +217,30 @@ export class WsLive {
     state.streams.start(subs);
   }
 
+  /** Records where the live candles of a batch's series come from (`series.live_source`, for `status`). */
+  #setSource(state: ExchangeStreams, batch: number | null, source: "ws" | "rest"): void {
+    const subs = batch === null ? state.streams.batches.flat() : state.streams.batches[batch] ?? [];
+    const ids = subs.map((s) => state.bySeries.get(`${s.symbol}\u0000${s.timeframe}`)?.series.id)
+      .filter((id): id is number => id !== undefined);
+    if (ids.length === 0) return;
+    this.#jobs.track(
+      this.#jobs.db.sql`update series set live_source = ${source} where id = any(${ids}::int[])
+        and live_source is distinct from ${source}`.then(() => {}),
+    ).catch(() => {});
+  }
+
   #batchOf(state: ExchangeStreams, symbol: string, timeframe: string): number {
     return state.streams.batches.findIndex((b) => b.some((s) => s.symbol === symbol && s.timeframe === timeframe));
   }
 
-  async #lastStored(seriesId: number): Promise<number | null> {
-    const [row] = await this.#jobs.db.retry(
-      "last stored candle",
-      (sql) => sql<{ ts: Date }[]>`select ts from candles where series_id = ${seriesId} order by ts desc limit 1`,
-    );
-    return row?.ts.getTime() ?? null;
+  /** Open time of the newest stored candle of each of `ids` (one index probe each, one query). */
+  async #lastStored(ids: readonly number[]): Promise<Map<number, number>> {
+    const rows = await this.#jobs.db.retry("last stored candles", (sql) =>
+      sql<{ id: number; ms: number }[]>`
+        select s.id, (extract(epoch from l.ts) * 1000)::float8 as ms
+        from unnest(${[...ids]}::int[]) as s(id)
+        cross join lateral (select ts from candles c where c.series_id = s.id order by ts desc limit 1) l`);
+    return new Map(rows.map((r) => [r.id, r.ms]));
   }
 
   #forming(w: Watched, candle: Candle): void {
@@ -301,6 +333,7 @@ export class WsLive {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all([...this.#exchanges.values()].map((s) => s.streams.close()));
+    for (const state of this.#exchanges.values()) this.#setSource(state, null, "rest");
     this.#exchanges.clear();
   }
 }

@@ -38,6 +38,7 @@ Deno.test("series: overview lists coverage, gaps, holes, lag and state; /gaps li
         gaps: { missing: 3, ranges: 2 },
         holes: { ranges: 1, ms: 2 * MIN },
         lag_s: 30,
+        live_source: "rest",
       },
       {
         id: other,
@@ -56,6 +57,7 @@ Deno.test("series: overview lists coverage, gaps, holes, lag and state; /gaps li
         gaps: { missing: 0, ranges: 0 },
         holes: { ranges: 0, ms: 0 },
         lag_s: null,
+        live_source: "rest",
       },
     ]);
     const gaps = await getJson(`${api.base}/v1/series/${id}/gaps`);

@@ -12,6 +12,7 @@ const NUMBERED = [
   "005_series_price.sql",
   "006_funding_rates.sql",
   "007_open_interest.sql",
+  "008_live_source.sql",
 ];
 
 async function copyMigrations(): Promise<string> {
@@ -41,6 +42,7 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
       [5, "series_price"],
       [6, "funding_rates"],
       [7, "open_interest"],
+      [8, "live_source"],
     ]);
     assertEquals(rows[0].checksum.length, 64);
     const tables = await t.sql<{ table_name: string }[]>`

@@ -35,8 +35,9 @@ import {
   type DerivativesBehaviour,
   type FakeContract,
   type FakeDerivatives,
+  isInverse,
 } from "./fake_derivatives.ts";
-import { createFakeWs, type FakeWs, type FakeWsBehaviour } from "./fake_ws.ts";
+import { createFakeWs, type FakeWs, type FakeWsBehaviour, FUTURES_WS_PREFIX } from "./fake_ws.ts";
 
 export type { FakeHole, FakeMarket } from "./fake_candles.ts";
 export type { FakeContract, FakeDerivatives } from "./fake_derivatives.ts";
@@ -150,7 +151,7 @@ export interface FakeExchange {
   stats: FakeStats;
   /** Contracts, derivatives routes and their expected rows (fake_derivatives.ts). */
   derivatives: FakeDerivatives;
-  /** Binance spot kline WebSocket streams on the same port (fake_ws.ts). */
+  /** Binance spot and USDⓈ-M kline WebSocket streams on the same port (fake_ws.ts). */
   ws: FakeWs;
   /** The ccxtConfig entry that points ccxt at this fake. */
   ccxtConfig(): Record<string, unknown>;
@@ -584,6 +585,13 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
     clock: { now, shift: (ms) => (behaviour.nowOffsetMs += ms) },
     holes: () => behaviour.holes,
     behaviour: options.ws,
+    futures: {
+      // USDⓈ-M only: the trade candles /fapi/v1/klines serves (holes of every kind or of trade).
+      byId: new Map(
+        derivatives.contracts.filter((c) => !isInverse(c)).map((c) => [derivatives.contractId(c.symbol), c]),
+      ),
+      holes: () => [...behaviour.holes, ...behaviour.priceHoles.filter((h) => !h.price || h.price === "trade")],
+    },
   });
 
   const handler = async (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> => {
@@ -668,6 +676,7 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
   const url = `http://127.0.0.1:${port}`;
   /** `/stream` in the path makes ccxt map events to spot markets (see fake_ws.ts). */
   const wsUrl = `ws://127.0.0.1:${port}/stream.binance`;
+  const futuresWsUrl = `ws://127.0.0.1:${port}${FUTURES_WS_PREFIX}/ws`;
 
   return {
     dialect,
@@ -693,7 +702,7 @@ export async function startFakeExchange(options: FakeOptions): Promise<FakeExcha
               fapiData: `${url}/futures/data`,
               dapiPublic: `${url}/dapi/v1`,
               dapiData: `${url}/futures/data`,
-              ws: { spot: `${wsUrl}/ws`, margin: `${wsUrl}/ws` },
+              ws: { spot: `${wsUrl}/ws`, margin: `${wsUrl}/ws`, future: futuresWsUrl },
             },
           },
         };

@@ -1,7 +1,10 @@
 /**
- * The fake exchange's Binance spot kline WebSocket streams, served on the fake's own port
- * (fake_exchange.ts upgrades `.../ws/...` and `.../stream` requests here), for the real
- * ccxt.pro (`ccxt.pro.binance`).
+ * The fake exchange's Binance spot and USDⓈ-M kline WebSocket streams, served on the fake's own
+ * port (fake_exchange.ts upgrades `.../ws/...` and `.../stream` requests here), for the real
+ * ccxt.pro (`ccxt.pro.binance`). A connection whose path starts with {@linkcode FUTURES_WS_PREFIX}
+ * carries USDⓈ-M contracts (`btcusdt`, `btcusdt_261226`: the trade candles of
+ * fake_derivatives_data.ts, so a closed candle equals the `/fapi/v1/klines` row); any other
+ * carries spot markets. COIN-M (`dstream`) is not served.
  *
  * Endpoints, under any path prefix: raw `<prefix>/ws/<stream>` (`/ws/a/b` for several; an
  * unknown name such as ccxt's `/ws/0` opens a connection without streams), combined
@@ -26,7 +29,9 @@
  *   `ccxtConfig()` therefore use the prefix `/stream.binance` (else BTCUSDT resolves to the
  *   perpetual BTC/USDT:USDT when contracts are loaded and spot watchers never resolve).
  *   Futures read `urls.api.ws.future` (`.../ws` rewritten to `.../market/ws` for klines) and
- *   `ws.delivery`; `ws['ws-api']` is the request/response API. The fake serves spot only.
+ *   `ws.delivery`; `ws['ws-api']` is the request/response API. `ccxtConfig()` sets
+ *   `ws.future` to `<FUTURES_WS_PREFIX>/ws` (ccxt subscribes on `<prefix>/market/ws/<n>`): the
+ *   prefix `/fstream.binance` holds no `/stream`, so ccxt maps its events to contracts.
  * - `options.ws.cost` is 5 against the REST rateLimit 50 ms: with enableRateLimit ccxt sends at
  *   most ~4 messages/s per connection, under Binance's 5; without it a burst of subscribe calls
  *   exceeds it and the fake closes the socket.
@@ -43,6 +48,9 @@
 import { floorTo } from "../../src/timeframe.ts";
 import type { FakeHole, FakeMarket } from "./fake_candles.ts";
 import { klineEvent, type KlineStream, parseKlineStream, streamCandle } from "./fake_ws_klines.ts";
+
+/** Path prefix of the USDⓈ-M (linear contract) streams; every other path serves spot. */
+export const FUTURES_WS_PREFIX = "/fstream.binance";
 
 /** Switchable behaviour of the streams; mutate it from tests. */
 export interface FakeWsBehaviour {
@@ -76,6 +84,8 @@ export interface FakeWsConnection {
   id: number;
   path: string;
   combined: boolean;
+  /** Serves USDⓈ-M contracts (path under {@linkcode FUTURES_WS_PREFIX}), not spot. */
+  futures: boolean;
   streams: string[];
   silent: boolean;
   /** Messages received from the client (JSON text). */
@@ -127,11 +137,15 @@ export interface FakeWsOptions {
   /** Holes of the REST side (read at each emission). */
   holes: () => readonly FakeHole[];
   behaviour?: Partial<FakeWsBehaviour>;
+  /** USDⓈ-M contracts served under {@linkcode FUTURES_WS_PREFIX}: by exchange id, with their holes. */
+  futures?: { byId: ReadonlyMap<string, FakeMarket>; holes: () => readonly FakeHole[] };
 }
 
 interface StreamState {
   stream: KlineStream;
   market: FakeMarket | undefined;
+  /** Holes of the REST klines the stream's candles agree with (spot or USDⓈ-M). */
+  holes: () => readonly FakeHole[];
   /** Open time of the candle last emitted. */
   lastTs: number | null;
   lastSentAt: number;
@@ -144,6 +158,8 @@ interface Conn {
   openedAt: number;
   path: string;
   combined: boolean;
+  /** A USDⓈ-M connection (its path starts with {@linkcode FUTURES_WS_PREFIX}). */
+  futures: boolean;
   streams: Map<string, StreamState>;
   silent: boolean;
   inbound: number[];
@@ -209,11 +225,11 @@ export function createFakeWs(options: FakeWsOptions): FakeWs {
     const current = floorTo(t, step);
     if (state.lastTs !== null) {
       for (let ts = state.lastTs; ts < current; ts += step) {
-        const c = streamCandle(market, step, ts, ts + step, options.holes());
+        const c = streamCandle(market, step, ts, ts + step, state.holes());
         if (c) sendEvent(conn, state, klineEvent(state.stream, c, true, t));
       }
     }
-    const forming = streamCandle(market, step, current, t, options.holes());
+    const forming = streamCandle(market, step, current, t, state.holes());
     if (forming) sendEvent(conn, state, klineEvent(state.stream, forming, false, t));
     state.lastTs = current;
     state.lastSentAt = t;
@@ -258,10 +274,12 @@ export function createFakeWs(options: FakeWsOptions): FakeWs {
     if (conn.streams.size + fresh.length > behaviour.maxStreams) {
       return `Invalid request: a connection carries at most ${behaviour.maxStreams} streams (current ${conn.streams.size}, asked ${fresh.length} more)`;
     }
+    const futures = options.futures;
     for (const [name, stream] of fresh) {
       conn.streams.set(name, {
         stream: stream!,
-        market: byId.get(stream!.marketId),
+        market: conn.futures ? futures?.byId.get(stream!.marketId) : byId.get(stream!.marketId),
+        holes: conn.futures && futures ? futures.holes : options.holes,
         lastTs: null,
         lastSentAt: 0,
         history: [],
@@ -344,6 +362,7 @@ export function createFakeWs(options: FakeWsOptions): FakeWs {
       openedAt: Date.now(),
       path: url.pathname + url.search,
       combined,
+      futures: url.pathname.startsWith(`${FUTURES_WS_PREFIX}/`),
       streams: new Map(),
       silent: false,
       inbound: [],
@@ -391,6 +410,7 @@ export function createFakeWs(options: FakeWsOptions): FakeWs {
         id: c.id,
         path: c.path,
         combined: c.combined,
+        futures: c.futures,
         streams: [...c.streams.keys()],
         silent: c.silent,
         received: c.received,

@@ -16,11 +16,11 @@ import { candleAt, type FakeHole, type FakeMarket, minuteCandle } from "./fake_c
 
 const MINUTE = 60_000;
 
-/** A kline stream name the fake serves: `<symbol>@kline_<interval>`. */
+/** A kline stream name the fake serves: `<symbol>@kline_<interval>` (`btcusdt_261226` for a dated contract). */
 export interface KlineStream {
   /** The stream name as subscribed (lower-case symbol). */
   name: string;
-  /** Exchange market id, upper case (`BTCUSDT`). */
+  /** Exchange market id, upper case (`BTCUSDT`, `BTCUSDT_261226`). */
   marketId: string;
   /** Binance interval (`1m`, `5m`, ...). */
   interval: string;
@@ -48,7 +48,7 @@ export const STREAM_INTERVALS: Record<string, number> = {
 
 /** Parses `btcusdt@kline_1m`; null for any other stream name. */
 export function parseKlineStream(name: string): KlineStream | null {
-  const match = /^([a-z0-9]+)@kline_([0-9]+[mhdw])$/.exec(name);
+  const match = /^([a-z0-9_]+)@kline_([0-9]+[mhdw])$/.exec(name);
   if (!match || STREAM_INTERVALS[match[2]] === undefined) return null;
   return { name, marketId: match[1].toUpperCase(), interval: match[2], intervalMs: STREAM_INTERVALS[match[2]] };
 }

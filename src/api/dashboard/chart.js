@@ -12,17 +12,22 @@ const vol = (c) => ({
 });
 const format = (decimals) => ({ type: "price", precision: decimals, minMove: 10 ** -decimals });
 
+/** The dashboard's chart look (dark background, muted text and grid), shared by every chart. */
+export const CHART_THEME = {
+  autoSize: true,
+  layout: {
+    background: { type: "solid", color: "#151b23" },
+    textColor: "#8591a3",
+    fontSize: 12,
+    attributionLogo: false,
+  },
+  grid: { vertLines: { color: "rgba(38,47,61,0.55)" }, horzLines: { color: "rgba(38,47,61,0.55)" } },
+};
+
 /** Creates the chart in `el`; `candles()` gives the loaded candles (oldest first), `precision()` their decimals. */
 export function createCandleChart(el, legendEl, options) {
   const chart = LWC.createChart(el, {
-    autoSize: true,
-    layout: {
-      background: { type: "solid", color: "#151b23" },
-      textColor: "#8591a3",
-      fontSize: 12,
-      attributionLogo: false,
-    },
-    grid: { vertLines: { color: "rgba(38,47,61,0.55)" }, horzLines: { color: "rgba(38,47,61,0.55)" } },
+    ...CHART_THEME,
     rightPriceScale: { borderColor: "#262f3d" },
     timeScale: { borderColor: "#262f3d", timeVisible: true, secondsVisible: false, rightOffset: 4 },
     crosshair: { mode: 1 },

@@ -2,6 +2,7 @@
 // GET /v1/series lists for it (amount and, where the exchange gives it, value), with its period.
 import { getJson } from "./api.js";
 import { esc, fmtCount, fmtTime } from "./format.js";
+import { CHART_THEME } from "./chart.js";
 
 const LWC = globalThis.LightweightCharts;
 const ROWS = 1000;
@@ -30,14 +31,7 @@ export function createOpenInterestPanel(panel) {
   function ensureChart() {
     if (chart) return;
     chart = LWC.createChart(el, {
-      autoSize: true,
-      layout: {
-        background: { type: "solid", color: "#151b23" },
-        textColor: "#8591a3",
-        fontSize: 12,
-        attributionLogo: false,
-      },
-      grid: { vertLines: { color: "rgba(38,47,61,0.55)" }, horzLines: { color: "rgba(38,47,61,0.55)" } },
+      ...CHART_THEME,
       rightPriceScale: { borderColor: "#262f3d", visible: true },
       leftPriceScale: { borderColor: "#262f3d", visible: true },
       timeScale: {
