@@ -27,6 +27,8 @@ interface StreamableSource {
 
 /** Forming candles are published at most this often per series. */
 const FORMING_EVERY_MS = 1000;
+/** A REST check is due this much before `LIVE_REST_CHECK` has fully passed (at most half of it). */
+const CHECK_SLACK_MS = 30_000;
 
 interface Watched {
   series: SeriesTarget;
@@ -306,7 +308,10 @@ export class WsLive {
     const now = this.#jobs.now();
     if (!state.up[batch] || now - (state.heardAt[batch] ?? 0) > silenceMs) return "rest";
     const every = this.#jobs.config.live?.restCheckMs ?? 15 * 60_000;
-    if (this.#gaps.has(series.id) || now - w.checkedAt >= every) return "check";
+    // Checks run in live ticks and count from the tick's own time: the tick one interval later
+    // may start a few ms earlier in its minute and must not slip the check to the tick after.
+    const slack = Math.min(every / 2, CHECK_SLACK_MS);
+    if (this.#gaps.has(series.id) || now - w.checkedAt >= every - slack) return "check";
     return "ws";
   }
 

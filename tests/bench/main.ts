@@ -1,6 +1,6 @@
 /**
  * `deno task bench [name ...]`: runs every benchmark, or the named ones (exchange, write,
- * ingest, restart, api, memory, metrics, series, export, rollups, derivatives). Each prints its figures and its ratio
+ * ingest, restart, api, memory, metrics, series, export, rollups, derivatives, live). Each prints its figures and its ratio
  * against a baseline measured in the same run; none asserts on timings.
  *
  * @module
@@ -29,6 +29,17 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   export: async () => {
     const bench = await import("./export_bench.ts");
     bench.printExportBench(await bench.runExportBench());
+  },
+  // 5 minutes of wall clock at least (LIVE_BENCH_MINUTES=1 for a quick sanity run).
+  live: async () => {
+    const bench = await import("./live_bench.ts");
+    bench.printLiveBench(
+      await bench.runLiveBench({
+        minutes: Number(Deno.env.get("LIVE_BENCH_MINUTES") ?? 5),
+        series: Number(Deno.env.get("LIVE_BENCH_SERIES") ?? 50),
+        restCheck: Deno.env.get("LIVE_BENCH_REST_CHECK"),
+      }),
+    );
   },
 };
 

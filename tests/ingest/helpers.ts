@@ -16,6 +16,7 @@ import {
   type FakeContract,
   type FakeDialect,
   type FakeExchange,
+  type FakeMarket,
   type FakeWsBehaviour,
   startFakeExchange,
 } from "../support/fake_exchange.ts";
@@ -52,6 +53,8 @@ export interface WorldOptions {
   privateServer?: boolean;
   /** The fake's kline streams (default: its own defaults). */
   ws?: Partial<FakeWsBehaviour>;
+  /** The fake's markets (default: its `defaultMarkets()`). */
+  markets?: FakeMarket[];
 }
 
 /** Starts a fake exchange and a fresh migrated database, and configures Candlekeep for them. */
@@ -63,6 +66,7 @@ export async function ingestWorld(options: WorldOptions = {}): Promise<IngestWor
     behaviour: options.behaviour,
     contracts: options.contracts,
     ws: options.ws,
+    markets: options.markets,
   });
   let server: PrivateServer | undefined;
   let t: TestDatabase;

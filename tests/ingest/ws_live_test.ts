@@ -268,3 +268,44 @@ Deno.test("ws live: spot and USDⓈ-M perpetual closes both from the socket, exa
     await w.close();
   }
 });
+
+Deno.test("ws live: the REST check comes every LIVE_REST_CHECK even when the next tick starts a little earlier", async () => {
+  const w = await ingestWorld({
+    env: { SYMBOLS: "BTC/USDT", TIMEFRAMES: "1m", BACKFILL_SINCE: "1h", LIVE_MODE: "ws", LIVE_REST_CHECK: "1m" },
+    ws: { clock: "manual" },
+  });
+  const registry = new Registry();
+  try {
+    const engine = w.ingestor({ registry });
+    await engine.start({ cron: false });
+    const klines = () => w.fake.stats.byPath["/api/v3/klines"] ?? 0;
+    const connections = () => registry.gauge("candlekeep_ws_connections", "").get({ exchange: w.fake.exchangeId });
+    await waitFor(() => w.fake.ws.connections().some((c) => c.streams.length >= 1), "subscribed");
+    w.fake.ws.pump();
+    await waitFor(() => connections() === 1, "the stream is up");
+    const last = async () => (await storedCandles(w, { symbol: "BTC/USDT", timeframe: "1m" })).at(-1)!.ts;
+    /** A minute (less `early` ms) passes on the stream; its close is stored before the tick. */
+    const minutePasses = async (early: number) => {
+      const before = await last();
+      w.advance(MIN - early);
+      w.fake.ws.pump();
+      await waitFor(async () => (await last()) > before, "the close");
+    };
+    // A minute after the stream opened, the tick checks over REST (this sets when the check ran).
+    await minutePasses(0);
+    let requests = klines();
+    assert(await engine.liveTick(), "live tick ran");
+    assertEquals(klines(), requests + 1, "the first check");
+    // The next tick runs one interval later, but a second earlier in its minute than the one
+    // before (its lease renewal was faster): the check is due all the same, not a minute later.
+    await minutePasses(1000);
+    requests = klines();
+    assert(await engine.liveTick(), "live tick ran");
+    assertEquals(klines(), requests + 1, "the check after 59 s");
+    // And none right after it.
+    assert(await engine.liveTick(), "live tick ran");
+    assertEquals(klines(), requests + 1, "no check right after one");
+  } finally {
+    await w.close();
+  }
+});
