@@ -8,20 +8,9 @@
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { type FakeExchange, type FakeWsBehaviour, startFakeExchange } from "../support/fake_exchange.ts";
+import { within } from "../support/wait.ts";
 
 const MINUTE = 60_000;
-
-/** `promise`, or a rejection when it has not settled within `ms`. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Cannot wait for ${what}: current value is unsettled after ${ms} ms`)),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** A WebSocket client that queues what it receives. */
 interface Client {

@@ -9,20 +9,9 @@ import ccxt from "ccxt";
 import { deepMerge } from "../../src/exchange/ccxt_instance.ts";
 import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import { type FakeExchange, type FakeWsBehaviour, startFakeExchange } from "../support/fake_exchange.ts";
+import { waitUntil, within } from "../support/wait.ts";
 
 const MINUTE = 60_000;
-
-/** `promise`, or a rejection when it has not settled within `ms`. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Cannot wait for ${what}: current value is unsettled after ${ms} ms`)),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 type Pro = InstanceType<typeof ccxt.pro.binance>;
 type Row = number[];
@@ -30,17 +19,6 @@ type Row = number[];
 /** ccxt's OHLCV rows as plain number arrays. */
 function rows(list: readonly (readonly unknown[])[]): Row[] {
   return list.map((c) => c.map((v) => v as number));
-}
-
-/** Polls `condition` every 10 ms; throws after `timeoutMs`. */
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) {
-      throw new Error(`Cannot wait for ${what}: current value is still false after ${timeoutMs} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Runs `fn` with a fake (manual stream clock at 10 s into a minute) and a ccxt.pro binance on it. */
@@ -72,7 +50,7 @@ function cached(ex: Pro, symbol: string, timeframe: string): Row[] {
 
 /** Waits until the fake carries `count` streams over its connections. */
 function subscribed(fake: FakeExchange, count: number): Promise<void> {
-  return waitFor(
+  return waitUntil(
     () => fake.ws.connections().reduce((n, c) => n + c.streams.length, 0) >= count,
     `${count} subscribed streams`,
   );
@@ -101,7 +79,7 @@ Deno.test("ccxt.pro watchOHLCV: forming updates, then one x:true event whose can
       fake.ws.advance(MINUTE);
       await next;
     }
-    await waitFor(
+    await waitUntil(
       () => cached(ex, "BTC/USDT", "1m").some((c) => c[0] === minute + 3 * MINUTE),
       "the last forming candle",
     );
@@ -162,7 +140,7 @@ Deno.test("ccxt.pro watchOHLCVForSymbols: one SUBSCRIBE for all series; 5 minute
       await ex.watchOHLCVForSymbols(series);
     }
     const last1m = Math.floor((fake.now() - MINUTE) / MINUTE) * MINUTE;
-    await waitFor(
+    await waitUntil(
       () => series.every(([s, tf]) => cached(ex, s, tf).some((c) => c[0] === (tf === "1m" ? last1m : end))),
       "every series' last close",
     );
@@ -269,7 +247,7 @@ Deno.test("ccxt.pro delivers a duplicate and an out-of-order event as-is (an old
     const closing = ex.watchOHLCV("BTC/USDT", "1m");
     fake.ws.advance(50_000);
     await closing;
-    await waitFor(() => cached(ex, "BTC/USDT", "1m").length === 2, "the next forming candle");
+    await waitUntil(() => cached(ex, "BTC/USDT", "1m").length === 2, "the next forming candle");
     const before = cached(ex, "BTC/USDT", "1m");
     const rest = rows(await ex.fetchOHLCV("BTC/USDT", "1m", minute, 1));
     assertEquals(before[0], rest[0]);
@@ -335,7 +313,7 @@ Deno.test("ccxt.pro maps events to spot markets only on a URL containing /stream
       const spot = plain.watchOHLCV("BTC/USDT", "1m").then(() => (settled = true), () => (settled = true));
       await subscribed(fake, 1);
       fake.ws.pump();
-      await waitFor(() => cached(plain, "BTC/USDT:USDT", "1m").length === 1, "the event filed under the perpetual");
+      await waitUntil(() => cached(plain, "BTC/USDT:USDT", "1m").length === 1, "the event filed under the perpetual");
       assertEquals([settled, cached(plain, "BTC/USDT", "1m")], [false, []]);
       fake.ws.disconnect();
       await spot;

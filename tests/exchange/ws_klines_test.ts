@@ -10,16 +10,9 @@ import { canWatchCandles, connectionGroup, type KlineEvent, KlineStreams } from 
 import { assert, assertEquals } from "../support/assert.ts";
 import { type FakeExchange, startFakeExchange } from "../support/fake_exchange.ts";
 import { nextQuarterlyExpiry, yymmdd } from "../support/fake_derivatives.ts";
+import { waitUntil } from "../support/wait.ts";
 
 const MINUTE = 60_000;
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error(`Cannot wait for ${what}: still false after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 interface World {
   fake: FakeExchange;
@@ -88,11 +81,11 @@ Deno.test("ws klines: each closed candle once, at its x:true event, equal to RES
     const subs = ["BTC/USDT", "ETH/USDT", "SOL/USDT"].map((symbol) => ({ symbol, timeframe: "1m" }));
     streams.start(subs);
     assertEquals(streams.batches.length, 2, "2 per connection: two connections");
-    await waitFor(() => fake.ws.connections().reduce((n, c) => n + c.streams.length, 0) >= 3, "3 streams");
+    await waitUntil(() => fake.ws.connections().reduce((n, c) => n + c.streams.length, 0) >= 3, "3 streams");
     fake.ws.pump();
-    await waitFor(() => states.filter((s) => s.up).length >= 2, "both batches up");
+    await waitUntil(() => states.filter((s) => s.up).length >= 2, "both batches up");
     for (let i = 0; i < 3; i++) fake.ws.advance(MINUTE);
-    await waitFor(() => subs.every((s) => closedOf(events, s.symbol).length >= 3), "3 closes per series");
+    await waitUntil(() => subs.every((s) => closedOf(events, s.symbol).length >= 3), "3 closes per series");
     for (const { symbol } of subs) {
       assertEquals(closedOf(events, symbol), fake.expected(symbol, "1m", minute, minute + 3 * MINUTE), symbol);
     }
@@ -110,30 +103,30 @@ Deno.test("ws klines: each closed candle once, at its x:true event, equal to RES
 Deno.test("ws klines: a forced disconnect and a silent socket reconnect; closes continue exactly", async () => {
   await withStreams(async ({ fake, events, states, streams, minute }) => {
     streams.start([{ symbol: "BTC/USDT", timeframe: "1m" }]);
-    await waitFor(() => fake.ws.connections().some((c) => c.streams.length > 0), "subscribed");
+    await waitUntil(() => fake.ws.connections().some((c) => c.streams.length > 0), "subscribed");
     fake.ws.pump();
-    await waitFor(() => states.some((s) => s.up), "up");
+    await waitUntil(() => states.some((s) => s.up), "up");
     const live = () => fake.ws.connections().filter((c) => c.streams.length > 0).map((c) => c.id);
     const first = live();
     fake.ws.disconnect();
-    await waitFor(() => states.some((s) => !s.up), "down after the disconnect");
-    await waitFor(() => streams.connects >= 2 && live().some((id) => !first.includes(id)), "again");
+    await waitUntil(() => states.some((s) => !s.up), "down after the disconnect");
+    await waitUntil(() => streams.connects >= 2 && live().some((id) => !first.includes(id)), "again");
     fake.ws.pump();
-    await waitFor(() => states.filter((s) => s.up).length >= 2, "up again");
+    await waitUntil(() => states.filter((s) => s.up).length >= 2, "up again");
     fake.ws.advance(MINUTE);
-    await waitFor(() => closedOf(events, "BTC/USDT").some((c) => c.ts === minute), "the close after reconnecting");
+    await waitUntil(() => closedOf(events, "BTC/USDT").some((c) => c.ts === minute), "the close after reconnecting");
     // Silence: the socket stays open but sends nothing; after silenceMs the stream reconnects.
     fake.ws.silence(true);
     const downs = states.filter((s) => !s.up).length;
-    await waitFor(() => states.filter((s) => !s.up).length > downs, "down after silence");
+    await waitUntil(() => states.filter((s) => !s.up).length > downs, "down after silence");
     assert(states.at(-1)!.reason!.includes("no message for"), states.at(-1)!.reason);
     fake.ws.silence(false);
     const second = live();
-    await waitFor(() => streams.connects >= 3 && live().some((id) => !second.includes(id)), "back");
+    await waitUntil(() => streams.connects >= 3 && live().some((id) => !second.includes(id)), "back");
     fake.ws.pump();
-    await waitFor(() => states.filter((s) => s.up).length >= 3, "up a third time");
+    await waitUntil(() => states.filter((s) => s.up).length >= 3, "up a third time");
     fake.ws.advance(MINUTE);
-    await waitFor(() => closedOf(events, "BTC/USDT").some((c) => c.ts === minute + MINUTE), "closes go on");
+    await waitUntil(() => closedOf(events, "BTC/USDT").some((c) => c.ts === minute + MINUTE), "closes go on");
     assertEquals(
       closedOf(events, "BTC/USDT").filter((c) => c.ts <= minute + MINUTE),
       fake.expected("BTC/USDT", "1m", minute, minute + 2 * MINUTE),
@@ -152,7 +145,7 @@ Deno.test("ws klines: USDⓈ-M perpetual and dated closes equal /fapi/v1/klines;
       ["ETH/USDT:USDT"],
       ["BTC/USDT"],
     ]);
-    await waitFor(() => fake.ws.connections().reduce((n, c) => n + c.streams.length, 0) >= 4, "4 streams");
+    await waitUntil(() => fake.ws.connections().reduce((n, c) => n + c.streams.length, 0) >= 4, "4 streams");
     const byKind = fake.ws.connections().filter((c) => c.streams.length > 0)
       .map((c) => `${c.futures ? "futures" : "spot"} ${c.path.replace(/\/\d+$/, "")} ${c.streams.join(",")}`)
       .sort();
@@ -163,9 +156,9 @@ Deno.test("ws klines: USDⓈ-M perpetual and dated closes equal /fapi/v1/klines;
       "spot /stream.binance/ws btcusdt@kline_1m",
     ]);
     fake.ws.pump();
-    await waitFor(() => states.filter((s) => s.up).length >= 3, "three batches up");
+    await waitUntil(() => states.filter((s) => s.up).length >= 3, "three batches up");
     for (let i = 0; i < 3; i++) fake.ws.advance(MINUTE);
-    await waitFor(() => symbols.every((s) => closedOf(events, s).length >= 3), "3 closes per series");
+    await waitUntil(() => symbols.every((s) => closedOf(events, s).length >= 3), "3 closes per series");
     // The REST rows, read through ccxt from /fapi/v1/klines (contracts) and /api/v3/klines (spot).
     fake.resetStats();
     for (const symbol of symbols) {

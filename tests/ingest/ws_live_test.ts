@@ -8,16 +8,9 @@
 import { Registry } from "../../src/metrics.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { ingestWorld, storedCandles } from "./helpers.ts";
+import { waitUntil } from "../support/wait.ts";
 
 const MIN = 60_000;
-
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`Cannot wait for ${what}: still false after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 Deno.test("ws live: closes written from the socket, exact; REST only when down and for the periodic check", async () => {
   const w = await ingestWorld({
@@ -38,9 +31,9 @@ Deno.test("ws live: closes written from the socket, exact; REST only when down a
     const klines = () => w.fake.stats.byPath["/api/v3/klines"] ?? 0;
     const connections = () => registry.gauge("candlekeep_ws_connections", "").get({ exchange: w.fake.exchangeId });
     // The start's live tick subscribes both series on one connection.
-    await waitFor(() => w.fake.ws.connections().reduce((n, c) => n + c.streams.length, 0) >= 2, "subscribed");
+    await waitUntil(() => w.fake.ws.connections().reduce((n, c) => n + c.streams.length, 0) >= 2, "subscribed");
     w.fake.ws.pump();
-    await waitFor(() => connections() === 1, "the stream is up");
+    await waitUntil(() => connections() === 1, "the stream is up");
     const last = async (symbol: string) => (await storedCandles(w, { symbol, timeframe: "1m" })).at(-1)!.ts;
     /** Whether every candle of both series up to `to` (exclusive) is stored. */
     const storedUpTo = async (from: number, to: number) => {
@@ -53,7 +46,7 @@ Deno.test("ws live: closes written from the socket, exact; REST only when down a
     const before = await last("BTC/USDT");
     const sources = async () =>
       (await w.t.sql<{ s: string }[]>`select live_source as s from series order by id`).map((r) => r.s);
-    await waitFor(async () => (await sources()).every((s) => s === "ws"), "status says ws");
+    await waitUntil(async () => (await sources()).every((s) => s === "ws"), "status says ws");
 
     // Two minutes pass on the stream: their closes are written at once, equal to REST's rows.
     const restBefore = klines();
@@ -61,7 +54,7 @@ Deno.test("ws live: closes written from the socket, exact; REST only when down a
       w.advance(MIN);
       w.fake.ws.pump();
     }
-    await waitFor(() => storedUpTo(before, before + 3 * MIN), "two closes");
+    await waitUntil(() => storedUpTo(before, before + 3 * MIN), "two closes");
     for (const symbol of symbols) {
       const stored = await storedCandles(w, { symbol, timeframe: "1m" });
       assertEquals(stored.slice(-3), w.fake.expected(symbol, "1m", before, before + 3 * MIN), symbol);
@@ -80,8 +73,8 @@ Deno.test("ws live: closes written from the socket, exact; REST only when down a
 
     // The socket drops: while it is down the live tick updates over REST.
     w.fake.ws.disconnect();
-    await waitFor(() => connections() === 0, "down");
-    await waitFor(async () => (await sources()).every((s) => s === "rest"), "status says rest");
+    await waitUntil(() => connections() === 0, "down");
+    await waitUntil(async () => (await sources()).every((s) => s === "rest"), "status says rest");
     w.advance(2 * MIN);
     assert(await engine.liveTick(), "live tick ran");
     assert(klines() >= restBefore + 2, "REST took over");
@@ -90,16 +83,16 @@ Deno.test("ws live: closes written from the socket, exact; REST only when down a
       assertEquals(stored.slice(-5), w.fake.expected(symbol, "1m", before, before + 5 * MIN), symbol);
     }
     // It comes back by itself.
-    await waitFor(() => w.fake.ws.connections().some((c) => c.streams.length >= 2), "resubscribed", 15_000);
+    await waitUntil(() => w.fake.ws.connections().some((c) => c.streams.length >= 2), "resubscribed", 15_000);
     w.fake.ws.pump();
-    await waitFor(() => connections() === 1, "up again");
+    await waitUntil(() => connections() === 1, "up again");
 
     // 16 minutes later on the stream: one REST request per series confirms the interval.
     for (let i = 0; i < 16; i++) {
       w.advance(MIN);
       w.fake.ws.pump();
     }
-    await waitFor(() => storedUpTo(before, before + 21 * MIN), "sixteen more closes");
+    await waitUntil(() => storedUpTo(before, before + 21 * MIN), "sixteen more closes");
     const restChecks = klines();
     assert(await engine.liveTick(), "live tick ran");
     assertEquals(klines(), restChecks + 2, "one REST check per series");
@@ -123,10 +116,10 @@ Deno.test("ws live: after a restart the candles closed meanwhile come over REST,
     const streams = () => w.fake.ws.connections().reduce((n, c) => n + c.streams.length, 0);
     const first = w.ingestor({ owner: "host:1" });
     await first.start({ cron: false });
-    await waitFor(() => streams() >= 1, "subscribed");
+    await waitUntil(() => streams() >= 1, "subscribed");
     const before = (await storedCandles(w, { symbol: "BTC/USDT", timeframe: "1m" })).at(-1)!.ts;
     await first.stop(2000);
-    await waitFor(() => streams() === 0, "the stopped instance's stream closed");
+    await waitUntil(() => streams() === 0, "the stopped instance's stream closed");
 
     // Three minutes pass while nothing runs.
     w.advance(3 * MIN);
@@ -138,15 +131,15 @@ Deno.test("ws live: after a restart the candles closed meanwhile come over REST,
       for (let t = before; t < to; t += MIN) if (!have.has(t)) return false;
       return true;
     };
-    await waitFor(() => all(before + 4 * MIN), "caught up over REST");
-    await waitFor(() => streams() >= 1, "subscribed again");
+    await waitUntil(() => all(before + 4 * MIN), "caught up over REST");
+    await waitUntil(() => streams() >= 1, "subscribed again");
     w.fake.ws.pump();
     const up = () => registry.gauge("candlekeep_ws_connections", "").get({ exchange: w.fake.exchangeId }) === 1;
-    await waitFor(up, "the stream is up");
+    await waitUntil(up, "the stream is up");
     w.advance(MIN);
     w.fake.ws.pump();
     try {
-      await waitFor(() => all(before + 5 * MIN), "the next close from the stream");
+      await waitUntil(() => all(before + 5 * MIN), "the next close from the stream");
     } catch (e) {
       console.log(
         "DBG",
@@ -187,7 +180,7 @@ Deno.test("ws live: spot and USDⓈ-M perpetual closes both from the socket, exa
     await engine.start({ cron: false });
     const requests = (path: string) => w.fake.stats.byPath[path] ?? 0;
     const connections = () => registry.gauge("candlekeep_ws_connections", "").get({ exchange: w.fake.exchangeId });
-    await waitFor(() => w.fake.ws.connections().filter((c) => c.streams.length > 0).length >= 2, "subscribed");
+    await waitUntil(() => w.fake.ws.connections().filter((c) => c.streams.length > 0).length >= 2, "subscribed");
     // Spot and the perpetual each on a connection of their own, on their own URLs.
     assertEquals(
       w.fake.ws.connections().filter((c) => c.streams.length > 0)
@@ -195,7 +188,7 @@ Deno.test("ws live: spot and USDⓈ-M perpetual closes both from the socket, exa
       ["futures btcusdt@kline_1m", "spot btcusdt@kline_1m"],
     );
     w.fake.ws.pump();
-    await waitFor(() => connections() === 2, "both streams up");
+    await waitUntil(() => connections() === 2, "both streams up");
     const sources = async () =>
       (await w.t.sql<{ k: string }[]>`
         select symbol || ' ' || price || ' ' || coalesce(live_source, 'rest') as k from series order by symbol, price`)
@@ -207,7 +200,7 @@ Deno.test("ws live: spot and USDⓈ-M perpetual closes both from the socket, exa
       "BTC/USDT:USDT mark rest",
       "BTC/USDT:USDT trade ws",
     ];
-    await waitFor(async () => JSON.stringify(await sources()) === JSON.stringify(expectedSources), "status");
+    await waitUntil(async () => JSON.stringify(await sources()) === JSON.stringify(expectedSources), "status");
 
     const expected = (symbol: string, from: number, to: number) =>
       symbol === "BTC/USDT"
@@ -229,7 +222,7 @@ Deno.test("ws live: spot and USDⓈ-M perpetual closes both from the socket, exa
       w.advance(MIN);
       w.fake.ws.pump();
     }
-    await waitFor(() => storedUpTo(before + 3 * MIN), "two closes of each");
+    await waitUntil(() => storedUpTo(before + 3 * MIN), "two closes of each");
     // Nothing asked REST for trade klines: the closes came from the socket, equal to REST's rows.
     assertEquals(requests("/api/v3/klines"), spotBefore);
     assertEquals(requests("/fapi/v1/klines"), futuresBefore);
@@ -248,7 +241,7 @@ Deno.test("ws live: spot and USDⓈ-M perpetual closes both from the socket, exa
 
     // Both sockets drop: REST takes over the perpetual too, exactly.
     w.fake.ws.disconnect();
-    await waitFor(() => connections() === 0, "down");
+    await waitUntil(() => connections() === 0, "down");
     w.advance(2 * MIN);
     assert(await engine.liveTick(), "live tick ran");
     assert(requests("/fapi/v1/klines") > futuresBefore, "REST took over the perpetual");
@@ -280,16 +273,16 @@ Deno.test("ws live: the REST check comes every LIVE_REST_CHECK even when the nex
     await engine.start({ cron: false });
     const klines = () => w.fake.stats.byPath["/api/v3/klines"] ?? 0;
     const connections = () => registry.gauge("candlekeep_ws_connections", "").get({ exchange: w.fake.exchangeId });
-    await waitFor(() => w.fake.ws.connections().some((c) => c.streams.length >= 1), "subscribed");
+    await waitUntil(() => w.fake.ws.connections().some((c) => c.streams.length >= 1), "subscribed");
     w.fake.ws.pump();
-    await waitFor(() => connections() === 1, "the stream is up");
+    await waitUntil(() => connections() === 1, "the stream is up");
     const last = async () => (await storedCandles(w, { symbol: "BTC/USDT", timeframe: "1m" })).at(-1)!.ts;
     /** A minute (less `early` ms) passes on the stream; its close is stored before the tick. */
     const minutePasses = async (early: number) => {
       const before = await last();
       w.advance(MIN - early);
       w.fake.ws.pump();
-      await waitFor(async () => (await last()) > before, "the close");
+      await waitUntil(async () => (await last()) > before, "the close");
     };
     // A minute after the stream opened, the tick checks over REST (this sets when the check ran).
     await minutePasses(0);
