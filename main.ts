@@ -6,7 +6,7 @@
  */
 import { ConfigError, loadConfig, parseBackfillSince, redactConfig } from "./src/config.ts";
 import type { BackfillSince, Config } from "./src/config_types.ts";
-import { getLogger, resolveFormat, setupLogging } from "./src/log.ts";
+import { counted, getLogger, resolveFormat, setupLogging } from "./src/log.ts";
 import { connectDatabase, type DatabaseHandle } from "./src/db/connect.ts";
 import { migrate } from "./src/db/migrate.ts";
 import { seriesOverview } from "./src/db/overview.ts";
@@ -417,7 +417,11 @@ async function commandGaps(config: Config, opts: CommandArgs): Promise<number> {
       print(JSON.stringify([...report, ...derivatives.map(derivativeGapsJson)], null, 2));
     } else {
       for (const r of report) {
-        print(`${describeSeries(r.series)} (id ${r.series.id}): ${r.gaps.length} gaps, ${r.holes.length} holes`);
+        print(
+          `${describeSeries(r.series)} (id ${r.series.id}): ${counted(r.gaps.length, "gap")}, ${
+            counted(r.holes.length, "hole")
+          }`,
+        );
         for (const g of r.gaps) print(`  gap  ${g.from} .. ${g.to}  ${g.count} candles missing`);
         for (const h of r.holes) print(`  hole ${h.from} .. ${h.to}  ${h.reason} (checked ${h.checked_at})`);
       }

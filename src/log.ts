@@ -196,3 +196,8 @@ export function setupLogging(options: LoggingOptions): void {
 export function getLogger(...category: string[]): Logger {
   return logtapeLogger(["candlekeep", ...category]);
 }
+
+/** `n` and the noun it counts, singular for 1: `1 page`, `3 pages`. */
+export function counted(n: number, singular: string, plural = `${singular}s`): string {
+  return `${n.toLocaleString("en-US")} ${n === 1 ? singular : plural}`;
+}

@@ -13,7 +13,7 @@
 import type { BackfillSince } from "../config_types.ts";
 import { resolveSince } from "../config_values.ts";
 import type { Database } from "../db/client.ts";
-import { getLogger } from "../log.ts";
+import { counted, getLogger } from "../log.ts";
 import { findFundingGaps, inferFundingInterval } from "./funding_gaps.ts";
 import { type FundingSource, fundingSourceOf } from "./funding_source.ts";
 import {
@@ -301,18 +301,20 @@ export class FundingIngest {
     // what the refetch did not bring, judged again on the completed history
     const still = new Set((await analyse()).flatMap((g) => g.times));
     const holes = gaps.flatMap((g) => g.times).filter((t) => still.has(t));
-    this.#log.info("Repaired {series}: {gaps} gaps, {filled} rows filled, {holes} confirmed holes", {
+    this.#log.info("Repaired {series}: {gapsText}, {filled} rows filled, {holes} confirmed holes", {
       series: `${key.exchange} ${key.symbol} funding`,
       gaps: gaps.length,
+      gapsText: counted(gaps.length, "gap"),
       filled: result.written - written,
       holes: holes.length,
     });
     if (holes.length > 0) {
       await this.#options.db.retry("record funding holes", (s) => insertFundingHoles(s, key, holes));
       result.holes += holes.length;
-      this.#log.warn("{series}: {count} funding times the exchange does not have, recorded as holes (first {first})", {
+      this.#log.warn("{series}: {times} the exchange does not have, recorded as holes (first {first})", {
         series: `${key.exchange} ${key.symbol} funding`,
         count: holes.length,
+        times: counted(holes.length, "funding time"),
         first: new Date(holes[0]).toISOString(),
       });
     }

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { counted } from "../log.ts";
 import type { Sql } from "../db/client.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { findFundingGaps, fundingSlot } from "./funding_gaps.ts";
@@ -141,14 +142,16 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export function renderDerivativeGaps(r: DerivativeGaps): string[] {
   const funding = r.kind === "funding";
   const what = funding ? "funding" : `open interest ${r.period}`;
-  const unit = funding ? "funding times" : "points";
-  const lines = [`${r.exchange} ${r.symbol} ${what}: ${r.gaps.length} gaps, ${r.holes.length} holes`];
+  const unit = (n: number) => counted(n, funding ? "funding time" : "point");
+  const lines = [
+    `${r.exchange} ${r.symbol} ${what}: ${counted(r.gaps.length, "gap")}, ${counted(r.holes.length, "hole")}`,
+  ];
   for (const g of r.gaps) {
     const every = g.intervalMs === undefined ? "" : ` (every ${g.intervalMs / 3_600_000}h)`;
-    lines.push(`  gap  ${iso(g.from)} .. ${iso(g.to)}  ${g.count} ${unit} missing${every}`);
+    lines.push(`  gap  ${iso(g.from)} .. ${iso(g.to)}  ${unit(g.count)} missing${every}`);
   }
   for (const h of r.holes) {
-    lines.push(`  hole ${iso(h.from)} .. ${iso(h.to)}  ${h.count} ${unit} the exchange does not have`);
+    lines.push(`  hole ${iso(h.from)} .. ${iso(h.to)}  ${unit(h.count)} the exchange does not have`);
   }
   return lines;
 }

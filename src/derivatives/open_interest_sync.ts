@@ -22,6 +22,7 @@ import { resolveSince } from "../config_values.ts";
 import type { Database } from "../db/client.ts";
 import type { OpenInterestOffer, OpenInterestPage } from "../exchange/open_interest.ts";
 import { floorTo, timeframeMs } from "../timeframe.ts";
+import { counted } from "../log.ts";
 import {
   insertOpenInterestHoles,
   lastStored,
@@ -157,12 +158,13 @@ export async function syncOpenInterest(
       upper = lower;
     }
     ctx.log.info(
-      "Open interest of {exchange} {symbol} {period} extended back to {start}: {written} rows in {pages} pages",
+      "Open interest of {exchange} {symbol} {period} extended back to {start}: {written} rows in {pagesText}",
       {
         ...fields,
         start: iso(start),
         written: result.written - before.written,
         pages: result.pages - before.pages,
+        pagesText: counted(result.pages - before.pages, "page"),
       },
     );
   }
@@ -182,10 +184,11 @@ export async function syncOpenInterest(
       "open interest progress",
       (sql) => saveProgress(sql, key, { backfilledAt: ctx.now(), checkedThrough: last ?? undefined }),
     );
-    ctx.log.info("Open interest of {exchange} {symbol} {period} backfilled: {written} rows in {pages} pages", {
+    ctx.log.info("Open interest of {exchange} {symbol} {period} backfilled: {written} rows in {pagesText}", {
       ...fields,
       written: result.written,
       pages: result.pages,
+      pagesText: counted(result.pages, "page"),
     });
     return result;
   }

@@ -7,7 +7,7 @@
  */
 import type { BackfillSince, Config } from "../config_types.ts";
 import type { Database } from "../db/client.ts";
-import { getLogger } from "../log.ts";
+import { counted, getLogger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { type BackfillProgress, backfillSeries } from "./backfill.ts";
 import { describeSeries, type IngestContext, LeaseLostError, type SeriesTarget } from "./walk.ts";
@@ -258,11 +258,16 @@ export class Jobs {
       if (result.complete) {
         this.backfilled.add(series.id);
         await this.db.retry("mark live", (sql) => setSeriesState(sql, series.id, "live"));
-        const fields = { series: describeSeries(series), written: result.written, pages: result.pages };
+        const fields = {
+          series: describeSeries(series),
+          written: result.written,
+          pages: result.pages,
+          pagesText: counted(result.pages, "page"),
+        };
         // A series backfilled before (a restart) only catches up on what is newer: no news.
-        if (result.history) this.log.info("Backfill of {series} complete: {written} candles in {pages} pages", fields);
-        else if (result.pages > 1) this.log.info("Caught up {series}: {written} candles in {pages} pages", fields);
-        else this.log.debug("{series} was backfilled before: {written} newer candles in {pages} pages", fields);
+        if (result.history) this.log.info("Backfill of {series} complete: {written} candles in {pagesText}", fields);
+        else if (result.pages > 1) this.log.info("Caught up {series}: {written} candles in {pagesText}", fields);
+        else this.log.debug("{series} was backfilled before: {written} newer candles in {pagesText}", fields);
       }
     });
   }

@@ -1,3 +1,4 @@
+import { counted } from "../log.ts";
 import { closedTarget, describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./walk.ts";
 import type { CandleSource } from "./source.ts";
 
@@ -52,10 +53,11 @@ export async function updateSeries(
     written = walk.written;
     if (walk.lastTs !== null) newest = Math.max(newest, walk.lastTs);
     if (walk.pages > 1) {
-      ctx.log.info("Caught up {series}: {written} candles in {pages} pages", {
+      ctx.log.info("Caught up {series}: {written} candles in {pagesText}", {
         series: describeSeries(series),
         written,
         pages,
+        pagesText: counted(pages, "page"),
       });
     }
   }

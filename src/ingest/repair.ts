@@ -1,3 +1,4 @@
+import { counted } from "../log.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./walk.ts";
 import { findGaps } from "./gaps.ts";
@@ -59,10 +60,11 @@ export async function repairSeries(
   }
   if (result.gaps > 0) {
     ctx.log.info(
-      "Repaired {series}: {gaps} gaps, {filled} candles filled, {confirmed} confirmed holes",
+      "Repaired {series}: {gapsText}, {filled} candles filled, {confirmed} confirmed holes",
       {
         series: describeSeries(series),
         gaps: result.gaps,
+        gapsText: counted(result.gaps, "gap"),
         filled: result.filled,
         confirmed: result.confirmed,
       },

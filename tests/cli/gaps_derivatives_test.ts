@@ -78,13 +78,13 @@ Deno.test("cli: gaps lists funding and open-interest gaps and holes, as text and
     const out = text.stdout();
     for (
       const line of [
-        "binance BTC/USDT:USDT funding: 2 gaps, 1 holes",
+        "binance BTC/USDT:USDT funding: 2 gaps, 1 hole",
         `  gap  ${iso(lost8[0])} .. ${iso(lost8[1])}  2 funding times missing (every 8h)`,
-        `  gap  ${iso(lost4)} .. ${iso(lost4)}  1 funding times missing (every 4h)`,
+        `  gap  ${iso(lost4)} .. ${iso(lost4)}  1 funding time missing (every 4h)`,
         `  hole ${iso(hole)} .. ${iso(hole + 8 * HOUR)}  2 funding times the exchange does not have`,
-        "binance BTC/USDT:USDT open interest 5m: 2 gaps, 1 holes",
-        `  gap  ${iso(gapsOi[0])} .. ${iso(gapsOi[0])}  1 points missing`,
-        `  gap  ${iso(gapsOi[1])} .. ${iso(gapsOi[1])}  1 points missing`,
+        "binance BTC/USDT:USDT open interest 5m: 2 gaps, 1 hole",
+        `  gap  ${iso(gapsOi[0])} .. ${iso(gapsOi[0])}  1 point missing`,
+        `  gap  ${iso(gapsOi[1])} .. ${iso(gapsOi[1])}  1 point missing`,
         `  hole ${iso(holesOi[0])} .. ${iso(holesOi[2])}  3 points the exchange does not have`,
       ]
     ) assert(out.split("\n").includes(line), `missing line ${JSON.stringify(line)} in:\n${out}`);
@@ -138,7 +138,7 @@ Deno.test("cli: gaps --repair refetches lost funding and open-interest rows, and
     const info = repair.output().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
       .filter((l) => l.level === "info").map((l) => l.message as string);
     assert(
-      info.includes(`Repaired bybit ${symbol} funding: 1 gaps, 3 rows filled, 0 confirmed holes`),
+      info.includes(`Repaired bybit ${symbol} funding: 1 gap, 3 rows filled, 0 confirmed holes`),
       info.join("\n"),
     );
     assert(
