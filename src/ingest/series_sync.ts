@@ -39,6 +39,8 @@ export interface AddSeriesInput extends SeriesKey {
 export class Catalog {
   readonly #jobs: Jobs;
   readonly #leases: Leases;
+  /** Invalid symbols already reported, with their cause. */
+  readonly #reported = new Set<string>();
 
   /** A catalog for `jobs`; added series are claimed through `leases`. */
   constructor(jobs: Jobs, leases: Leases) {
@@ -94,7 +96,13 @@ export class Catalog {
       ? source.validateSeries(row.symbol, row.timeframe)
       : `exchange ${row.exchange} is not configured (EXCHANGES)`;
     if (reason) {
-      if (row.state !== "invalid") log.error("{series} is invalid: {reason}", { series: describeSeries(row), reason });
+      if (row.state !== "invalid") {
+        // Once per symbol and cause: an unknown contract makes every timeframe and price invalid.
+        const cause = `${row.exchange}|${row.symbol}|${reason.slice(reason.indexOf(": ") + 2)}`;
+        const first = !this.#reported.has(cause);
+        this.#reported.add(cause);
+        log[first ? "error" : "debug"]("{series} is invalid: {reason}", { series: describeSeries(row), reason });
+      }
       await db.retry("mark invalid", (sql) => setSeriesState(sql, row.id, "invalid", reason));
     } else if (row.state === "invalid") {
       await db.retry("mark valid", (sql) => setSeriesState(sql, row.id, "new", null));
