@@ -77,6 +77,7 @@ Deno.test("dashboard: a contract's trade and mark candles behind a price switch"
     // Trade candles have volume: bars and "Vol" in the legend.
     assertEquals(await page.evaluate("globalThis.__candlekeep.volumeShown()"), true);
     assert((await page.textContent("#legend"))!.includes("Vol "), "trade legend shows the volume");
+    assertEquals((await tableRows(page, "#candle-table"))[0].length, 6, "the candle table has a Volume column");
     // A perpetual shows its latest funding rates under the chart, newest first, exact decimals;
     // mark prices as the candle table writes prices (thousands separators, the market's 2 decimals).
     await page.waitForSelector("#funding-panel:not([hidden]) #funding-table tbody tr td.num");
@@ -114,6 +115,7 @@ Deno.test("dashboard: a contract's trade and mark candles behind a price switch"
     assertEquals(await page.evaluate("globalThis.__candlekeep.volumeShown()"), false);
     const markLegend = (await page.textContent("#legend"))!;
     assert(markLegend.includes("C ") && !markLegend.includes("Vol"), markLegend);
+    assertEquals((await tableRows(page, "#candle-table"))[0].length, 5, "no Volume column for mark candles");
     // The page names its price.
     const markPage = await getJson(
       `${api.base}/v1/candles?exchange=binance&symbol=BTC/USDT:USDT&timeframe=1h&limit=1&price=mark`,

@@ -94,7 +94,7 @@ function coverageSeries() {
 
 function renderTables() {
   renderSeriesTable($("series-table").tBodies[0], state.series, { view: state.view, token: token() });
-  renderCandleTable($("candle-table").tBodies[0], state.candles, state.precision);
+  renderCandleTable($("candle-table").tBodies[0], state.candles, state.precision, view.volumeShown());
   probe.series = state.series.length;
   const s = coverageSeries();
   const sig = s ? `${s.id}|${s.count}|${s.last}|${s.gaps.missing}|${s.holes.ranges}|${s.state}` : "";
@@ -223,7 +223,7 @@ function merge(fresh) {
     state.precision = p;
     showPrecision();
   }
-  renderCandleTable($("candle-table").tBodies[0], state.candles, state.precision);
+  renderCandleTable($("candle-table").tBodies[0], state.candles, state.precision, view.volumeShown());
   probe.candles = state.candles.length;
   subtitle();
 }

@@ -62,17 +62,22 @@ export function renderSeriesTable(tbody, series, options) {
     '<tr><td colspan="12" class="muted">No series yet. Configure SYMBOLS, or add one below with the API token.</td></tr>';
 }
 
-/** Renders the newest candles (newest first) with the market's decimals. */
-export function renderCandleTable(tbody, candles, precision) {
+/**
+ * Renders the newest candles (newest first) with the market's decimals; without the Volume
+ * column when `volume` is false (mark, index and premium candles have none).
+ */
+export function renderCandleTable(tbody, candles, precision, volume = true) {
   const price = (n) => fmtFixed(n, precision.price);
+  const head = tbody.parentElement?.tHead?.rows[0]?.cells;
+  if (head?.length) head[head.length - 1].hidden = !volume;
   tbody.innerHTML =
     candles.slice(-LATEST).reverse().map((c) =>
       `<tr><td>${fmtTime(Date.parse(c.time))}${
         c.partial ? ' <span class="muted">forming</span>' : ""
       }</td><td class="num">${price(c.open)}</td><td class="num">${price(c.high)}</td><td class="num">${
         price(c.low)
-      }</td><td class="num ${c.close >= c.open ? "up" : "down"}">${price(c.close)}</td><td class="num">${
-        fmtFixed(c.volume, precision.volume)
-      }</td></tr>`
-    ).join("") || '<tr><td colspan="6" class="muted">No candles.</td></tr>';
+      }</td><td class="num ${c.close >= c.open ? "up" : "down"}">${price(c.close)}</td>${
+        volume ? `<td class="num">${fmtFixed(c.volume, precision.volume)}</td>` : ""
+      }</tr>`
+    ).join("") || `<tr><td colspan="${volume ? 6 : 5}" class="muted">No candles.</td></tr>`;
 }
