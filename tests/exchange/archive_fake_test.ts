@@ -6,7 +6,13 @@ import { unzipSync } from "fflate";
 import { assert, assertEquals } from "../support/assert.ts";
 import { type FakeExchange, type FakeMarket, startFakeExchange } from "../support/fake_exchange.ts";
 import type { FakeContract } from "../support/fake_derivatives.ts";
-import { CSV_HEADER, type FakeArchive, fakeExchangeSource, startFakeArchive } from "../support/fake_archive.ts";
+import {
+  archiveKey,
+  CSV_HEADER,
+  type FakeArchive,
+  fakeExchangeSource,
+  startFakeArchive,
+} from "../support/fake_archive.ts";
 
 const DAY = 86_400_000;
 const SPOT_NOW = Date.UTC(2025, 0, 5, 12);
@@ -93,6 +99,16 @@ function parseChecksum(text: string): { sha: string; name: string } {
 
 const SPOT_M = "data/spot/monthly/klines/BTCUSDT/1m";
 const SPOT_D = "data/spot/daily/klines/BTCUSDT/1m";
+
+Deno.test("archiveKey names monthly and daily files like data.binance.vision", () => {
+  const file = { market: "spot" as const, symbolId: "BTCUSDT", interval: "1m", from: Date.UTC(2024, 0, 9, 13) };
+  assertEquals(archiveKey("monthly", file), "data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip");
+  assertEquals(archiveKey("daily", file), "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-09.zip");
+  assertEquals(
+    archiveKey("daily", { ...file, market: "um", interval: "1h" }),
+    "data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01-09.zip",
+  );
+});
 
 Deno.test("spot monthly file before 2025: no header, milliseconds, equal to the REST rows", async () => {
   await withArchive(SPOT_NOW, async (fake, archive) => {
@@ -314,6 +330,14 @@ Deno.test("faults: bad checksum, corrupt zip, missing file, latency; counters pe
     assertEquals(archive.stats.requests, 2);
     assertEquals(archive.stats.bytes, 2 * zip.bytes.length);
     assertEquals(archive.stats.byPath[`/${key}`], { requests: 2, bytes: 2 * zip.bytes.length });
+    await get(`${archive.url}/${SPOT_D}/BTCUSDT-1m-2025-01-05.zip`);
+    assertEquals(archive.stats.byStatus, { 200: 2, 404: 1 });
+
+    // concurrent first downloads of one file get the same bytes
+    const other = `${SPOT_D}/BTCUSDT-1m-2024-12-24.zip`;
+    const copies = await Promise.all([1, 2, 3].map(() => get(`${archive.url}/${other}`)));
+    assertEquals(copies[1].bytes, copies[0].bytes);
+    assertEquals(copies[2].bytes, copies[0].bytes);
 
     archive.faults.latencyMs = 150;
     const t = performance.now();

@@ -7,7 +7,8 @@
  * - `<zip>.CHECKSUM`: `<sha256 hex>  <zip file name>\n` (the `sha256sum -c` format);
  * - the S3 ListObjects (v1) listing at `/?prefix=...&delimiter=/[&marker=...][&max-keys=...]`:
  *   `ListBucketResult` with `Contents` (Key, LastModified, ETag, Size, StorageClass) and
- *   `CommonPrefixes`, paged by `marker` / `IsTruncated` / `NextMarker` (sent when a delimiter is).
+ *   `CommonPrefixes`, paged by `marker` / `IsTruncated` / `NextMarker` (sent when a delimiter is);
+ *   the ETag is not an MD5 here but the first 32 hex digits of the zip's SHA-256.
  *
  * CSV rows are `open_time,open,high,low,close,volume,close_time,quote_volume,count,
  * taker_buy_volume,taker_buy_quote_volume,ignore` with the REST kline row's values. Spot files
@@ -37,8 +38,21 @@ export interface ArchiveSource {
   symbols(market: ArchiveMarket): string[];
   /** Listing time (ms) of a symbol; undefined when `market` does not list it. */
   listedAt(market: ArchiveMarket, symbolId: string): number | undefined;
-  /** Closed REST rows with `from <= open time < to`, oldest first. */
-  rows(market: ArchiveMarket, symbolId: string, interval: string, range: { from: number; to: number }): KlineRow[];
+  /** Closed REST rows of a symbol/interval with `from <= open time < to`, oldest first. */
+  rows(query: ArchiveQuery): KlineRow[];
+}
+
+/** What one archive file covers. */
+export interface ArchiveQuery {
+  market: ArchiveMarket;
+  /** Exchange id, e.g. `BTCUSDT`. */
+  symbolId: string;
+  /** Binance interval, e.g. `1m`. */
+  interval: string;
+  /** Period start (ms, inclusive). */
+  from: number;
+  /** Period end (ms, exclusive). */
+  to: number;
 }
 
 /** A fault for one zip file name: always, or for its first `times` downloads. */
@@ -65,6 +79,8 @@ export interface ArchiveStats {
   bytes: number;
   /** Per request path (without query): requests and body bytes. */
   byPath: Record<string, { requests: number; bytes: number }>;
+  /** Responses per HTTP status. */
+  byStatus: Record<number, number>;
 }
 
 /** Options of {@linkcode startFakeArchive}. */
@@ -101,8 +117,35 @@ export const FUTURES_HEADER_FROM = Date.UTC(2022, 0, 1);
 export const CSV_HEADER =
   "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore";
 /** Intervals the fake publishes (Binance also has `1mo`, which the fake does not). */
-export const ARCHIVE_INTERVALS = ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"];
+export const ARCHIVE_INTERVALS = [
+  "1s",
+  "1m",
+  "3m",
+  "5m",
+  "15m",
+  "30m",
+  "1h",
+  "2h",
+  "4h",
+  "6h",
+  "8h",
+  "12h",
+  "1d",
+  "3d",
+  "1w",
+];
 const ROOTS: Record<ArchiveMarket, string> = { spot: "data/spot", um: "data/futures/um" };
+
+/**
+ * The key (`data/...zip`, the URL path without its leading `/`) of the monthly or daily file
+ * holding `from` (ms), e.g. `data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip`.
+ */
+export function archiveKey(
+  period: "monthly" | "daily",
+  file: { market: ArchiveMarket; symbolId: string; interval: string; from: number },
+): string {
+  return fileRef(file.market, period, file.symbolId, file.interval, file.from).key;
+}
 const FILE_RE =
   /^data\/(spot|futures\/um)\/(monthly|daily)\/klines\/([A-Z0-9_]+)\/([0-9a-z]+)\/([A-Z0-9_]+)-([0-9a-z]+)-([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?\.zip$/;
 const DIR_RE = /^data\/(spot|futures\/um)\/(monthly|daily)\/klines\/([A-Z0-9_]+)\/([0-9a-z]+)\/$/;
@@ -133,8 +176,12 @@ function fileRef(market: ArchiveMarket, period: "monthly" | "daily", symbolId: s
   return { market, period, symbolId, interval, from, to, name, key } satisfies FileRef;
 }
 
-/** The CSV text of rows as published for `market` (header and time-unit rules applied). */
-export function archiveCsv(market: ArchiveMarket, periodStart: number, rows: readonly KlineRow[]): string {
+/** The CSV text of REST rows as published for a file of `market` starting at `periodStart` (header and time-unit rules). */
+export function archiveCsv(
+  rows: readonly KlineRow[],
+  options: { market: ArchiveMarket; periodStart: number },
+): string {
+  const { market, periodStart } = options;
   const micros = market === "spot" && periodStart >= SPOT_MICROS_FROM;
   const lines = market === "um" && periodStart >= FUTURES_HEADER_FROM ? [CSV_HEADER] : [];
   for (const r of rows) {
@@ -188,8 +235,8 @@ export function fakeExchangeSource(fake: FakeExchange): ArchiveSource {
         ? fake.markets.map((m) => spotId(m.symbol))
         : linear().map((c) => fake.derivatives.contractId(c.symbol)),
     listedAt: (market, id) => find(market, id)?.listedAt,
-    rows(market, id, interval, { from, to }) {
-      const found = find(market, id);
+    rows({ market, symbolId, interval, from, to }) {
+      const found = find(market, symbolId);
       if (!found) return [];
       const tf = timeframeMs(interval);
       if (market === "spot") {
@@ -232,9 +279,9 @@ export async function startFakeArchive(options: FakeArchiveOptions): Promise<Fak
   const now = options.now ?? Date.now;
   const pageSize = options.listPageSize ?? 1000;
   const faults: ArchiveFaults = { badChecksum: [], corrupt: [], missing: [], latencyMs: 0, ...options.faults };
-  const stats: ArchiveStats = { requests: 0, bytes: 0, byPath: {} };
+  const stats: ArchiveStats = { requests: 0, bytes: 0, byPath: {}, byStatus: {} };
   const meta = new Map<string, { size: number; sha256: string }>();
-  const cache = new Map<string, Uint8Array>();
+  const cache = new Map<string, Promise<Uint8Array>>();
 
   const marketOf = (root: string): ArchiveMarket => (root === "spot" ? "spot" : "um");
 
@@ -269,16 +316,20 @@ export async function startFakeArchive(options: FakeArchiveOptions): Promise<Fak
     return published(ref.market, ref.period, symbolId, interval).some((r) => r.key === key) ? ref : null;
   };
 
-  const build = async (ref: FileRef): Promise<Uint8Array> => {
+  /** The unfaulted zip of a file (built once; the last 16 are kept, sizes and hashes always). */
+  const build = (ref: FileRef): Promise<Uint8Array> => {
     const hit = cache.get(ref.key);
     if (hit) return hit;
-    const rows = source.rows(ref.market, ref.symbolId, ref.interval, { from: ref.from, to: ref.to });
-    const csv = new TextEncoder().encode(archiveCsv(ref.market, ref.from, rows));
-    const zip = zipSync({ [ref.name.replace(/\.zip$/, ".csv")]: [csv, { mtime: new Date(ref.to) }] }, { level: 6 });
-    meta.set(ref.key, { size: zip.length, sha256: await sha256Hex(zip) });
-    cache.set(ref.key, zip);
+    const made = (async () => {
+      const rows = source.rows({ ...ref });
+      const csv = new TextEncoder().encode(archiveCsv(rows, { market: ref.market, periodStart: ref.from }));
+      const zip = zipSync({ [ref.name.replace(/\.zip$/, ".csv")]: [csv, { mtime: new Date(ref.to) }] }, { level: 6 });
+      meta.set(ref.key, { size: zip.length, sha256: await sha256Hex(zip) });
+      return zip;
+    })();
+    cache.set(ref.key, made);
     if (cache.size > 16) cache.delete(cache.keys().next().value!);
-    return zip;
+    return made;
   };
 
   const info = async (ref: FileRef) => meta.get(ref.key) ?? (await build(ref), meta.get(ref.key)!);
@@ -389,6 +440,7 @@ export async function startFakeArchive(options: FakeArchiveOptions): Promise<Fak
     const s = stats.byPath[url.pathname] ??= { requests: 0, bytes: 0 };
     s.requests++;
     s.bytes += body.length;
+    stats.byStatus[res.status] = (stats.byStatus[res.status] ?? 0) + 1;
     return new Response(req.method === "HEAD" ? null : body, { status: res.status, headers: res.headers });
   };
 
@@ -404,6 +456,7 @@ export async function startFakeArchive(options: FakeArchiveOptions): Promise<Fak
       stats.requests = 0;
       stats.bytes = 0;
       stats.byPath = {};
+      stats.byStatus = {};
     },
     async file(path) {
       const ref = resolve(path.replace(/^\//, ""));
