@@ -3,7 +3,7 @@
  * listing, the published formats, faults, and rows equal to the fake exchange's REST rows.
  */
 import { unzipSync } from "fflate";
-import { assert, assertEquals } from "../support/assert.ts";
+import { assert, assertEquals, assertRejects } from "../support/assert.ts";
 import { type FakeExchange, type FakeMarket, startFakeExchange } from "../support/fake_exchange.ts";
 import type { FakeContract } from "../support/fake_derivatives.ts";
 import {
@@ -284,6 +284,24 @@ Deno.test("S3 listing pages at the server's page size", async () => {
     assertEquals(page.truncated, true);
     assertEquals(page.nextMarker, `${SPOT_D}/BTCUSDT-1m-2024-11-21.zip.CHECKSUM`);
   }, 4);
+});
+
+Deno.test("warm builds published files ahead and refuses unpublished keys", async () => {
+  await withArchive(SPOT_NOW, async (_fake, archive) => {
+    const keys = [`${SPOT_M}/BTCUSDT-1m-2024-12.zip`, `${SPOT_D}/BTCUSDT-1m-2025-01-01.zip`];
+    await archive.warm(keys);
+    for (const key of keys) {
+      const built = await archive.file(key);
+      assert(built, key);
+      assertEquals((await get(`${archive.url}/${key}`)).bytes, built.zip);
+      assertEquals(built.sha256, await sha256Hex(built.zip));
+    }
+    await assertRejects(
+      () => archive.warm([`${SPOT_D}/BTCUSDT-1m-2025-01-05.zip`]),
+      Error,
+      "Cannot warm an archive file: current value is data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2025-01-05.zip",
+    );
+  });
 });
 
 Deno.test("faults: bad checksum, corrupt zip, missing file, latency; counters per path", async () => {
