@@ -94,6 +94,9 @@ export function parseChecksum(text: string, file: string): string | string[] {
   return match[1].toLowerCase();
 }
 
+/** A failed file is downloaded again once. */
+const MAX_ATTEMPTS = 2;
+
 let sharedLimiter: ArchiveLimiter | undefined;
 
 /** A failed attempt, before the retry decides. */
@@ -179,7 +182,9 @@ export async function fetchArchiveFile(url: string, options: ArchiveFetchOptions
   const fetchFn = options.fetch ?? fetch;
   const limiter = options.limiter ?? (sharedLimiter ??= new ArchiveLimiter());
   let last: AttemptFailure | undefined;
-  for (let attempt = 1; attempt <= 2; attempt++) {
+  let attempts = 0;
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    attempts = attempt;
     try {
       const downloaded = await limiter.run(() => download(url, file, fetchFn, options.signal), options);
       if ("missing" in downloaded) return { status: "missing", url, file, range, attempts: attempt };
@@ -191,8 +196,9 @@ export async function fetchArchiveFile(url: string, options: ArchiveFetchOptions
     }
   }
   const failure = last!;
-  const message = `Cannot import the archive file ${file}: current value is ${failure.message} (after 2 attempts)`;
-  const fields = { url, attempts: 2 };
+  const message =
+    `Cannot import the archive file ${file}: current value is ${failure.message} (after ${attempts} attempts)`;
+  const fields = { url, attempts };
   if (failure.code === "checksum_mismatch") throw new ArchiveChecksumError(message, fields, { cause: failure });
   if (failure.code === "corrupt_zip") throw new ArchiveCorruptError(message, fields, { cause: failure.cause });
   throw new ArchiveDownloadError(message, { ...fields, status: failure.status }, { cause: failure.cause });

@@ -320,6 +320,7 @@ Deno.test("fetchArchiveFile: the checksum is checked before parsing; a corrupt z
       name,
     );
     assertEquals([corrupt.code, corrupt.attempts], ["corrupt_zip", 2]);
+    assertEquals(archive.hits.get(SPOT_DAY), 2 + 2, "two downloads for the bad checksum, two for the corrupt zip");
 
     const zip = zipSync({
       "BTCUSDT-1h-2024-01-15.csv": strToU8(
@@ -349,6 +350,7 @@ Deno.test("fetchArchiveFile: 404 of the zip or its checksum â†’ missing; a 500 â
     archive.routes.set(SPOT_DAY, { status: 500 });
     const error = await assertRejects(() => fetchArchiveFile(`${archive.base}${SPOT_DAY}`), ArchiveDownloadError);
     assertEquals([error.code, error.status, error.attempts], ["download_failed", 500, 2]);
+    assertEquals(archive.hits.get(SPOT_DAY), 1 + 2, "the 404 once, the 500 twice");
   } finally {
     await archive.close();
   }
