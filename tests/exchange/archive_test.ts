@@ -384,3 +384,29 @@ Deno.test("fetchArchiveFile: the limiter bounds files in flight", async () => {
     await archive.close();
   }
 });
+
+Deno.test("fetchArchiveFile: a whole month of 1m (44,640 rows, streamed out of the zip)", async () => {
+  const archive = startArchive();
+  try {
+    const jan = t("2024-01-01T00:00:00Z");
+    const path = "/data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip";
+    const lines: string[] = [];
+    for (let i = 0; i < 31 * 1440; i++) {
+      const p = (42000 + (i % 977) * 0.01).toFixed(2);
+      lines.push(
+        row(String(jan + i * 60_000), p, (Number(p) + 1).toFixed(2), (Number(p) - 1).toFixed(2), p, "0.12345678"),
+      );
+    }
+    const zip = await publish(archive, path, lines.join("\n") + "\n");
+    const started = performance.now();
+    const result = await fetchArchiveFile(`${archive.base}${path}`);
+    const ms = performance.now() - started;
+    assert(result.status === "ok");
+    assertEquals(result.candles.length, 44_640);
+    assertEquals([result.candles[0].ts, result.candles.at(-1)!.ts], [jan, t("2024-01-31T23:59:00Z")]);
+    assertEquals([result.rejected, result.bytes], [[], zip.length]);
+    assert(ms < 5_000, `a month of 1m took ${ms.toFixed(0)} ms`);
+  } finally {
+    await archive.close();
+  }
+});
