@@ -85,13 +85,19 @@ export function describeArchiveUrl(url: string): { file: string; timeframe: stri
   return { file, timeframe, range: { from, to } };
 }
 
-/** The SHA-256 of a `.CHECKSUM` body (`<64 hex>  <file name>`, as `sha256sum` writes it) for `file`. */
-export function parseChecksum(text: string, file: string): string | string[] {
+/**
+ * The SHA-256 (lowercase hex) a `.CHECKSUM` body gives for `file`: its first line is
+ * `<64 hex>  <file name>`, as `sha256sum` writes it. A body in another shape or for another file
+ * gives `{ problem }` instead.
+ */
+export function parseChecksum(text: string, file: string): { sha256: string } | { problem: string } {
   const line = text.split("\n").map((l) => l.trim()).find((l) => l !== "") ?? "";
   const match = CHECKSUM_LINE.exec(line);
-  if (match === null) return [`a .CHECKSUM that is not "<sha256>  <file>" (${JSON.stringify(line.slice(0, 80))})`];
-  if (match[2] !== file) return [`a .CHECKSUM for ${match[2]}`];
-  return match[1].toLowerCase();
+  if (match === null) {
+    return { problem: `a .CHECKSUM that is not "<sha256>  <file>" (${JSON.stringify(line.slice(0, 80))})` };
+  }
+  if (match[2] !== file) return { problem: `a .CHECKSUM for ${match[2]}` };
+  return { sha256: match[1].toLowerCase() };
 }
 
 /** A failed file is downloaded again once. */
@@ -109,6 +115,14 @@ class AttemptFailure extends Error {
 type Downloaded = { zip: Uint8Array } | { missing: true };
 
 async function download(url: string, file: string, fetchFn: typeof fetch, signal?: AbortSignal): Promise<Downloaded> {
+  const body = async <T>(response: Response, read: (response: Response) => Promise<T>): Promise<T> => {
+    try {
+      return await read(response);
+    } catch (error) {
+      signal?.throwIfAborted();
+      throw new AttemptFailure("download_failed", `body cut off (${String(error)})`, response.status, error);
+    }
+  };
   const get = async (target: string): Promise<Response | null> => {
     let response: Response;
     try {
@@ -129,11 +143,12 @@ async function download(url: string, file: string, fetchFn: typeof fetch, signal
   };
   const checksumResponse = await get(`${url}.CHECKSUM`);
   if (checksumResponse === null) return { missing: true };
-  const expected = parseChecksum(await checksumResponse.text(), file);
-  if (Array.isArray(expected)) throw new AttemptFailure("checksum_mismatch", expected[0]);
+  const checksum = parseChecksum(await body(checksumResponse, (r) => r.text()), file);
+  if ("problem" in checksum) throw new AttemptFailure("checksum_mismatch", checksum.problem);
+  const expected = checksum.sha256;
   const zipResponse = await get(url);
   if (zipResponse === null) return { missing: true };
-  const zip = new Uint8Array(await zipResponse.arrayBuffer());
+  const zip = new Uint8Array(await body(zipResponse, (r) => r.arrayBuffer()));
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", zip));
   const actual = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
   if (actual !== expected) {

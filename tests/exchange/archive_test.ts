@@ -9,6 +9,7 @@ import {
   archivePlan,
   archiveSupports,
   fetchArchiveFile,
+  parseChecksum,
 } from "../../src/exchange/archive.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../support/assert.ts";
 
@@ -406,6 +407,49 @@ Deno.test("fetchArchiveFile: a whole month of 1m (44,640 rows, streamed out of t
     assertEquals([result.candles[0].ts, result.candles.at(-1)!.ts], [jan, t("2024-01-31T23:59:00Z")]);
     assertEquals([result.rejected, result.bytes], [[], zip.length]);
     assert(ms < 5_000, `a month of 1m took ${ms.toFixed(0)} ms`);
+  } finally {
+    await archive.close();
+  }
+});
+
+Deno.test("parseChecksum: sha256sum's text and binary forms; another file or shape is a problem", () => {
+  const hex = "AB".repeat(32);
+  const file = "BTCUSDT-1m-2024-01.zip";
+  assertEquals(parseChecksum(`${hex}  ${file}\n`, file), { sha256: "ab".repeat(32) });
+  assertEquals(parseChecksum(`${hex} *${file}\r\n`, file), { sha256: "ab".repeat(32) });
+  assert("problem" in parseChecksum(`${hex}  ETHUSDT-1m-2024-01.zip\n`, file));
+  assert("problem" in parseChecksum("<html>not found</html>", file));
+});
+
+Deno.test("fetchArchiveFile: a network failure or a body cut off is retried once, through the given fetch", async () => {
+  const archive = startArchive();
+  try {
+    await publish(archive, SPOT_DAY, row(String(t("2024-01-15T00:00:00Z")), "1", "2", "0.5", "1.5", "1"));
+    const calls: string[] = [];
+    let failures = 2;
+    const flaky: typeof fetch = (input, init) => {
+      const url = String(input);
+      calls.push(url.slice(url.lastIndexOf("/") + 1));
+      if (url.endsWith(".CHECKSUM") && failures === 2) {
+        failures--;
+        return Promise.reject(new TypeError("connection refused"));
+      }
+      if (url.endsWith(".zip") && failures === 1) {
+        failures--;
+        const cut = new ReadableStream({ start: (c) => c.error(new TypeError("connection reset")) });
+        return Promise.resolve(new Response(cut));
+      }
+      return fetch(input, init);
+    };
+    await assertRejects(() => fetchArchiveFile(`${archive.base}${SPOT_DAY}`, { fetch: flaky }), ArchiveDownloadError);
+    assertEquals(calls, [
+      "BTCUSDT-1h-2024-01-15.zip.CHECKSUM",
+      "BTCUSDT-1h-2024-01-15.zip.CHECKSUM",
+      "BTCUSDT-1h-2024-01-15.zip",
+    ]);
+    const result = await fetchArchiveFile(`${archive.base}${SPOT_DAY}`, { fetch: flaky });
+    assert(result.status === "ok");
+    assertEquals([result.attempts, result.candles.length], [1, 1]);
   } finally {
     await archive.close();
   }
