@@ -1,0 +1,220 @@
+/**
+ * Reader of the Binance Data Vision kline archive (`ARCHIVE_URL`, default
+ * https://data.binance.vision): plans the monthly and daily files of a range
+ * ({@linkcode archivePlan}) and downloads one file, verifies its SHA-256 against its `.CHECKSUM`
+ * before anything is parsed, streams its CSV out of the zip and validates every row
+ * ({@linkcode fetchArchiveFile}). A file the archive does not have (404) is `missing`, for REST.
+ *
+ * @module
+ */
+import type { Candle } from "../candle.ts";
+import { timeframeMs } from "../timeframe.ts";
+import { parseKlineLine } from "./archive_csv.ts";
+import {
+  ArchiveChecksumError,
+  ArchiveCorruptError,
+  ArchiveDownloadError,
+  type ArchiveErrorCode,
+} from "./archive_errors.ts";
+import { ArchiveLimiter } from "./archive_limiter.ts";
+import type { TimeRange } from "./archive_plan.ts";
+import { readZipLines, ZipReadError } from "./archive_zip.ts";
+import { type RejectedCandle, validateCandles } from "./validate.ts";
+
+export * from "./archive_plan.ts";
+export * from "./archive_errors.ts";
+export { ArchiveLimiter, DEFAULT_ARCHIVE_FILES_IN_FLIGHT } from "./archive_limiter.ts";
+
+/** Options of {@linkcode fetchArchiveFile}. */
+export interface ArchiveFetchOptions {
+  /** The fetch to use (default the global one). */
+  fetch?: typeof fetch;
+  /** Aborts the download (and a wait for a limiter slot); the signal's reason is thrown. */
+  signal?: AbortSignal;
+  /** Bounds files in flight; default one limiter shared by every call that passes none. */
+  limiter?: ArchiveLimiter;
+}
+
+/** A downloaded, verified and parsed archive file. */
+export interface ArchiveFileRows {
+  status: "ok";
+  url: string;
+  /** File name, e.g. `BTCUSDT-1m-2024-01.zip`. */
+  file: string;
+  /** Open times the file covers, from its name. */
+  range: TimeRange;
+  /** Valid candles, strictly increasing, all inside `range`. */
+  candles: Candle[];
+  /** Rows that are not candles (malformed, invalid, outside the file's range), never in `candles`. */
+  rejected: RejectedCandle[];
+  /** Open times listed more than once (the first copy was kept). */
+  duplicates: number[];
+  /** Size of the `.zip` in bytes. */
+  bytes: number;
+  /** Downloads it took (2 when the first was retried). */
+  attempts: number;
+}
+
+/** The archive has no such file (404 of the `.zip` or its `.CHECKSUM`): REST covers its range. */
+export interface ArchiveFileMissing {
+  status: "missing";
+  url: string;
+  file: string;
+  range: TimeRange;
+  attempts: number;
+}
+
+/** The outcome of {@linkcode fetchArchiveFile}. */
+export type ArchiveFileResult = ArchiveFileRows | ArchiveFileMissing;
+
+const NAME = /^([A-Z0-9_]+)-([0-9]+[smhdw])-([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?\.zip$/;
+const CHECKSUM_LINE = /^([0-9a-fA-F]{64})[ \t]+\*?(\S+)[ \t]*$/;
+
+/** The file name, timeframe and covered range of a Data Vision kline URL. */
+export function describeArchiveUrl(url: string): { file: string; timeframe: string; range: TimeRange } {
+  const file = new URL(url).pathname.split("/").pop() ?? "";
+  const match = NAME.exec(file);
+  if (match === null) {
+    throw new Error(
+      `Cannot read the archive file: current value is "${url}", expected a kline file such as BTCUSDT-1m-2024-01.zip`,
+    );
+  }
+  const [, , timeframe, year, month, day] = match;
+  const from = Date.UTC(Number(year), Number(month) - 1, day === undefined ? 1 : Number(day));
+  const to = day === undefined ? Date.UTC(Number(year), Number(month), 1) : from + 86_400_000;
+  return { file, timeframe, range: { from, to } };
+}
+
+/**
+ * The SHA-256 (lowercase hex) a `.CHECKSUM` body gives for `file`: its first line is
+ * `<64 hex>  <file name>`, as `sha256sum` writes it. A body in another shape or for another file
+ * gives `{ problem }` instead.
+ */
+export function parseChecksum(text: string, file: string): { sha256: string } | { problem: string } {
+  const line = text.split("\n").map((l) => l.trim()).find((l) => l !== "") ?? "";
+  const match = CHECKSUM_LINE.exec(line);
+  if (match === null) {
+    return { problem: `a .CHECKSUM that is not "<sha256>  <file>" (${JSON.stringify(line.slice(0, 80))})` };
+  }
+  if (match[2] !== file) return { problem: `a .CHECKSUM for ${match[2]}` };
+  return { sha256: match[1].toLowerCase() };
+}
+
+/** A failed file is downloaded again once. */
+const MAX_ATTEMPTS = 2;
+
+let sharedLimiter: ArchiveLimiter | undefined;
+
+/** A failed attempt, before the retry decides. */
+class AttemptFailure extends Error {
+  constructor(readonly code: ArchiveErrorCode, message: string, readonly status?: number, cause?: unknown) {
+    super(message, { cause });
+  }
+}
+
+type Downloaded = { zip: Uint8Array } | { missing: true };
+
+async function download(url: string, file: string, fetchFn: typeof fetch, signal?: AbortSignal): Promise<Downloaded> {
+  const body = async <T>(response: Response, read: (response: Response) => Promise<T>): Promise<T> => {
+    try {
+      return await read(response);
+    } catch (error) {
+      signal?.throwIfAborted();
+      throw new AttemptFailure("download_failed", `body cut off (${String(error)})`, response.status, error);
+    }
+  };
+  const get = async (target: string): Promise<Response | null> => {
+    let response: Response;
+    try {
+      response = await fetchFn(target, { signal });
+    } catch (error) {
+      signal?.throwIfAborted();
+      throw new AttemptFailure("download_failed", `network failure (${String(error)})`, undefined, error);
+    }
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return null;
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new AttemptFailure("download_failed", `HTTP ${response.status} for ${target}`, response.status);
+    }
+    return response;
+  };
+  const checksumResponse = await get(`${url}.CHECKSUM`);
+  if (checksumResponse === null) return { missing: true };
+  const checksum = parseChecksum(await body(checksumResponse, (r) => r.text()), file);
+  if ("problem" in checksum) throw new AttemptFailure("checksum_mismatch", checksum.problem);
+  const expected = checksum.sha256;
+  const zipResponse = await get(url);
+  if (zipResponse === null) return { missing: true };
+  const zip = new Uint8Array(await body(zipResponse, (r) => r.arrayBuffer()));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", zip));
+  const actual = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  if (actual !== expected) {
+    throw new AttemptFailure("checksum_mismatch", `SHA-256 ${actual}, the .CHECKSUM says ${expected}`);
+  }
+  return { zip };
+}
+
+function parseZip(zip: Uint8Array, range: TimeRange, stepMs: number) {
+  const rows: Candle[] = [];
+  const rejected: RejectedCandle[] = [];
+  try {
+    readZipLines(zip, (line) => {
+      const parsed = parseKlineLine(line);
+      if (parsed.kind === "rejected") rejected.push(parsed.rejected);
+      else if (parsed.kind === "candle") {
+        const { candle } = parsed;
+        if (candle.ts < range.from || candle.ts >= range.to) {
+          rejected.push({ ts: candle.ts, reason: "open time outside the file's range" });
+        } else rows.push(candle);
+      }
+    });
+  } catch (error) {
+    if (error instanceof ZipReadError) throw new AttemptFailure("corrupt_zip", error.message, undefined, error);
+    throw error;
+  }
+  const validated = validateCandles(rows, stepMs);
+  return {
+    candles: validated.candles,
+    rejected: [...rejected, ...validated.rejected],
+    duplicates: validated.duplicates,
+  };
+}
+
+/**
+ * Downloads one archive `.zip` and its `.CHECKSUM`, verifies the SHA-256 (WebCrypto) before
+ * anything is parsed, streams the CSV out of the zip and validates every row like a REST page.
+ * A 404 of either file is `missing` (not an error). A checksum mismatch, a corrupt zip or a
+ * failed download is retried once, then thrown as {@linkcode ArchiveChecksumError},
+ * {@linkcode ArchiveCorruptError} or {@linkcode ArchiveDownloadError}, naming the file.
+ * Downloads hold a slot of `options.limiter` (a few files in flight), not the REST weight budget.
+ */
+export async function fetchArchiveFile(url: string, options: ArchiveFetchOptions = {}): Promise<ArchiveFileResult> {
+  const { file, timeframe, range } = describeArchiveUrl(url);
+  const stepMs = timeframeMs(timeframe);
+  const fetchFn = options.fetch ?? fetch;
+  const limiter = options.limiter ?? (sharedLimiter ??= new ArchiveLimiter());
+  let last: AttemptFailure | undefined;
+  let attempts = 0;
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    attempts = attempt;
+    try {
+      const downloaded = await limiter.run(() => download(url, file, fetchFn, options.signal), options);
+      if ("missing" in downloaded) return { status: "missing", url, file, range, attempts: attempt };
+      const parsed = parseZip(downloaded.zip, range, stepMs);
+      return { status: "ok", url, file, range, ...parsed, bytes: downloaded.zip.length, attempts: attempt };
+    } catch (error) {
+      if (!(error instanceof AttemptFailure)) throw error;
+      last = error;
+    }
+  }
+  const failure = last!;
+  const message =
+    `Cannot import the archive file ${file}: current value is ${failure.message} (after ${attempts} attempts)`;
+  const fields = { url, attempts };
+  if (failure.code === "checksum_mismatch") throw new ArchiveChecksumError(message, fields, { cause: failure });
+  if (failure.code === "corrupt_zip") throw new ArchiveCorruptError(message, fields, { cause: failure.cause });
+  throw new ArchiveDownloadError(message, { ...fields, status: failure.status }, { cause: failure.cause });
+}
