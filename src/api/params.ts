@@ -240,6 +240,11 @@ function summary(what: string, list: ErrorDetail[]): string {
   return `Cannot accept the ${what}: ${list.map((d) => `${d.parameter} ${d.problem}`).join("; ")}`;
 }
 
+/** The {@linkcode BadRequestError} of query problems found outside a schema (repeated parameters, say). */
+export function queryError(list: ErrorDetail[]): BadRequestError {
+  return new BadRequestError(summary("query", list), list);
+}
+
 /**
  * Validates URL query parameters: every name at most once, then `schema`. Throws
  * {@linkcode BadRequestError} naming each parameter and its problem.

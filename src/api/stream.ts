@@ -25,7 +25,7 @@ import { nextMonth } from "../timeframe.ts";
 import { bucketFloor, type CandleRow, pageQuery, type PageSpec, planPage } from "./candle_query.ts";
 import { addDecimalText, decimalText } from "./decimal_text.ts";
 import { BadRequestError, type ErrorDetail } from "./errors.ts";
-import { CandleTimeframe, Exchange, MarketSymbol, Price, problemOf } from "./params.ts";
+import { CandleTimeframe, Exchange, MarketSymbol, Price, problemOf, queryError } from "./params.ts";
 import { type ResolvedSource, resolveSource } from "./series_source.ts";
 import type { FormingCandle, StreamHub } from "./stream_hub.ts";
 
@@ -76,11 +76,7 @@ export function parseStreamQuery(url: URL): { keys: StreamKey[]; lastEventId: st
     !(names as readonly string[]).includes(k) && k !== "last_event_id"
   );
   if (unknown.length > 0) {
-    const details = unknown.map((p) => ({ parameter: p, problem: "is not a parameter of /v1/stream" }));
-    throw new BadRequestError(
-      `Cannot accept the query: ${details.map((d) => `${d.parameter} ${d.problem}`).join("; ")}`,
-      details,
-    );
+    throw queryError(unknown.map((p) => ({ parameter: p, problem: "is not a parameter of /v1/stream" })));
   }
   const values = Object.fromEntries(names.map((n) => [n, url.searchParams.getAll(n)])) as Record<
     (typeof names)[number],
@@ -108,7 +104,7 @@ export function parseStreamQuery(url: URL): { keys: StreamKey[]; lastEventId: st
   }
   const lastEventIds = url.searchParams.getAll("last_event_id");
   if (lastEventIds.length > 1) problems.push({ parameter: "last_event_id", problem: "is given more than once" });
-  if (problems.length > 0) throw new BadRequestError(summary(problems), problems);
+  if (problems.length > 0) throw queryError(problems);
   const keys: StreamKey[] = [];
   for (let i = 0; i < n; i++) {
     const raw: Record<string, string> = {};
@@ -129,12 +125,8 @@ export function parseStreamQuery(url: URL): { keys: StreamKey[]; lastEventId: st
     }
     keys.push({ ...result.data, price: result.data.price ?? "trade" });
   }
-  if (problems.length > 0) throw new BadRequestError(summary(problems), problems);
+  if (problems.length > 0) throw queryError(problems);
   return { keys, lastEventId: lastEventIds[0] ?? null };
-}
-
-function summary(list: ErrorDetail[]): string {
-  return `Cannot accept the query: ${list.map((d) => `${d.parameter} ${d.problem}`).join("; ")}`;
 }
 
 /** The event id for these last closed open times (one per followed series, null: none yet). */

@@ -49,6 +49,8 @@ interface ExchangeStreams {
   /** Last message time per batch. */
   heardAt: number[];
   bySeries: Map<string, Watched>;
+  /** The batch of each series (symbol and timeframe), set once the streams start. */
+  batchOf: Map<string, number>;
 }
 
 /** The WebSocket side of one engine's live updates. */
@@ -166,6 +168,7 @@ export class WsLive {
       up: [],
       heardAt: [],
       bySeries,
+      batchOf: new Map(),
     };
     const silence = jobs.config.live?.silenceMs ?? undefined;
     state.streams = new KlineStreams({
@@ -215,6 +218,9 @@ export class WsLive {
     });
     this.#exchanges.set(exchange, state);
     state.streams.start(subs);
+    state.streams.batches.forEach((b, i) => {
+      for (const sub of b) state.batchOf.set(`${sub.symbol}\u0000${sub.timeframe}`, i);
+    });
   }
 
   /** Records where the live candles of a batch's series come from (`series.live_source`, for `status`). */
@@ -230,7 +236,7 @@ export class WsLive {
   }
 
   #batchOf(state: ExchangeStreams, symbol: string, timeframe: string): number {
-    return state.streams.batches.findIndex((b) => b.some((s) => s.symbol === symbol && s.timeframe === timeframe));
+    return state.batchOf.get(`${symbol}\u0000${timeframe}`) ?? -1;
   }
 
   /** Open time of the newest stored candle of each of `ids` (one index probe each, one query). */
