@@ -88,8 +88,9 @@ const FORMATS = ["feather", "parquet", "csv", "json", "freqtrade-json"] as const
 Deno.test("export: every format round-trips the stored 1m candles, closed ones only, named for freqtrade", async () => {
   const w = await backfilled();
   try {
-    const handler = createHandler({ db: w.db, config: w.config, registry: new Registry(), now: w.now });
+    // The API's clock stands still: a minute boundary passing mid-test would close the forming candle.
     const now = w.now();
+    const handler = createHandler({ db: w.db, config: w.config, registry: new Registry(), now: () => now });
     // A forming candle in storage (as a writer that keeps the open minute would leave it): never exported.
     const forming = floorTo(now, MIN);
     await w.t.sql`
@@ -128,8 +129,9 @@ Deno.test("export: every format round-trips the stored 1m candles, closed ones o
 Deno.test("export: a resampled timeframe has only complete buckets, equal to the exchange's candles", async () => {
   const w = await backfilled();
   try {
-    const handler = createHandler({ db: w.db, config: w.config, registry: new Registry(), now: w.now });
+    // The API's clock stands still: a minute boundary passing mid-test would close the forming candle.
     const now = w.now();
+    const handler = createHandler({ db: w.db, config: w.config, registry: new Registry(), now: () => now });
     // One stored minute missing: its hour is incomplete and must not be exported.
     const holeHour = floorTo(now - 5 * HOUR, HOUR);
     const deleted = await w.t.sql`delete from candles where ts = ${new Date(holeHour + 17 * MIN)}`;
