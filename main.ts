@@ -310,7 +310,7 @@ async function commandBackfill(config: Config, opts: CommandArgs): Promise<numbe
   const ingestor = new Ingestor({ db: handle.db, config: narrowed, sources: clients, rollups });
   const progress = new ProgressDisplay({
     tty: Deno.stderr.isTerminal() && resolveFormat(config.logFormat, true) === "pretty",
-    log: (fields) => log.info("Backfill progress {series}: {percent}%", fields),
+    log: (fields) => log.info("Backfill progress {series}: {percent}%{archive}", fields),
   });
   const stopping = shutdownSignal();
   try {

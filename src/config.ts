@@ -2,10 +2,11 @@ import { z } from "zod";
 import type { Config } from "./config_types.ts";
 import { isTimeframe } from "./timeframe.ts";
 import { databaseUrlProblem } from "./config_redact.ts";
-import { API_WEB_SCHEMA, API_WEB_VARIABLES, isCron, normalizeSymbol, parseBackfillSince } from "./config_values.ts";
-import { parseDuration, splitList } from "./config_values.ts";
+import { API_WEB_SCHEMA, API_WEB_VARIABLES, isCron, parseBackfillSince } from "./config_values.ts";
+import { parseDuration, splitList, symbolList } from "./config_values.ts";
 import { LIVE_SCHEMA, LIVE_VARIABLES, liveConfig } from "./config_live.ts";
 import { DERIVATIVES_SCHEMA, DERIVATIVES_VARIABLES } from "./config_derivatives.ts";
+import { ARCHIVE_SCHEMA, ARCHIVE_VARIABLES, archiveConfig } from "./config_archive.ts";
 
 export type { BackfillSince, Config, LogLevel } from "./config_types.ts";
 
@@ -19,6 +20,7 @@ export const CONFIG_VARIABLES = [
   "QUOTE",
   "TIMEFRAMES",
   "BACKFILL_SINCE",
+  ...ARCHIVE_VARIABLES,
   "CCXT_CONFIG",
   "API_HOST",
   "API_PORT",
@@ -102,19 +104,6 @@ type Env = Partial<Record<ConfigVariable, string>>;
 
 /** What is collected when neither `SYMBOLS` nor `TOP_SYMBOLS` is set (on `binance`, `1m`, 30 days back). */
 export const DEFAULT_SYMBOLS: readonly string[] = Object.freeze(["BTC/USDT", "ETH/USDT"]);
-
-/** The normalised, de-duplicated symbols of a comma list, or what is wrong with it. */
-function symbolList(text: string): string[] | string {
-  const out: string[] = [];
-  const bad: string[] = [];
-  for (const item of splitList(text)) {
-    const n = normalizeSymbol(item);
-    if (n === null) bad.push(item);
-    else if (!out.includes(n)) out.push(n);
-  }
-  if (bad.length > 0) return `not valid: ${bad.join(", ")}`;
-  return out;
-}
 
 /** Builds the zod schema over the raw environment. */
 function schema() {
@@ -301,6 +290,7 @@ function schema() {
     ...API_WEB_SCHEMA,
     ...DERIVATIVES_SCHEMA,
     ...LIVE_SCHEMA,
+    ...ARCHIVE_SCHEMA,
     DENO_DEPLOY: opt(z.string()),
   }).superRefine((v, ctx) => {
     if (v.DENO_DEPLOY !== undefined && !v.DATABASE_URL?.trim()) {
@@ -362,6 +352,7 @@ export function loadConfig(env: Env = readEnv()): Config {
     quote: v.QUOTE,
     timeframes: v.TIMEFRAMES,
     backfillSince: v.BACKFILL_SINCE,
+    archive: archiveConfig(v),
     ccxtConfig: v.CCXT_CONFIG,
     apiHost: v.API_HOST,
     apiPort: v.API_PORT,

@@ -1,4 +1,5 @@
 import type { LiveConfig } from "./config_live.ts";
+import type { ArchiveConfig } from "./config_archive.ts";
 /** Where a backfill starts: a fixed instant, a duration before the run, or the exchange's first candle. */
 export type BackfillSince =
   | { kind: "date"; ms: number }
@@ -78,6 +79,8 @@ export interface Config {
   candlePrices?: ("trade" | "mark" | "index" | "premium")[];
   /** Funding-rate history of perpetuals (`FUNDING_RATES`; `auto`: on when a perpetual symbol is configured). */
   fundingRates?: "auto" | boolean;
+  /** Deep history from the exchange's public archive (`ARCHIVE`, `ARCHIVE_URL`); default off. */
+  archive?: ArchiveConfig;
   /** How live candles arrive (`LIVE_MODE`, `LIVE_REST_CHECK`, `LIVE_WS_SILENCE`); default REST. */
   live?: LiveConfig;
   /** Open-interest period stored per perpetual (`OPEN_INTEREST`), or `off` (default). */

@@ -152,3 +152,16 @@ export const API_WEB_SCHEMA = {
     return origins;
   }),
 };
+
+/** The normalised, de-duplicated symbols of a comma list, or what is wrong with it. */
+export function symbolList(text: string): string[] | string {
+  const out: string[] = [];
+  const bad: string[] = [];
+  for (const item of splitList(text)) {
+    const n = normalizeSymbol(item);
+    if (n === null) bad.push(item);
+    else if (!out.includes(n)) out.push(n);
+  }
+  if (bad.length > 0) return `not valid: ${bad.join(", ")}`;
+  return out;
+}

@@ -18,6 +18,8 @@ interface Row {
   expected: number;
   startedAt: number;
   lastLogged: number;
+  /** Archive files handled / planned, when the backfill uses the archive. */
+  files?: { done: number; total: number };
 }
 
 const encoder = new TextEncoder();
@@ -77,6 +79,7 @@ export class ProgressDisplay {
     }
     row.done = p.done;
     row.expected = p.expected;
+    if (p.files) row.files = p.files;
     const rate = row.done / Math.max(0.001, (now - row.startedAt) / 1000);
     if (this.#options.tty) {
       if (now - this.#lastDraw >= 100 || row.done >= row.expected) this.draw();
@@ -89,6 +92,8 @@ export class ProgressDisplay {
         percent: row.expected > 0 ? Math.floor((100 * row.done) / row.expected) : 100,
         rate_per_s: Math.round(rate),
         eta_s: rate > 0 ? Math.round((row.expected - row.done) / rate) : null,
+        archive: row.files ? `, archive files ${row.files.done}/${row.files.total}` : "",
+        ...(row.files ? { files_done: row.files.done, files_total: row.files.total } : {}),
       });
     }
   }
@@ -98,7 +103,8 @@ export class ProgressDisplay {
     const now = this.#now();
     this.#lastDraw = now;
     const lines = [...this.#rows.values()].map((r) =>
-      renderBar(r.label, r.done, r.expected, r.done / Math.max(0.001, (now - r.startedAt) / 1000))
+      renderBar(r.label, r.done, r.expected, r.done / Math.max(0.001, (now - r.startedAt) / 1000)) +
+      (r.files ? ` files ${r.files.done}/${r.files.total}` : "")
     );
     const up = this.#drawn > 0 ? `\x1b[${this.#drawn}A` : "";
     const text = up + lines.map((l) => `\x1b[2K${l}`).join("\n") + "\n";

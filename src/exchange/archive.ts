@@ -51,6 +51,8 @@ export interface ArchiveFileRows {
   duplicates: number[];
   /** Size of the `.zip` in bytes. */
   bytes: number;
+  /** The verified SHA-256 of the `.zip` (lowercase hex). */
+  sha256: string;
   /** Downloads it took (2 when the first was retried). */
   attempts: number;
 }
@@ -112,7 +114,7 @@ class AttemptFailure extends Error {
   }
 }
 
-type Downloaded = { zip: Uint8Array } | { missing: true };
+type Downloaded = { zip: Uint8Array; sha256: string } | { missing: true };
 
 async function download(url: string, file: string, fetchFn: typeof fetch, signal?: AbortSignal): Promise<Downloaded> {
   const body = async <T>(response: Response, read: (response: Response) => Promise<T>): Promise<T> => {
@@ -154,7 +156,7 @@ async function download(url: string, file: string, fetchFn: typeof fetch, signal
   if (actual !== expected) {
     throw new AttemptFailure("checksum_mismatch", `SHA-256 ${actual}, the .CHECKSUM says ${expected}`);
   }
-  return { zip };
+  return { zip, sha256: actual };
 }
 
 function parseZip(zip: Uint8Array, range: TimeRange, stepMs: number) {
@@ -204,7 +206,16 @@ export async function fetchArchiveFile(url: string, options: ArchiveFetchOptions
       const downloaded = await limiter.run(() => download(url, file, fetchFn, options.signal), options);
       if ("missing" in downloaded) return { status: "missing", url, file, range, attempts: attempt };
       const parsed = parseZip(downloaded.zip, range, stepMs);
-      return { status: "ok", url, file, range, ...parsed, bytes: downloaded.zip.length, attempts: attempt };
+      return {
+        status: "ok",
+        url,
+        file,
+        range,
+        ...parsed,
+        bytes: downloaded.zip.length,
+        sha256: downloaded.sha256,
+        attempts: attempt,
+      };
     } catch (error) {
       if (!(error instanceof AttemptFailure)) throw error;
       last = error;

@@ -7,8 +7,17 @@
 import { resolveSince } from "../config.ts";
 import type { BackfillSince } from "../config_types.ts";
 import { floorTo } from "../timeframe.ts";
+import { counted } from "../log.ts";
 import type { CandleSource } from "./source.ts";
-import { closedTarget, describeSeries, type IngestContext, type SeriesTarget, walkRange } from "./walk.ts";
+import {
+  closedTarget,
+  describeSeries,
+  type IngestContext,
+  type SeriesTarget,
+  walkRange,
+  type WalkResult,
+} from "./walk.ts";
+import { type ArchiveReader, type ArchiveTally, emptyTally, walkWithArchive } from "./archive_import.ts";
 
 export { describeSeries, type IngestContext, LeaseLostError, type SeriesTarget } from "./walk.ts";
 
@@ -21,6 +30,8 @@ export interface BackfillProgress {
   expected: number;
   /** Open time of the next candle to fetch. */
   cursor: number;
+  /** Archive files handled (imported, or fallen back to REST) and planned so far; absent without any. */
+  files?: { done: number; total: number };
 }
 
 /** Options of {@linkcode backfillSeries}. */
@@ -30,6 +41,8 @@ export interface BackfillOptions {
   /** The moment the run started; durations count back from it. */
   runStartedAt: number;
   onProgress?: (progress: BackfillProgress) => void;
+  /** Whole past days come from this archive where it serves the series (`ARCHIVE=auto`). */
+  archive?: ArchiveReader;
 }
 
 /** What a backfill did. */
@@ -40,6 +53,8 @@ export interface BackfillResult {
   complete: boolean;
   /** True when history was due (a first backfill, a resumed one, or `since` moved earlier). */
   history: boolean;
+  /** What the archive contributed. */
+  archive: ArchiveTally;
 }
 
 interface Checkpoint {
@@ -136,6 +151,7 @@ export async function backfillSeries(
     written: 0,
     complete: true,
     history: false,
+    archive: emptyTally(),
   };
   let state = await loadState(ctx, series.id);
 
@@ -195,13 +211,21 @@ export async function backfillSeries(
     });
   }
   let done = 0;
+  let files: { done: number; total: number } | undefined;
   const report = (cursor: number) =>
     options.onProgress?.({
       series,
       done,
       expected: Math.max(expected, done),
       cursor,
+      ...(files ? { files: { ...files } } : {}),
     });
+  const tallyFiles = (before: ArchiveTally, walk: ArchiveTally) => {
+    files = {
+      done: before.imported + before.missing + before.failed + walk.imported + walk.missing + walk.failed,
+      total: before.planned + walk.planned,
+    };
+  };
 
   const run = async (
     from: number,
@@ -213,15 +237,40 @@ export async function backfillSeries(
     if (fresh) await startRange(ctx, series, from, to);
     const hasEarlierData = state.first !== null && state.first < from;
     let last = from;
-    const walk = await walkRange(ctx, source, series, { from, to }, {
-      checkpoint: true,
-      hasEarlierData,
-      onPage: (cursor) => {
-        done += (cursor - last) / tf;
-        last = cursor;
-        report(cursor);
-      },
-    });
+    const onPage = (cursor: number) => {
+      done += (cursor - last) / tf;
+      last = cursor;
+      report(cursor);
+    };
+    const plan = options.archive?.plan(series, { from, to }, { now: ctx.now?.() ?? Date.now() }) ?? null;
+    let walk: WalkResult;
+    if (options.archive && plan && plan.files.length > 0) {
+      const first = plan.files[0].range.from;
+      const end = plan.files[plan.files.length - 1].range.to;
+      ctx.log.info("{series}: {files} from the archive cover {from} to {to}; REST fetches the rest", {
+        series: describeSeries(series),
+        files: counted(plan.files.length, "file"),
+        from: new Date(first).toISOString(),
+        to: new Date(end).toISOString(),
+      });
+      const before = { ...result.archive };
+      const archived = await walkWithArchive(ctx, source, series, { from, to }, {
+        archive: options.archive,
+        plan,
+        hasEarlierData,
+        onPage,
+        onFiles: (tally) => {
+          tallyFiles(before, tally);
+          report(last);
+        },
+      });
+      for (const key of Object.keys(result.archive) as (keyof ArchiveTally)[]) {
+        result.archive[key] += archived.archive[key];
+      }
+      walk = archived;
+    } else {
+      walk = await walkRange(ctx, source, series, { from, to }, { checkpoint: true, hasEarlierData, onPage });
+    }
     result.pages += walk.pages;
     result.written += walk.written;
     if (!walk.complete) {

@@ -23,6 +23,7 @@ import { Ticks } from "./ticks.ts";
 import type { RollupUpkeep } from "./rollup_upkeep.ts";
 import { Derivatives } from "./derivatives.ts";
 import { WsLive } from "./ws_live.ts";
+import type { ArchiveReader } from "./archive_import.ts";
 
 export type { BoundedRunReport } from "./bounded_run.ts";
 export type { SeriesFailure } from "./jobs.ts";
@@ -48,6 +49,8 @@ export interface IngestorOptions {
   now?: () => number;
   /** Rollup maintenance after backfills and repairs (none: the policies and the next start do it). */
   rollups?: RollupUpkeep;
+  /** The archive backfills read (default from `config.archive`; null: REST only). */
+  archive?: ArchiveReader | null;
 }
 
 /**
@@ -83,6 +86,7 @@ export class Ingestor {
       ttlMs: options.leaseTtlMs ?? options.config.leaseTtlMs,
       now: options.now ?? Date.now,
       rollups: options.rollups,
+      archive: options.archive,
     });
     this.#leases = new Leases(this.#jobs);
     this.#catalog = new Catalog(this.#jobs, this.#leases);

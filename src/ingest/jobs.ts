@@ -16,6 +16,8 @@ import { repairSeries } from "./repair.ts";
 import type { RollupUpkeep } from "./rollup_upkeep.ts";
 import { effectiveSince, seriesStartFacts, setSeriesState } from "./series.ts";
 import type { ExchangeSource } from "./source.ts";
+import type { ArchiveReader } from "./archive_import.ts";
+import { BinanceArchive } from "../exchange/archive_source.ts";
 
 /** A failed series with the reason, for exit statuses and reports. */
 export interface SeriesFailure {
@@ -31,6 +33,15 @@ export function errorMessage(error: unknown): string {
 /** The failures among job results (`null` is a job that succeeded or was skipped). */
 export function failuresOf(results: readonly (SeriesFailure | null)[]): SeriesFailure[] {
   return results.filter((f): f is SeriesFailure => f !== null);
+}
+
+/** ` and 12 archive files (1 fetched over REST instead)`, or nothing without archive files. */
+function archiveSummary(t: { imported: number; missing: number; failed: number }): string {
+  const handled = t.imported + t.missing + t.failed;
+  if (handled === 0) return "";
+  const fallbacks = t.missing + t.failed;
+  return ` and ${counted(handled, "archive file")}` +
+    (fallbacks > 0 ? ` (${fallbacks} fetched over REST instead)` : "");
 }
 
 class Semaphore {
@@ -65,6 +76,8 @@ export interface JobsOptions {
   now: () => number;
   /** Rollup maintenance, asked for after backfills that wrote rows and after repair ticks. */
   rollups?: RollupUpkeep;
+  /** The archive backfills use; default from `config.archive` (`ARCHIVE=auto`: Binance Data Vision). */
+  archive?: ArchiveReader | null;
 }
 
 /** Options of {@linkcode Jobs.backfill}. */
@@ -85,6 +98,8 @@ export class Jobs {
   readonly ttlMs: number;
   readonly now: () => number;
   readonly rollups: RollupUpkeep | undefined;
+  /** Where whole past days of history come from (null: REST only). */
+  readonly archive: ArchiveReader | null;
   /** Where ingest metrics are registered (none in some tests). */
   readonly registry: Registry | undefined;
   readonly log = getLogger("ingest");
@@ -112,6 +127,11 @@ export class Jobs {
     this.now = options.now;
     this.rollups = options.rollups;
     this.registry = options.registry;
+    this.archive = options.archive !== undefined
+      ? options.archive
+      : options.config.archive?.mode === "auto"
+      ? new BinanceArchive({ url: options.config.archive.url, now: options.now })
+      : null;
     const r = options.registry;
     this.#metrics = r
       ? {
@@ -119,6 +139,15 @@ export class Jobs {
         rejected: r.counter("candlekeep_candles_rejected_total", "Candles rejected by validation"),
         progress: r.gauge("candlekeep_backfill_progress_ratio", "Share of the running backfill done (0 to 1)"),
         failures: r.counter("candlekeep_ingest_failures_total", "Series jobs that failed, by job"),
+        archiveFiles: r.counter(
+          "candlekeep_archive_files_total",
+          "Archive files a backfill handled, by outcome: imported, missing (404) or failed; the last two were fetched over REST",
+        ),
+        archiveBytes: r.counter("candlekeep_archive_bytes_total", "Bytes of verified archive zips imported"),
+        archiveFallbacks: r.counter(
+          "candlekeep_archive_fallbacks_total",
+          "Archive files whose range REST fetched instead, by reason: missing, checksum_mismatch, corrupt_zip, download_failed",
+        ),
       }
       : null;
   }
@@ -163,6 +192,13 @@ export class Jobs {
         ? {
           written: (s, inserted, updated) => m.written.inc(labels(s), inserted + updated),
           rejected: (s, n) => m.rejected.inc(labels(s), n),
+          archiveFile: (s, file) => {
+            m.archiveFiles.inc({ exchange: s.exchange, outcome: file.outcome });
+            if (file.bytes > 0) m.archiveBytes.inc({ exchange: s.exchange }, file.bytes);
+            if (file.outcome !== "imported") {
+              m.archiveFallbacks.inc({ exchange: s.exchange, reason: file.reason ?? file.outcome });
+            }
+          },
         }
         : undefined,
     };
@@ -245,6 +281,7 @@ export class Jobs {
       const result = await backfillSeries(this.context(options.stop), source, series, {
         since,
         runStartedAt,
+        archive: this.archive ?? undefined,
         onProgress: (p) => {
           this.#metrics?.progress.set(
             { exchange: series.exchange, symbol: series.symbol, timeframe: series.timeframe },
@@ -263,11 +300,15 @@ export class Jobs {
           written: result.written,
           pages: result.pages,
           pagesText: counted(result.pages, "page"),
+          archiveText: archiveSummary(result.archive),
+          archive: result.archive,
         };
         // A series backfilled before (a restart) only catches up on what is newer: no news.
-        if (result.history) this.log.info("Backfill of {series} complete: {written} candles in {pagesText}", fields);
-        else if (result.pages > 1) this.log.info("Caught up {series}: {written} candles in {pagesText}", fields);
-        else this.log.debug("{series} was backfilled before: {written} newer candles in {pagesText}", fields);
+        if (result.history) {
+          this.log.info("Backfill of {series} complete: {written} candles in {pagesText}{archiveText}", fields);
+        } else if (result.pages > 1) {
+          this.log.info("Caught up {series}: {written} candles in {pagesText}{archiveText}", fields);
+        } else this.log.debug("{series} was backfilled before: {written} newer candles in {pagesText}", fields);
       }
     });
   }

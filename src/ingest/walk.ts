@@ -28,6 +28,11 @@ export interface IngestCounters {
   written(series: SeriesTarget, inserted: number, updated: number): void;
   /** Candles rejected by validation. */
   rejected(series: SeriesTarget, count: number): void;
+  /** One archive file imported, or fallen back to REST (`reason`: missing, checksum_mismatch, ...). */
+  archiveFile?(
+    series: SeriesTarget,
+    file: { outcome: "imported" | "missing" | "failed"; bytes: number; reason?: string },
+  ): void;
 }
 
 /** What every ingest job needs. */
@@ -70,11 +75,17 @@ export function describeSeries(
   return `${s.exchange} ${s.symbol} ${s.timeframe}${price}`;
 }
 
-interface WalkOptions {
+/** Options of {@linkcode walkRange}. */
+export interface WalkOptions {
   /** Advance backfill_checkpoints.cursor in each page's transaction. */
   checkpoint: boolean;
   /** Whether the series has stored candles before `from` (holes are only recorded after data). */
   hasEarlierData: boolean;
+  /**
+   * A page window without any candle is a confirmed hole once the series has data (set when the
+   * range is known to be followed by data, e.g. a slot an archive file lacks).
+   */
+  emptyIsHole?: boolean;
   onPage?: (cursor: number) => void;
 }
 
@@ -144,6 +155,7 @@ export async function walkRange(
     } else {
       // Nothing in this window: move past it (the exchange answers from `since` forward).
       next = Math.min(cursor + windowMs, range.to);
+      if (options.emptyIsHole && seenData) holes.push({ from: cursor, to: next, reason: "no data from exchange" });
     }
     for (const r of rejected) holes.push({ from: r.ts, to: r.ts + tf, reason: `invalid data: ${r.reason}` });
 

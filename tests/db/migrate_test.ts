@@ -14,6 +14,7 @@ const NUMBERED = [
   "007_open_interest.sql",
   "008_live_source.sql",
   "009_open_interest_holes.sql",
+  "010_archive_files.sql",
 ];
 
 async function copyMigrations(): Promise<string> {
@@ -45,11 +46,13 @@ Deno.test("migrations: applied once, recorded, idempotent", async () => {
       [7, "open_interest"],
       [8, "live_source"],
       [9, "open_interest_holes"],
+      [10, "archive_files"],
     ]);
     assertEquals(rows[0].checksum.length, 64);
     const tables = await t.sql<{ table_name: string }[]>`
       select table_name from information_schema.tables where table_schema = current_schema() order by 1`;
     assertEquals(tables.map((r) => r.table_name), [
+      "archive_files",
       "backfill_checkpoints",
       "candlekeep_meta",
       "candles",

@@ -55,15 +55,18 @@ export interface WorldOptions {
   ws?: Partial<FakeWsBehaviour>;
   /** The fake's markets (default: its `defaultMarkets()`). */
   markets?: FakeMarket[];
+  /** Where the shared clock starts (ms; default now): set before the clients read it. */
+  startAt?: number;
 }
 
 /** Starts a fake exchange and a fresh migrated database, and configures Candlekeep for them. */
 export async function ingestWorld(options: WorldOptions = {}): Promise<IngestWorld> {
   if (Deno.env.get("TEST_LOG")) setupLogging({ level: "debug", format: "pretty" });
   const dialect = options.dialect ?? "binance";
+  const startOffset = options.startAt === undefined ? 0 : options.startAt - Date.now();
   const fake = await startFakeExchange({
     dialect,
-    behaviour: options.behaviour,
+    behaviour: options.startAt === undefined ? options.behaviour : { ...options.behaviour, nowOffsetMs: startOffset },
     contracts: options.contracts,
     ws: options.ws,
     markets: options.markets,
@@ -97,12 +100,14 @@ export async function ingestWorld(options: WorldOptions = {}): Promise<IngestWor
     BACKFILL_CONCURRENCY: "4",
     // Live over REST unless a test asks for streams: most tests count REST requests.
     LIVE_MODE: "rest",
+    // REST only unless a test serves a fake archive (ARCHIVE_URL): there is no internet.
+    ARCHIVE: "off",
     ...options.env,
   };
   const config = loadConfig(env);
   const db = new Database(t.sql, t.name, { baseMs: 300 });
   await db.ping();
-  let offset = 0;
+  let offset = startOffset;
   const now = () => Date.now() + offset;
   const clock = { now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
   const clients = await createExchangeClients(config, {

@@ -1,0 +1,143 @@
+/**
+ * The archive as the backfill sees it: which series Binance Data Vision serves (spot pairs on
+ * `binance`, USDⓈ-M perpetuals on `binance` and `binanceusdm`, trade klines), the files of a
+ * range, and one file fetched with a time limit. When the archive cannot be reached at all
+ * (three download failures in a row) it is paused for ten minutes, so backfills go straight to
+ * REST instead of timing out file after file.
+ *
+ * @module
+ */
+import { getLogger } from "../log.ts";
+import type { PriceKind } from "../market_type.ts";
+import {
+  ArchiveDownloadError,
+  type ArchiveFile,
+  type ArchiveFileResult,
+  type ArchiveKind,
+  ArchiveLimiter,
+  archiveMarketId,
+  type ArchivePlan,
+  archivePlan,
+  archiveSupports,
+  fetchArchiveFile,
+  type TimeRange,
+} from "./archive.ts";
+
+/** A series as the archive needs it. */
+export interface ArchiveTarget {
+  exchange: string;
+  symbol: string;
+  timeframe: string;
+  price?: PriceKind;
+}
+
+/** Options of {@linkcode BinanceArchive}. */
+export interface BinanceArchiveOptions {
+  /** Base URL (`ARCHIVE_URL`). */
+  url: string;
+  /** The fetch to use (default the global one). */
+  fetch?: typeof fetch;
+  /** Files downloaded at once, across every series (default 4). */
+  limiter?: ArchiveLimiter;
+  /** One file's download, checksum and all, may take this long before it counts as failed (default 120 s). */
+  fileTimeoutMs?: number;
+  /** Download failures in a row that pause the archive (default 3). */
+  failuresToPause?: number;
+  /** How long a pause lasts (default 10 minutes). */
+  pauseMs?: number;
+  now?: () => number;
+}
+
+const log = getLogger("archive");
+
+/** Binance Data Vision (or a mirror) for the backfill: plans and fetches files. */
+export class BinanceArchive {
+  readonly url: string;
+  readonly limiter: ArchiveLimiter;
+  readonly #options: BinanceArchiveOptions;
+  #failuresInARow = 0;
+  #pausedUntil = 0;
+
+  /** Creates the reader; nothing is fetched until a backfill asks. */
+  constructor(options: BinanceArchiveOptions) {
+    this.url = options.url.replace(/\/+$/, "");
+    this.limiter = options.limiter ?? new ArchiveLimiter();
+    this.#options = options;
+  }
+
+  #now(): number {
+    return this.#options.now?.() ?? Date.now();
+  }
+
+  /** The archive market of a series (`spot` or `um`), or null when the archive does not serve it. */
+  kindOf(target: ArchiveTarget): ArchiveKind | null {
+    if ((target.price ?? "trade") !== "trade") return null;
+    const kinds: ArchiveKind[] = target.exchange === "binance"
+      ? ["spot", "um"]
+      : target.exchange === "binanceusdm"
+      ? ["um"]
+      : [];
+    return kinds.find((kind) =>
+      archiveMarketId(target.symbol, kind) !== null && archiveSupports(target.symbol, target.timeframe, kind)
+    ) ?? null;
+  }
+
+  /** Until when the archive is paused after repeated download failures (0: not paused). */
+  get pausedUntil(): number {
+    return this.#pausedUntil > this.#now() ? this.#pausedUntil : 0;
+  }
+
+  /**
+   * The files covering the whole past UTC days of `range` for a series, or null when the archive
+   * does not serve the series or is paused (then REST covers everything).
+   */
+  plan(target: ArchiveTarget, range: TimeRange, options: { now: number }): ArchivePlan | null {
+    const kind = this.kindOf(target);
+    if (kind === null || this.pausedUntil > 0) return null;
+    return archivePlan(target.symbol, target.timeframe, range, { kind, now: options.now, baseUrl: this.url });
+  }
+
+  /**
+   * Downloads, verifies and parses one file (see `fetchArchiveFile`); a download that outlasts
+   * the time limit fails like any other download. Failures are thrown as `ArchiveFileError`s.
+   */
+  async fetchFile(file: ArchiveFile, options: { signal?: AbortSignal } = {}): Promise<ArchiveFileResult> {
+    const timeout = AbortSignal.timeout(this.#options.fileTimeoutMs ?? 120_000);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    try {
+      const result = await fetchArchiveFile(file.url, { fetch: this.#options.fetch, limiter: this.limiter, signal });
+      this.#failuresInARow = 0;
+      return result;
+    } catch (error) {
+      options.signal?.throwIfAborted();
+      const failure = timeout.aborted
+        ? new ArchiveDownloadError(
+          `Cannot import the archive file ${file.name}: current value is no answer within ${
+            (this.#options.fileTimeoutMs ?? 120_000) / 1000
+          } s`,
+          { url: file.url, attempts: 1 },
+          { cause: error },
+        )
+        : error;
+      if (failure instanceof ArchiveDownloadError) this.#noteDownloadFailure(failure);
+      throw failure;
+    }
+  }
+
+  #noteDownloadFailure(error: ArchiveDownloadError): void {
+    this.#failuresInARow++;
+    if (this.#failuresInARow < (this.#options.failuresToPause ?? 3) || this.pausedUntil > 0) return;
+    const pauseMs = this.#options.pauseMs ?? 600_000;
+    this.#pausedUntil = this.#now() + pauseMs;
+    this.#failuresInARow = 0;
+    log.warn(
+      "Cannot reach the archive at {url}: current value is {count} download failures in a row, the last: {reason}. Backfills use REST only until {until}",
+      {
+        url: this.url,
+        count: this.#options.failuresToPause ?? 3,
+        reason: error.message,
+        until: new Date(this.#pausedUntil).toISOString(),
+      },
+    );
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * Backfill through the archive (ARCHIVE=auto) against the fake Data Vision and the fake exchange
+ * behind it: the stored series and its recorded holes equal a REST-only backfill's exactly; bad
+ * checksums, corrupt zips, 404 files and malformed rows fall back to REST; an interrupted import
+ * resumes after its last finished file; metrics count files, bytes and fallbacks.
+ */
+import { assert, assertEquals } from "../support/assert.ts";
+import { type FakeArchive, fakeExchangeSource, startFakeArchive } from "../support/fake_archive.ts";
+import type { FakeMarket } from "../support/fake_exchange.ts";
+import { type IngestWorld, ingestWorld, storedCandles } from "./helpers.ts";
+import { Registry } from "../../src/metrics.ts";
+import type { BackfillProgress } from "../../src/ingest/backfill.ts";
+import { BinanceArchive } from "../../src/exchange/archive_source.ts";
+
+const NOW = Date.UTC(2025, 0, 5, 12, 0);
+const MARKETS: FakeMarket[] = [
+  { symbol: "BTC/USDT", listedAt: Date.UTC(2024, 10, 20, 0, 7), basePrice: 60000, quoteVolume24h: 9e9 },
+  { symbol: "ETH/USDT", listedAt: Date.UTC(2024, 11, 30, 13, 0), basePrice: 3000, quoteVolume24h: 5e9 },
+];
+/** The exchange has nothing here (an outage): neither REST nor the archive. */
+const OUTAGE = { symbol: "BTC/USDT", from: Date.UTC(2024, 11, 10, 5, 0), to: Date.UTC(2024, 11, 10, 5, 30) };
+const SINCE = "2024-11-18";
+
+interface ArchiveWorld {
+  w: IngestWorld;
+  archive: FakeArchive;
+  /** The reader an archive-backed ingestor gets. */
+  reader: BinanceArchive;
+  close(): Promise<void>;
+}
+
+async function world(
+  env: Record<string, string>,
+  options: { archive?: Parameters<typeof startFakeArchive>[0]["faults"]; malformed?: number } = {},
+): Promise<ArchiveWorld> {
+  const w = await ingestWorld({ markets: MARKETS, behaviour: { holes: [OUTAGE] }, env, startAt: NOW });
+  const source = fakeExchangeSource(w.fake);
+  const archive = await startFakeArchive({
+    now: w.now,
+    faults: options.archive,
+    source: {
+      ...source,
+      rows: (q) =>
+        source.rows(q).map((r) =>
+          r[0] === options.malformed && q.symbolId === "BTCUSDT" ? [r[0], "abc", ...r.slice(2)] : r
+        ),
+    },
+  });
+  return {
+    w,
+    archive,
+    reader: new BinanceArchive({ url: archive.url, now: w.now }),
+    close: async () => {
+      await archive.close();
+      await w.close();
+    },
+  };
+}
+
+async function holes(w: IngestWorld) {
+  return await w.t.sql<{ symbol: string; timeframe: string; from: Date; to: Date; reason: string }[]>`
+    select s.symbol, s.timeframe, h.from_ts as from, h.to_ts as to, h.reason
+    from confirmed_holes h join series s on s.id = h.series_id order by 1, 2, 3`;
+}
+
+async function files(w: IngestWorld, symbol: string, timeframe = "1m") {
+  return await w.t.sql<
+    { file: string; status: string; candles: number; sha256: string | null; detail: string | null }[]
+  >`
+    select f.file, f.status, f.candles, f.sha256, f.detail
+    from archive_files f join series s on s.id = f.series_id
+    where s.symbol = ${symbol} and s.timeframe = ${timeframe} order by f.range_from`;
+}
+
+const klinesRequests = (w: IngestWorld) => w.fake.stats.byPath["/api/v3/klines"] ?? 0;
+
+const ENV = { SYMBOLS: "BTC/USDT,ETH/USDT", TIMEFRAMES: "1m,1h", BACKFILL_SINCE: SINCE };
+
+Deno.test("archive backfill: the stored series and its holes equal a REST-only backfill exactly, with a fraction of the requests", async () => {
+  const a = await world(ENV);
+  const rest = await world(ENV);
+  try {
+    const progress: BackfillProgress[] = [];
+    assertEquals(await a.w.ingestor({ archive: a.reader }).backfillOnce({ onProgress: (p) => progress.push(p) }), []);
+    assertEquals(await rest.w.ingestor().backfillOnce(), []);
+    for (const symbol of ["BTC/USDT", "ETH/USDT"]) {
+      for (const timeframe of ["1m", "1h"]) {
+        const got = await storedCandles(a.w, { symbol, timeframe });
+        const want = await storedCandles(rest.w, { symbol, timeframe });
+        assert(want.length > 0);
+        assertEquals(got.length, want.length, `${symbol} ${timeframe} count`);
+        assertEquals(got, want, `${symbol} ${timeframe} values`);
+        const listed = MARKETS.find((m) => m.symbol === symbol)!.listedAt;
+        assertEquals(got, a.w.fake.expected(symbol, timeframe, listed - (listed % 3_600_000), NOW - (NOW % 3_600_000)));
+      }
+    }
+    // The outage is a recorded hole in both, found over REST in both.
+    assertEquals(await holes(a.w), await holes(rest.w));
+    assert((await holes(a.w)).some((h) => h.from.getTime() === OUTAGE.from && h.to.getTime() === OUTAGE.to));
+
+    // BTC/USDT 1m: 13 daily files of November (18th and 19th before the listing: 404), December's monthly,
+    // January 1st to 4th as daily files (microsecond timestamps); the 5th until noon over REST.
+    const btc = await files(a.w, "BTC/USDT");
+    assertEquals(btc.length, 18);
+    assertEquals(btc.filter((f) => f.status === "missing").map((f) => f.file), [
+      "BTCUSDT-1m-2024-11-18.zip",
+      "BTCUSDT-1m-2024-11-19.zip",
+    ]);
+    assertEquals(btc.filter((f) => f.status === "imported").length, 16);
+    for (const f of btc.filter((f) => f.status === "imported")) {
+      const day = f.file.match(/-(\d{4}-\d{2}(?:-\d{2})?)\.zip$/)![1];
+      const period = day.length === 7 ? "monthly" : "daily";
+      const served = await a.archive.file(`data/spot/${period}/klines/BTCUSDT/1m/${f.file}`);
+      assertEquals(f.sha256, served!.sha256, f.file);
+    }
+    assertEquals(btc.find((f) => f.file === "BTCUSDT-1m-2024-12.zip")!.candles, 31 * 1440 - 30);
+
+    // REST pages: the REST-only run walked every day; the archive run only the 404 days, the outage and today.
+    const viaArchive = klinesRequests(a.w);
+    const restOnly = klinesRequests(rest.w);
+    assert(viaArchive * 8 < restOnly, `${viaArchive} REST requests with the archive, ${restOnly} without`);
+
+    // Progress counted files up to the total.
+    const last = progress.filter((p) => p.series.symbol === "BTC/USDT" && p.series.timeframe === "1m").at(-1)!;
+    assertEquals(last.files, { done: 18, total: 18 });
+    assertEquals(last.done, last.expected);
+  } finally {
+    await a.close();
+    await rest.close();
+  }
+});
+
+Deno.test("archive backfill: a bad checksum, a corrupt zip, a 404 and a malformed row fall back to REST; the series stays exact", async () => {
+  const malformed = Date.UTC(2025, 0, 4, 10, 0);
+  const env = { SYMBOLS: "BTC/USDT", TIMEFRAMES: "1m", BACKFILL_SINCE: "2024-12-29" };
+  const a = await world(env, {
+    malformed,
+    archive: {
+      badChecksum: ["BTCUSDT-1m-2024-12-30.zip"],
+      corrupt: [{ file: "BTCUSDT-1m-2025-01-02.zip", times: 1 }],
+      missing: ["BTCUSDT-1m-2025-01-03.zip"],
+    },
+  });
+  try {
+    const registry = new Registry();
+    assertEquals(await a.w.ingestor({ archive: a.reader, registry }).backfillOnce(), []);
+    const got = await storedCandles(a.w, { symbol: "BTC/USDT", timeframe: "1m" });
+    assertEquals(got, a.w.fake.expected("BTC/USDT", "1m", Date.UTC(2024, 11, 29), NOW));
+    assert(got.some((c) => c.ts === malformed), "the malformed row came from REST");
+    const byFile = Object.fromEntries((await files(a.w, "BTC/USDT")).map((f) => [f.file, f]));
+    assertEquals(byFile["BTCUSDT-1m-2024-12-30.zip"].status, "failed");
+    assert(
+      byFile["BTCUSDT-1m-2024-12-30.zip"].detail!.includes("SHA-256"),
+      byFile["BTCUSDT-1m-2024-12-30.zip"].detail!,
+    );
+    assertEquals(byFile["BTCUSDT-1m-2025-01-02.zip"].status, "imported");
+    assertEquals(byFile["BTCUSDT-1m-2025-01-03.zip"].status, "missing");
+    assertEquals(byFile["BTCUSDT-1m-2025-01-04.zip"].status, "imported");
+    assertEquals(byFile["BTCUSDT-1m-2025-01-04.zip"].detail, "1 row rejected");
+    assertEquals(byFile["BTCUSDT-1m-2025-01-04.zip"].candles, 1439);
+    const text = await registry.render();
+    const metric = (line: string) => {
+      const found = text.split("\n").find((l) => l.startsWith(line + " "));
+      return found === undefined ? null : Number(found.slice(line.length + 1));
+    };
+    assertEquals(metric(`candlekeep_archive_files_total{exchange="binance",outcome="imported"}`), 5);
+    assertEquals(metric(`candlekeep_archive_files_total{exchange="binance",outcome="failed"}`), 1);
+    assertEquals(metric(`candlekeep_archive_files_total{exchange="binance",outcome="missing"}`), 1);
+    assertEquals(metric(`candlekeep_archive_fallbacks_total{exchange="binance",reason="checksum_mismatch"}`), 1);
+    assertEquals(metric(`candlekeep_archive_fallbacks_total{exchange="binance",reason="missing"}`), 1);
+    assert((metric(`candlekeep_archive_bytes_total{exchange="binance"}`) ?? 0) > 0);
+    assertEquals(metric(`candlekeep_candles_rejected_total{exchange="binance",symbol="BTC/USDT",timeframe="1m"}`), 1);
+  } finally {
+    await a.close();
+  }
+});
+
+Deno.test("archive backfill: an interrupted import resumes after its last finished file without downloading it again", async () => {
+  const env = { SYMBOLS: "BTC/USDT", TIMEFRAMES: "1m", BACKFILL_SINCE: "2024-12-20" };
+  const a = await world(env, { archive: { latencyMs: 30 } });
+  try {
+    const first = a.w.ingestor({ archive: a.reader });
+    let stopped = false;
+    const failures = await first.backfillOnce({
+      onProgress: (p) => {
+        if (!stopped && (p.files?.done ?? 0) >= 3) {
+          stopped = true;
+          void first.stop(5000);
+        }
+      },
+    });
+    assertEquals(failures, []);
+    const done = (await files(a.w, "BTC/USDT")).filter((f) => f.status === "imported").map((f) => f.file);
+    assert(done.length >= 3 && done.length < 15, `imported before the stop: ${done.join(", ")}`);
+    a.archive.resetStats();
+    assertEquals(await a.w.ingestor({ archive: a.reader }).backfillOnce(), []);
+    const fetched = Object.keys(a.archive.stats.byPath).filter((p) => p.endsWith(".zip")).map((p) =>
+      p.split("/").pop()!
+    );
+    for (const file of done) assert(!fetched.includes(file), `${file} was downloaded again`);
+    assertEquals(fetched.length, 16 - done.length);
+    const got = await storedCandles(a.w, { symbol: "BTC/USDT", timeframe: "1m" });
+    assertEquals(got, a.w.fake.expected("BTC/USDT", "1m", Date.UTC(2024, 11, 20), NOW));
+  } finally {
+    await a.close();
+  }
+});
