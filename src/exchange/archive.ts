@@ -4,11 +4,14 @@
  * ({@linkcode archivePlan}) and downloads one file, verifies its SHA-256 against its `.CHECKSUM`
  * before anything is parsed, streams its CSV out of the zip and validates every row
  * ({@linkcode fetchArchiveFile}). A file the archive does not have (404) is `missing`, for REST.
+ * Trade candles and USDⓈ-M mark, index and premium-index candles (the price is read from the
+ * URL's directory) come out as the REST reader stores them.
  *
  * @module
  */
 import type { Candle } from "../candle.ts";
 import { timeframeMs } from "../timeframe.ts";
+import type { PriceKind } from "../market_type.ts";
 import { parseKlineLine } from "./archive_csv.ts";
 import {
   ArchiveChecksumError,
@@ -17,7 +20,7 @@ import {
   type ArchiveErrorCode,
 } from "./archive_errors.ts";
 import { ArchiveLimiter } from "./archive_limiter.ts";
-import type { TimeRange } from "./archive_plan.ts";
+import { archivePriceOfDirectory, type TimeRange } from "./archive_plan.ts";
 import { readZipLines, ZipReadError } from "./archive_zip.ts";
 import { type RejectedCandle, validateCandles } from "./validate.ts";
 
@@ -72,9 +75,26 @@ export type ArchiveFileResult = ArchiveFileRows | ArchiveFileMissing;
 const NAME = /^([A-Z0-9_]+)-([0-9]+[smhdw])-([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?\.zip$/;
 const CHECKSUM_LINE = /^([0-9a-fA-F]{64})[ \t]+\*?(\S+)[ \t]*$/;
 
-/** The file name, timeframe and covered range of a Data Vision kline URL. */
-export function describeArchiveUrl(url: string): { file: string; timeframe: string; range: TimeRange } {
-  const file = new URL(url).pathname.split("/").pop() ?? "";
+/** What a Data Vision kline URL names. */
+export interface ArchiveUrlInfo {
+  /** File name, e.g. `BTCUSDT-1m-2024-01.zip`. */
+  file: string;
+  timeframe: string;
+  /** Open times the file covers. */
+  range: TimeRange;
+  /**
+   * The candles' price, from the directory (`klines` trade, `markPriceKlines` mark,
+   * `indexPriceKlines` index, `premiumIndexKlines` premium); trade for any other path.
+   */
+  price: PriceKind;
+}
+
+/** The file name, timeframe, covered range and price of a Data Vision kline URL. */
+export function describeArchiveUrl(url: string): ArchiveUrlInfo {
+  const parts = new URL(url).pathname.split("/");
+  const file = parts.at(-1) ?? "";
+  // .../<directory>/<SYMBOL>/<interval>/<file>
+  const price = parts.length >= 4 ? archivePriceOfDirectory(parts[parts.length - 4]) ?? "trade" : "trade";
   const match = NAME.exec(file);
   if (match === null) {
     throw new Error(
@@ -84,7 +104,7 @@ export function describeArchiveUrl(url: string): { file: string; timeframe: stri
   const [, , timeframe, year, month, day] = match;
   const from = Date.UTC(Number(year), Number(month) - 1, day === undefined ? 1 : Number(day));
   const to = day === undefined ? Date.UTC(Number(year), Number(month), 1) : from + 86_400_000;
-  return { file, timeframe, range: { from, to } };
+  return { file, timeframe, range: { from, to }, price };
 }
 
 /**
@@ -159,12 +179,12 @@ async function download(url: string, file: string, fetchFn: typeof fetch, signal
   return { zip, sha256: actual };
 }
 
-function parseZip(zip: Uint8Array, range: TimeRange, stepMs: number) {
+function parseZip(zip: Uint8Array, range: TimeRange, stepMs: number, price: PriceKind) {
   const rows: Candle[] = [];
   const rejected: RejectedCandle[] = [];
   try {
     readZipLines(zip, (line) => {
-      const parsed = parseKlineLine(line);
+      const parsed = parseKlineLine(line, { price });
       if (parsed.kind === "rejected") rejected.push(parsed.rejected);
       else if (parsed.kind === "candle") {
         const { candle } = parsed;
@@ -194,7 +214,7 @@ function parseZip(zip: Uint8Array, range: TimeRange, stepMs: number) {
  * Downloads hold a slot of `options.limiter` (a few files in flight), not the REST weight budget.
  */
 export async function fetchArchiveFile(url: string, options: ArchiveFetchOptions = {}): Promise<ArchiveFileResult> {
-  const { file, timeframe, range } = describeArchiveUrl(url);
+  const { file, timeframe, range, price } = describeArchiveUrl(url);
   const stepMs = timeframeMs(timeframe);
   const fetchFn = options.fetch ?? fetch;
   const limiter = options.limiter ?? (sharedLimiter ??= new ArchiveLimiter());
@@ -205,7 +225,7 @@ export async function fetchArchiveFile(url: string, options: ArchiveFetchOptions
     try {
       const downloaded = await limiter.run(() => download(url, file, fetchFn, options.signal), options);
       if ("missing" in downloaded) return { status: "missing", url, file, range, attempts: attempt };
-      const parsed = parseZip(downloaded.zip, range, stepMs);
+      const parsed = parseZip(downloaded.zip, range, stepMs, price);
       return {
         status: "ok",
         url,

@@ -1,11 +1,14 @@
 /**
  * Parses the kline CSV rows of Binance Data Vision files, as published: spot files have no
  * header, USDⓈ-M files have an `open_time,...` header from 2022 on; spot open times are in
- * microseconds from 2025-01-01 on and in milliseconds before.
+ * microseconds from 2025-01-01 on and in milliseconds before. USDⓈ-M mark, index and
+ * premium-index files have the same twelve columns with `0` in the volume columns, as
+ * `/fapi/v1/markPriceKlines` and its siblings send them.
  *
  * @module
  */
 import type { Candle } from "../candle.ts";
+import type { PriceOption } from "../market_type.ts";
 import type { RejectedCandle } from "./validate.ts";
 
 /** What one CSV line is. */
@@ -44,22 +47,32 @@ export function openTimeMs(field: string): number | string {
  * Classifies one CSV line. Prices and volume are read as ccxt reads Binance's REST strings
  * (`Number` of the decimal string, identical to `parseFloat` for these strings), so an archived
  * candle equals the REST candle to the bit. The header is recognised by its first field
- * `open_time`; anything else non-numeric is a rejected row.
+ * `open_time`; anything else non-numeric is a rejected row. Mark, index and premium-index rows
+ * (`options.price`) trade nothing: a missing or empty volume is 0, as the REST reader stores it.
  */
-export function parseKlineLine(line: string): KlineLine {
+export function parseKlineLine(line: string, options: PriceOption = {}): KlineLine {
   const text = line.endsWith("\r") ? line.slice(0, -1) : line;
   if (text.trim() === "") return { kind: "blank" };
   const fields = text.split(",");
   if (fields[0].trim().toLowerCase() === "open_time") return { kind: "header" };
   const ts = openTimeMs(fields[0].trim());
   if (typeof ts === "string") return { kind: "rejected", rejected: { ts: NaN, reason: ts } };
-  if (fields.length < 6) {
-    return { kind: "rejected", rejected: { ts, reason: `row has ${fields.length} fields, expected at least 6` } };
+  const priced = options.price !== undefined && options.price !== "trade";
+  const least = priced ? 5 : 6;
+  if (fields.length < least) {
+    return {
+      kind: "rejected",
+      rejected: { ts, reason: `row has ${fields.length} fields, expected at least ${least}` },
+    };
   }
   const names = ["open", "high", "low", "close", "volume"] as const;
   const values: number[] = [];
   for (let i = 0; i < names.length; i++) {
-    const raw = fields[i + 1].trim();
+    const raw = fields[i + 1]?.trim() ?? "";
+    if (priced && names[i] === "volume" && raw === "") {
+      values.push(0);
+      continue;
+    }
     if (!DECIMAL.test(raw)) {
       return {
         kind: "rejected",

@@ -1,9 +1,14 @@
 /**
  * Which Binance Data Vision files cover a candle range: monthly files for whole calendar months,
  * daily files for the remaining whole days, never today (UTC), which is not published yet.
+ * Trade candles are under `klines` (spot and USDⓈ-M); USDⓈ-M mark, index and premium-index
+ * candles under `markPriceKlines`, `indexPriceKlines` (keyed by pair, which for a USDⓈ-M
+ * perpetual is its symbol id) and `premiumIndexKlines`, with the same file names.
  *
  * @module
  */
+import type { PriceKind } from "../market_type.ts";
+
 /** The published archive of Binance (`ARCHIVE_URL` default). */
 export const DEFAULT_ARCHIVE_URL = "https://data.binance.vision";
 
@@ -41,6 +46,8 @@ export interface ArchivePlan {
 /** Options of {@linkcode archivePlan}. */
 export interface ArchivePlanOptions {
   kind: ArchiveKind;
+  /** Which candles: trade (default) or, on USDⓈ-M only, mark, index or premium index. */
+  price?: PriceKind;
   /** The current time in ms: today (UTC) and later are never planned. */
   now: number;
   /** Base URL (default {@linkcode DEFAULT_ARCHIVE_URL}), e.g. a mirror or `http://127.0.0.1:8080`. */
@@ -59,6 +66,25 @@ const TIMEFRAMES: Record<ArchiveKind, readonly string[]> = {
   spot: ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"],
   um: ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"],
 };
+
+/** The archive directory of each price kind's candles (`data/<market>/<granularity>/<dir>/...`). */
+export const ARCHIVE_PRICE_DIRECTORIES: Readonly<Record<PriceKind, string>> = {
+  trade: "klines",
+  mark: "markPriceKlines",
+  index: "indexPriceKlines",
+  premium: "premiumIndexKlines",
+};
+
+/** The price kind an archive directory holds, or null for another directory. */
+export function archivePriceOfDirectory(directory: string): PriceKind | null {
+  const found = Object.entries(ARCHIVE_PRICE_DIRECTORIES).find(([, dir]) => dir === directory);
+  return found === undefined ? null : found[0] as PriceKind;
+}
+
+/** Whether the archive publishes `price` candles on `kind`: spot has trade candles only. */
+function publishes(kind: ArchiveKind, price: PriceKind): boolean {
+  return price === "trade" || kind === "um";
+}
 
 /** The timeframes the archive is used for on `kind` (see the module notes on 3d, 1w and 1M). */
 export function archiveTimeframes(kind: ArchiveKind): readonly string[] {
@@ -79,9 +105,24 @@ export function archiveMarketId(symbol: string, kind: ArchiveKind): string | nul
   return `${base}${quote}`;
 }
 
-/** Whether the archive serves `symbol` at `timeframe` on `kind`. */
-export function archiveSupports(symbol: string, timeframe: string, kind: ArchiveKind): boolean {
-  return archiveMarketId(symbol, kind) !== null && TIMEFRAMES[kind].includes(timeframe);
+/** Options of {@linkcode archiveSupports}. */
+export interface ArchiveSupportsOptions {
+  /** Which candles (default trade). */
+  price?: PriceKind;
+}
+
+/**
+ * Whether the archive serves `symbol`'s `price` candles (default trade) at `timeframe` on
+ * `kind`; spot has trade candles only.
+ */
+export function archiveSupports(
+  symbol: string,
+  timeframe: string,
+  kind: ArchiveKind,
+  options: ArchiveSupportsOptions = {},
+): boolean {
+  return publishes(kind, options.price ?? "trade") && archiveMarketId(symbol, kind) !== null &&
+    TIMEFRAMES[kind].includes(timeframe);
 }
 
 function pad(n: number): string {
@@ -107,7 +148,8 @@ function ceilDay(ms: number): number {
  * every calendar month wholly inside (never for 1s: daily files keep a file's rows small), a daily
  * file for every other whole day. What no file covers
  * (a partial first or last day, today and later) is listed in `uncovered` for REST.
- * Throws when the symbol or timeframe is not served (check {@linkcode archiveSupports} first).
+ * `options.price` picks the candles' directory (mark, index and premium index on USDⓈ-M only).
+ * Throws when the symbol, timeframe or price is not served (check {@linkcode archiveSupports} first).
  */
 export function archivePlan(
   symbol: string,
@@ -116,6 +158,19 @@ export function archivePlan(
   options: ArchivePlanOptions,
 ): ArchivePlan {
   const { kind, now } = options;
+  const price = options.price ?? "trade";
+  if (!Object.hasOwn(ARCHIVE_PRICE_DIRECTORIES, price)) {
+    throw new Error(
+      `Cannot plan archive files: current value is price "${price}", expected one of ${
+        Object.keys(ARCHIVE_PRICE_DIRECTORIES).join(", ")
+      }`,
+    );
+  }
+  if (!publishes(kind, price)) {
+    throw new Error(
+      `Cannot plan archive files: current value is price "${price}" on ${kind}, which has trade candles (klines) only`,
+    );
+  }
   const marketId = archiveMarketId(symbol, kind);
   if (marketId === null) {
     throw new Error(`Cannot plan archive files: current value is symbol "${symbol}", not a Binance ${kind} market`);
@@ -129,6 +184,7 @@ export function archivePlan(
   }
   const base = (options.baseUrl ?? DEFAULT_ARCHIVE_URL).replace(/\/+$/, "");
   const market = kind === "spot" ? "spot" : "futures/um";
+  const directory = ARCHIVE_PRICE_DIRECTORIES[price];
   const today = Math.floor(now / DAY_MS) * DAY_MS;
   const start = ceilDay(range.from);
   const end = Math.min(Math.floor(range.to / DAY_MS) * DAY_MS, today);
@@ -138,7 +194,7 @@ export function archivePlan(
     const date = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}` +
       (granularity === "daily" ? `-${pad(d.getUTCDate())}` : "");
     const name = `${marketId}-${timeframe}-${date}.zip`;
-    const url = `${base}/data/${market}/${granularity}/klines/${marketId}/${timeframe}/${name}`;
+    const url = `${base}/data/${market}/${granularity}/${directory}/${marketId}/${timeframe}/${name}`;
     return { granularity, name, url, range: { from, to } };
   };
   // A 1s month is 2.6 million rows: daily files keep one file's rows small.

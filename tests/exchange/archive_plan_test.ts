@@ -1,4 +1,10 @@
-import { archiveMarketId, archivePlan, archiveSupports, parseChecksum } from "../../src/exchange/archive.ts";
+import {
+  archiveMarketId,
+  archivePlan,
+  archiveSupports,
+  describeArchiveUrl,
+  parseChecksum,
+} from "../../src/exchange/archive.ts";
 import { assert, assertEquals, assertThrows } from "../support/assert.ts";
 
 const DAY = 86_400_000;
@@ -89,4 +95,40 @@ Deno.test("parseChecksum: sha256sum's text and binary forms; another file or sha
   assertEquals(parseChecksum(`${hex} *${file}\r\n`, file), { sha256: "ab".repeat(32) });
   assert("problem" in parseChecksum(`${hex}  ETHUSDT-1m-2024-01.zip\n`, file));
   assert("problem" in parseChecksum("<html>not found</html>", file));
+});
+
+Deno.test("archivePlan: USDⓈ-M mark, index and premium-index candles have their own directories; spot has none", () => {
+  const range = { from: t("2024-01-31T00:00:00Z"), to: t("2024-03-01T00:00:00Z") };
+  const now = t("2024-06-01T00:00:00Z");
+  const dirs = { trade: "klines", mark: "markPriceKlines", index: "indexPriceKlines", premium: "premiumIndexKlines" };
+  for (const [price, dir] of Object.entries(dirs) as [keyof typeof dirs, string][]) {
+    const plan = archivePlan("BTC/USDT:USDT", "1m", range, { kind: "um", now, price });
+    assertEquals(plan.files.map((f) => f.url), [
+      `https://data.binance.vision/data/futures/um/daily/${dir}/BTCUSDT/1m/BTCUSDT-1m-2024-01-31.zip`,
+      `https://data.binance.vision/data/futures/um/monthly/${dir}/BTCUSDT/1m/BTCUSDT-1m-2024-02.zip`,
+    ]);
+    assertEquals(plan.files.map((f) => f.name), ["BTCUSDT-1m-2024-01-31.zip", "BTCUSDT-1m-2024-02.zip"]);
+    for (const file of plan.files) {
+      const described = describeArchiveUrl(file.url);
+      assertEquals(described, { file: file.name, timeframe: "1m", range: file.range, price });
+    }
+    assert(archiveSupports("BTC/USDT:USDT", "1m", "um", { price }), price);
+    assertEquals(archiveSupports("BTC/USDT", "1m", "spot", { price }), price === "trade", price);
+  }
+  assertEquals(
+    archivePlan("BTC/USDT:USDT", "1m", range, { kind: "um", now }).files[1].url,
+    "https://data.binance.vision/data/futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-02.zip",
+    "trade candles by default",
+  );
+  assertEquals(describeArchiveUrl("http://mirror.local/BTCUSDT-1m-2024-02.zip").price, "trade", "any other path");
+  assert(archiveSupports("BTC/USDT", "1m", "spot"));
+  assert(!archiveSupports("BTC/USD:BTC", "1m", "um", { price: "index" }), "COIN-M is not served");
+  assert(!archiveSupports("BTC/USDT:USDT", "1w", "um", { price: "mark" }));
+  for (const price of ["mark", "index", "premium"] as const) {
+    assertThrows(
+      () => archivePlan("BTC/USDT", "1m", range, { kind: "spot", now, price }),
+      Error,
+      `Cannot plan archive files: current value is price "${price}" on spot`,
+    );
+  }
 });

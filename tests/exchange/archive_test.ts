@@ -150,6 +150,58 @@ Deno.test("fetchArchiveFile: microsecond timestamps (spot from 2025), detected p
   }
 });
 
+Deno.test("fetchArchiveFile: mark/index/premium-index files (price from the directory): volume 0, a missing one 0 too", async () => {
+  const archive = startArchive();
+  try {
+    const day = t("2024-01-15T00:00:00Z");
+    const csv =
+      "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n" +
+      [
+        `${day},42000.10000000,42010.00000000,41990.50000000,42005.25000000,0,${day + HOUR - 1},0,60,0,0,0`,
+        `${day + HOUR},-0.00012345,0.00001000,-0.00020000,-0.00000500,,${day + 2 * HOUR - 1},0,60,0,0,0`,
+        `${day + 2 * HOUR},1.5,1.6,1.4,1.55`,
+      ].join("\n") + "\n";
+    const binance = new ccxt.binance();
+    const expected = [
+      { ts: day, open: 42000.1, high: 42010, low: 41990.5, close: 42005.25, volume: 0 },
+      { ts: day + HOUR, open: -0.00012345, high: 0.00001, low: -0.0002, close: -0.000005, volume: 0 },
+      { ts: day + 2 * HOUR, open: 1.5, high: 1.6, low: 1.4, close: 1.55, volume: 0 },
+    ];
+    // ccxt reads /fapi/v1/markPriceKlines' "0" volume as 0, as the archive reader does.
+    assertEquals(
+      binance.parseOHLCV([day, "42000.10000000", "42010.00000000", "41990.50000000", "42005.25000000", "0"]),
+      [
+        day,
+        42000.1,
+        42010,
+        41990.5,
+        42005.25,
+        0,
+      ],
+    );
+    for (const dir of ["markPriceKlines", "indexPriceKlines", "premiumIndexKlines"]) {
+      const path = `/data/futures/um/daily/${dir}/BTCUSDT/1h/BTCUSDT-1h-2024-01-15.zip`;
+      await publish(archive, path, csv);
+      const result = await fetchArchiveFile(`${archive.base}${path}`);
+      assert(result.status === "ok");
+      assertEquals(result.rejected, [], dir);
+      assertEquals(result.candles, expected, dir);
+    }
+    // Trade candles have a volume: the same rows under klines lose the two without one.
+    const klines = "/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01-15.zip";
+    await publish(archive, klines, csv);
+    const trade = await fetchArchiveFile(`${archive.base}${klines}`);
+    assert(trade.status === "ok");
+    assertEquals(trade.candles, expected.slice(0, 1));
+    assertEquals(trade.rejected.map((r) => r.reason), [
+      'volume is not a decimal number ("")',
+      "row has 5 fields, expected at least 6",
+    ]);
+  } finally {
+    await archive.close();
+  }
+});
+
 Deno.test("fetchArchiveFile: malformed rows are rejected with ts and reason, never returned", async () => {
   const archive = startArchive();
   try {

@@ -4,6 +4,8 @@
  * Serves, as published:
  * - `/data/spot/{monthly,daily}/klines/<SYMBOL>/<interval>/<SYMBOL>-<interval>-<YYYY>-<MM>[-<DD>].zip`,
  *   the same under `/data/futures/um/...` (USDⓈ-M), each zip holding one CSV named like the zip;
+ *   USDⓈ-M also has `markPriceKlines`, `indexPriceKlines` (keyed by pair, for a perpetual its
+ *   symbol id) and `premiumIndexKlines` in place of `klines`, with the same names and header rule;
  * - `<zip>.CHECKSUM`: `<sha256 hex>  <zip file name>\n` (the `sha256sum -c` format);
  * - the S3 ListObjects (v1) listing at `/?prefix=...&delimiter=/[&marker=...][&max-keys=...]`:
  *   `ListBucketResult` with `Contents` (Key, LastModified, ETag, Size, StorageClass) and
@@ -11,7 +13,8 @@
  *   the ETag is not an MD5 here but the first 32 hex digits of the zip's SHA-256.
  *
  * CSV rows are `open_time,open,high,low,close,volume,close_time,quote_volume,count,
- * taker_buy_volume,taker_buy_quote_volume,ignore` with the REST kline row's values. Spot files
+ * taker_buy_volume,taker_buy_quote_volume,ignore` with the REST kline row's values (for mark,
+ * index and premium index those of `/fapi/v1/markPriceKlines` etc.: "0" volumes). Spot files
  * have no header and, from 2025-01-01 on, open/close times in microseconds; futures files have a
  * header row from 2022-01-01 on. Daily files are published for whole days before today, monthly
  * files for whole months before the current month (UTC, on the fake's clock), from the listing on.
@@ -22,8 +25,10 @@
  * @module
  */
 import { zipSync } from "fflate";
+import type { PriceKind } from "../../src/market_type.ts";
 import { timeframeMs } from "../../src/timeframe.ts";
 import type { FakeExchange } from "./fake_exchange.ts";
+import { binanceKlineRow } from "./fake_derivatives.ts";
 import { isInverse } from "./fake_derivatives_data.ts";
 
 /** Which archive tree: `spot` (`data/spot`) or USDⓈ-M futures (`data/futures/um`). */
@@ -45,6 +50,8 @@ export interface ArchiveSource {
 /** What one archive file covers. */
 export interface ArchiveQuery {
   market: ArchiveMarket;
+  /** Which candles: `trade` (`klines`), or on USDⓈ-M `mark`, `index` or `premium`. */
+  price: PriceKind;
   /** Exchange id, e.g. `BTCUSDT`. */
   symbolId: string;
   /** Binance interval, e.g. `1m`. */
@@ -142,24 +149,40 @@ export const ARCHIVE_INTERVALS = [
   "1w",
 ];
 const ROOTS: Record<ArchiveMarket, string> = { spot: "data/spot", um: "data/futures/um" };
+/** The kline directories of each price kind. */
+export const PRICE_DIRECTORIES: Readonly<Record<PriceKind, string>> = {
+  trade: "klines",
+  mark: "markPriceKlines",
+  index: "indexPriceKlines",
+  premium: "premiumIndexKlines",
+};
+/** The kline directories each market publishes (spot: trade candles only), sorted as S3 lists them. */
+const DIRECTORIES: Record<ArchiveMarket, string[]> = {
+  spot: ["klines"],
+  um: Object.values(PRICE_DIRECTORIES).sort(),
+};
+const priceOf = (directory: string): PriceKind =>
+  (Object.keys(PRICE_DIRECTORIES) as PriceKind[]).find((p) => PRICE_DIRECTORIES[p] === directory) ?? "trade";
 
 /**
  * The key (`data/...zip`, the URL path without its leading `/`) of the monthly or daily file
- * holding `from` (ms), e.g. `data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip`.
+ * holding `from` (ms), e.g. `data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip`;
+ * `file.price` (default trade) picks the directory, e.g. `markPriceKlines`.
  */
 export function archiveKey(
   period: "monthly" | "daily",
-  file: { market: ArchiveMarket; symbolId: string; interval: string; from: number },
+  file: { market: ArchiveMarket; symbolId: string; interval: string; from: number; price?: PriceKind },
 ): string {
-  return fileRef(file.market, period, file.symbolId, file.interval, file.from).key;
+  return fileRef(file.market, period, file.symbolId, file.interval, file.from, file.price).key;
 }
 const FILE_RE =
-  /^data\/(spot|futures\/um)\/(monthly|daily)\/klines\/([A-Z0-9_]+)\/([0-9a-z]+)\/([A-Z0-9_]+)-([0-9a-z]+)-([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?\.zip$/;
-const DIR_RE = /^data\/(spot|futures\/um)\/(monthly|daily)\/klines\/([A-Z0-9_]+)\/([0-9a-z]+)\/$/;
+  /^data\/(spot|futures\/um)\/(monthly|daily)\/([A-Za-z]+)\/([A-Z0-9_]+)\/([0-9a-z]+)\/([A-Z0-9_]+)-([0-9a-z]+)-([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?\.zip$/;
+const DIR_RE = /^data\/(spot|futures\/um)\/(monthly|daily)\/([A-Za-z]+)\/([A-Z0-9_]+)\/([0-9a-z]+)\/$/;
 
 /** One published file's identity. */
 interface FileRef {
   market: ArchiveMarket;
+  price: PriceKind;
   period: "monthly" | "daily";
   symbolId: string;
   interval: string;
@@ -173,14 +196,21 @@ interface FileRef {
 
 const pad = (n: number) => String(n).padStart(2, "0");
 
-function fileRef(market: ArchiveMarket, period: "monthly" | "daily", symbolId: string, interval: string, from: number) {
+function fileRef(
+  market: ArchiveMarket,
+  period: "monthly" | "daily",
+  symbolId: string,
+  interval: string,
+  from: number,
+  price: PriceKind = "trade",
+) {
   const d = new Date(from);
   const ym = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}`;
   const stamp = period === "monthly" ? ym : `${ym}-${pad(d.getUTCDate())}`;
   const to = period === "monthly" ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) : from + DAY;
   const name = `${symbolId}-${interval}-${stamp}.zip`;
-  const key = `${ROOTS[market]}/${period}/klines/${symbolId}/${interval}/${name}`;
-  return { market, period, symbolId, interval, from, to, name, key } satisfies FileRef;
+  const key = `${ROOTS[market]}/${period}/${PRICE_DIRECTORIES[price]}/${symbolId}/${interval}/${name}`;
+  return { market, price, period, symbolId, interval, from, to, name, key } satisfies FileRef;
 }
 
 /** The CSV text of REST rows as published for a file of `market` starting at `periodStart` (header and time-unit rules). */
@@ -242,7 +272,7 @@ export function fakeExchangeSource(fake: FakeExchange): ArchiveSource {
         ? fake.markets.map((m) => spotId(m.symbol))
         : linear().map((c) => fake.derivatives.contractId(c.symbol)),
     listedAt: (market, id) => find(market, id)?.listedAt,
-    rows({ market, symbolId, interval, from, to }) {
+    rows({ market, price, symbolId, interval, from, to }) {
       const found = find(market, symbolId);
       if (!found) return [];
       const tf = timeframeMs(interval);
@@ -262,20 +292,11 @@ export function fakeExchangeSource(fake: FakeExchange): ArchiveSource {
           "0",
         ]);
       }
-      return fake.derivatives.expectedCandles(found.symbol, interval, { from, to }).map((c) => [
-        c.ts,
-        String(c.open),
-        String(c.high),
-        String(c.low),
-        String(c.close),
-        String(c.volume),
-        c.ts + tf - 1,
-        String(Math.round(c.volume * c.close * 100) / 100),
-        10,
-        "0",
-        "0",
-        "0",
-      ]);
+      const contract = linear().find((c) => c.symbol === found.symbol);
+      if (!contract) return [];
+      const kind = price === "premium" ? "premiumIndex" : price;
+      return fake.derivatives.expectedCandles(found.symbol, interval, { from, to, price: kind })
+        .map((c) => binanceKlineRow(contract, kind, tf, c));
     },
   };
 }
@@ -293,10 +314,16 @@ export async function startFakeArchive(options: FakeArchiveOptions): Promise<Fak
 
   const marketOf = (root: string): ArchiveMarket => (root === "spot" ? "spot" : "um");
 
-  /** Every published file of a symbol/interval/period, oldest first. */
-  const published = (market: ArchiveMarket, period: "monthly" | "daily", symbolId: string, interval: string) => {
+  /** Every published file of a symbol/interval/period (of `price`'s directory), oldest first. */
+  const published = (
+    market: ArchiveMarket,
+    period: "monthly" | "daily",
+    file: { symbolId: string; interval: string; price: PriceKind },
+  ) => {
+    const { symbolId, interval, price } = file;
     const listed = source.listedAt(market, symbolId);
     if (listed === undefined || !ARCHIVE_INTERVALS.includes(interval)) return [];
+    if (!DIRECTORIES[market].includes(PRICE_DIRECTORIES[price])) return [];
     const t = now();
     const today = Math.floor(t / DAY) * DAY;
     const d = new Date(t);
@@ -305,7 +332,7 @@ export async function startFakeArchive(options: FakeArchiveOptions): Promise<Fak
     let from = period === "daily" ? Math.floor(listed / DAY) * DAY : Date.UTC(l.getUTCFullYear(), l.getUTCMonth(), 1);
     const out: FileRef[] = [];
     while (true) {
-      const ref = fileRef(market, period, symbolId, interval, from);
+      const ref = fileRef(market, period, symbolId, interval, from, price);
       if (ref.to > end) break;
       if (!faults.missing.includes(ref.name)) out.push(ref);
       from = ref.to;
@@ -316,12 +343,12 @@ export async function startFakeArchive(options: FakeArchiveOptions): Promise<Fak
   const resolve = (key: string): FileRef | null => {
     const m = FILE_RE.exec(key);
     if (!m) return null;
-    const [, root, period, symbolId, interval, sym2, int2, y, mo, dd] = m;
+    const [, root, period, directory, symbolId, interval, sym2, int2, y, mo, dd] = m;
     if (sym2 !== symbolId || int2 !== interval || (period === "daily") !== (dd !== undefined)) return null;
     const from = Date.UTC(Number(y), Number(mo) - 1, dd === undefined ? 1 : Number(dd));
-    const ref = fileRef(marketOf(root), period as "monthly" | "daily", symbolId, interval, from);
-    if (ref.key !== key) return null; // e.g. 2024-02-31
-    return published(ref.market, ref.period, symbolId, interval).some((r) => r.key === key) ? ref : null;
+    const ref = fileRef(marketOf(root), period as "monthly" | "daily", symbolId, interval, from, priceOf(directory));
+    if (ref.key !== key) return null; // e.g. 2024-02-31, or an unknown directory
+    return published(ref.market, ref.period, ref).some((r) => r.key === key) ? ref : null;
   };
 
   /** The unfaulted zip of a file (built once; the last `cacheFiles` are kept, sizes and hashes always). */
@@ -353,8 +380,8 @@ export async function startFakeArchive(options: FakeArchiveOptions): Promise<Fak
     const rest = m[2].split("/").filter(Boolean);
     if (rest.length === 0) return ["daily/", "monthly/"];
     if (!["daily", "monthly"].includes(rest[0])) return [];
-    if (rest.length === 1) return ["klines/"];
-    if (rest[1] !== "klines") return [];
+    if (rest.length === 1) return DIRECTORIES[marketOf(m[1])].map((d) => `${d}/`);
+    if (!DIRECTORIES[marketOf(m[1])].includes(rest[1])) return [];
     if (rest.length === 2) return source.symbols(marketOf(m[1])).sort().map((s) => `${s}/`);
     if (rest.length === 3 && source.listedAt(marketOf(m[1]), rest[2]) !== undefined) {
       return [...ARCHIVE_INTERVALS].sort().map((i) => `${i}/`);
@@ -372,10 +399,15 @@ export async function startFakeArchive(options: FakeArchiveOptions): Promise<Fak
     const dm = DIR_RE.exec(dir);
     let entries: { key: string; ref?: FileRef }[];
     if (dm) {
-      const [, root, period, symbolId, interval] = dm;
-      entries = published(marketOf(root), period as "monthly" | "daily", symbolId, interval)
+      const [, root, period, directory, symbolId, interval] = dm;
+      const price = priceOf(directory);
+      entries = (PRICE_DIRECTORIES[price] === directory
+        ? published(marketOf(root), period as "monthly" | "daily", { symbolId, interval, price })
+        : [])
         .flatMap((ref) => [{ key: ref.key, ref }, { key: `${ref.key}.CHECKSUM`, ref }])
-        .filter((e) => e.key.startsWith(prefix));
+        .filter((e) =>
+          e.key.startsWith(prefix)
+        );
     } else if (delimiter === "/") {
       entries = children(dir).map((c) => ({ key: dir + c })).filter((e) => e.key.startsWith(prefix));
     } else entries = [];

@@ -165,6 +165,37 @@ function fmt(kind: PriceKind, x: number): string {
   return kind === "premiumIndex" ? x.toFixed(8) : String(x);
 }
 
+/**
+ * A Binance kline row of `contract` as `/fapi` (`/dapi` for inverse contracts) sends it: prices
+ * as strings (premium index with 8 decimals), linear [5] base and [7] quote volume, inverse [5]
+ * contracts and [7] base volume; mark, index and premium-index rows have "0" volumes and the
+ * number of minutes in [8]. The fake archive writes the same rows.
+ */
+export function binanceKlineRow(
+  contract: FakeContract,
+  kind: PriceKind,
+  timeframeMs: number,
+  candle: Candle,
+): (string | number)[] {
+  const r = candle;
+  const inverse = isInverse(contract);
+  const size = contract.contractSize ?? 1;
+  return [
+    r.ts,
+    fmt(kind, r.open),
+    fmt(kind, r.high),
+    fmt(kind, r.low),
+    fmt(kind, r.close),
+    kind !== "trade" ? "0" : inverse ? String(Math.round(r.volume * r.close / size)) : String(r.volume),
+    r.ts + timeframeMs - 1,
+    kind !== "trade" ? "0" : inverse ? String(r.volume) : String(Math.round(r.volume * r.close * 100) / 100),
+    kind === "trade" ? 10 : timeframeMs / 60_000,
+    "0",
+    "0",
+    "0",
+  ];
+}
+
 function bybitInterval(value: string | null): number | null {
   if (value === null) return null;
   if (/^[0-9]+$/.test(value)) return Number(value) * 60_000;
@@ -289,23 +320,8 @@ export function createFakeDerivatives(ctx: DerivativesContext, contracts?: FakeC
     if (!c) return binanceError(400, -1121, "Invalid symbol.");
     const limit = Math.min(1500, num(q, "limit") ?? 500);
     const rows = candleRows(c, kind, tf, { start: num(q, "startTime"), end: num(q, "endTime"), limit });
-    const inverse = isInverse(c);
-    const size = c.contractSize ?? 1;
-    // linear: [5] base volume, [7] quote volume; inverse (COIN-M): [5] contracts, [7] base volume
-    return json(rows.map((r) => [
-      r.ts,
-      fmt(kind, r.open),
-      fmt(kind, r.high),
-      fmt(kind, r.low),
-      fmt(kind, r.close),
-      kind !== "trade" ? "0" : inverse ? String(Math.round(r.volume * r.close / size)) : String(r.volume),
-      r.ts + tf - 1,
-      kind !== "trade" ? "0" : inverse ? String(r.volume) : String(Math.round(r.volume * r.close * 100) / 100),
-      kind === "trade" ? 10 : tf / 60_000,
-      "0",
-      "0",
-      "0",
-    ]));
+    const contract = c;
+    return json(rows.map((r) => binanceKlineRow(contract, kind, tf, r)));
   };
 
   /** Rows with `from <= ts <= to`: from `start` the first `limit`, else the latest `limit` up to `end`. */
