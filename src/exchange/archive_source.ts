@@ -1,6 +1,7 @@
 /**
  * The archive as the backfill sees it: which series Binance Data Vision serves (spot pairs on
- * `binance`, USDⓈ-M perpetuals on `binance` and `binanceusdm`, trade klines), the files of a
+ * `binance`; USDⓈ-M perpetuals on `binance` and `binanceusdm`, trade, mark, index and
+ * premium-index klines), the files of a
  * range, and one file fetched with a time limit. When the archive cannot be reached at all
  * (three download failures in a row) it is paused for ten minutes, so backfills go straight to
  * REST instead of timing out file after file.
@@ -71,14 +72,14 @@ export class BinanceArchive {
 
   /** The archive market of a series (`spot` or `um`), or null when the archive does not serve it. */
   kindOf(target: ArchiveTarget): ArchiveKind | null {
-    if ((target.price ?? "trade") !== "trade") return null;
+    const price = target.price ?? "trade";
     const kinds: ArchiveKind[] = target.exchange === "binance"
       ? ["spot", "um"]
       : target.exchange === "binanceusdm"
       ? ["um"]
       : [];
     return kinds.find((kind) =>
-      archiveMarketId(target.symbol, kind) !== null && archiveSupports(target.symbol, target.timeframe, kind)
+      archiveMarketId(target.symbol, kind) !== null && archiveSupports(target.symbol, target.timeframe, kind, { price })
     ) ?? null;
   }
 
@@ -94,7 +95,12 @@ export class BinanceArchive {
   plan(target: ArchiveTarget, range: TimeRange, options: { now: number }): ArchivePlan | null {
     const kind = this.kindOf(target);
     if (kind === null || this.pausedUntil > 0) return null;
-    return archivePlan(target.symbol, target.timeframe, range, { kind, now: options.now, baseUrl: this.url });
+    return archivePlan(target.symbol, target.timeframe, range, {
+      kind,
+      now: options.now,
+      baseUrl: this.url,
+      price: target.price ?? "trade",
+    });
   }
 
   /**

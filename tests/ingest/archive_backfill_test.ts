@@ -205,3 +205,33 @@ Deno.test("archive backfill: an interrupted import resumes after its last finish
     await a.close();
   }
 });
+
+Deno.test("archive backfill: USDⓈ-M perpetual trade, mark, index and premium candles equal a REST-only backfill", async () => {
+  const env = { SYMBOLS: "BTC/USDT:USDT", CANDLE_PRICES: "trade,mark,index,premium", BACKFILL_SINCE: "3d" };
+  const a = await ingestWorld({ env });
+  const archive = await startFakeArchive({ now: a.now, source: fakeExchangeSource(a.fake) });
+  const rest = await ingestWorld({ env });
+  try {
+    const reader = new BinanceArchive({ url: archive.url, now: a.now });
+    assertEquals(await a.ingestor({ archive: reader }).backfillOnce(), []);
+    assertEquals(await rest.ingestor().backfillOnce(), []);
+    for (const price of ["trade", "mark", "index", "premium"]) {
+      const key = { symbol: "BTC/USDT:USDT", timeframe: "1m", price };
+      const got = await storedCandles(a, key);
+      const want = await storedCandles(rest, key);
+      const end = Math.min(got.at(-1)!.ts, want.at(-1)!.ts);
+      assertEquals(got.filter((c) => c.ts <= end), want.filter((c) => c.ts <= end), price);
+      assert(got.length > 2 * 1440, `${price}: ${got.length} candles`);
+      const imported = await a.t.sql<{ file: string; status: string }[]>`
+        select f.file, f.status from archive_files f join series s on s.id = f.series_id
+        where s.price = ${price} order by f.range_from`;
+      assertEquals(imported.map((f) => f.status), ["imported", "imported"], price);
+    }
+    const dirs = Object.keys(archive.stats.byPath).filter((p) => p.endsWith(".zip")).map((p) => p.split("/")[5]).sort();
+    assertEquals([...new Set(dirs)], ["indexPriceKlines", "klines", "markPriceKlines", "premiumIndexKlines"]);
+  } finally {
+    await archive.close();
+    await a.close();
+    await rest.close();
+  }
+});
