@@ -33,6 +33,8 @@ export interface ArchiveReader {
   plan(series: SeriesTarget, range: TimeRange, options: { now: number }): ArchivePlan | null;
   /** Downloads, verifies and parses one file; throws an `ArchiveFileError` when it fails twice. */
   fetchFile(file: ArchiveFile, options?: { signal?: AbortSignal }): Promise<ArchiveFileResult>;
+  /** Until when the archive is paused as unreachable (0 or absent: it is not). */
+  readonly pausedUntil?: number;
 }
 
 /** What happened to one archive file. */
@@ -253,6 +255,19 @@ export async function walkWithArchive(
         continue;
       }
       const { file } = seg;
+      if ((options.archive.pausedUntil ?? 0) > 0) {
+        // The archive became unreachable: REST for the rest of the range, said once.
+        const left = segments.slice(i).filter((s) => "file" in s).length;
+        result.archive.planned -= left;
+        options.onFiles?.(result.archive);
+        ctx.log.info("{series}: the archive is paused; REST fetches {from} to {to}", {
+          series: name,
+          from: new Date(file.range.from).toISOString(),
+          to: new Date(range.to).toISOString(),
+        });
+        if (!await rest({ from: file.range.from, to: range.to }, false)) result.complete = false;
+        break;
+      }
       const fetched = await seg.fetched!;
       if (fetched.status === "ok") {
         if (fetched.rejected.length > 0) {

@@ -301,7 +301,6 @@ export class Jobs {
           pages: result.pages,
           pagesText: counted(result.pages, "page"),
           archiveText: archiveSummary(result.archive),
-          archive: result.archive,
         };
         // A series backfilled before (a restart) only catches up on what is newer: no news.
         if (result.history) {

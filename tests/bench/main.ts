@@ -1,6 +1,6 @@
 /**
  * `deno task bench [name ...]`: runs every benchmark, or the named ones (exchange, write,
- * ingest, restart, api, memory, metrics, series, export, rollups, derivatives, live). Each prints its figures and its ratio
+ * ingest, restart, api, memory, metrics, series, export, rollups, derivatives, live, archive). Each prints its figures and its ratio
  * against a baseline measured in the same run; none asserts on timings.
  *
  * @module
@@ -26,6 +26,9 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
     await (await import("./rollup_timescale_bench.ts")).runTimescaleRollupBench();
   },
   derivatives: async () => (await import("./derivatives_bench.ts")).runDerivativesBench(),
+  // A year of 1m for 2 symbols through the archive and over REST only (ARCHIVE_BENCH_DAYS to shorten).
+  archive: async () =>
+    (await import("./archive_bench.ts")).runArchiveBench({ days: Number(Deno.env.get("ARCHIVE_BENCH_DAYS") ?? 365) }),
   export: async () => {
     const bench = await import("./export_bench.ts");
     bench.printExportBench(await bench.runExportBench());

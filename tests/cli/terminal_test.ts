@@ -7,6 +7,7 @@ import { assert, assertEquals } from "../support/assert.ts";
 import { freePort, waitFor } from "../support/child.ts";
 import { ingestWorld } from "../ingest/helpers.ts";
 import { startFakeExchange } from "../support/fake_exchange.ts";
+import { fakeExchangeSource, startFakeArchive } from "../support/fake_archive.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -99,12 +100,14 @@ Deno.test({
     "terminal: a newcomer's `deno task start` (no .env, embedded database) collects the defaults, readably, without a warning",
   ignore: Deno.build.os === "windows",
   fn: async () => {
-    // Only what a fresh machine cannot do without the internet is set: binance is our fake.
+    // Only what a fresh machine cannot do without the internet is set: binance and its archive are our fakes.
     const fake = await startFakeExchange({ dialect: "binance" });
+    const archive = await startFakeArchive({ now: fake.now, source: fakeExchangeSource(fake) });
     const dataDir = await Deno.makeTempDir({ prefix: "candlekeep-newcomer-" });
     const port = freePort();
     const term = onTerminal("deno task start", {
       CCXT_CONFIG: JSON.stringify({ binance: fake.ccxtConfig() }),
+      ARCHIVE_URL: archive.url,
       DATA_DIR: dataDir,
       API_PORT: String(port),
       // Empty is unset: nothing of the test runner's environment configures the service.
@@ -158,6 +161,8 @@ Deno.test({
           `Database: embedded PostgreSQL in ${dataDir}/postgres`,
           "Series: binance × BTC/USDT, ETH/USDT × 1m, from 30 days back",
           "All 2 series are backfilled and live",
+          // The whole past days came from the archive.
+          "files from the archive cover",
         ]
       ) assert(out.includes(expected), `"${expected}" missing:\n${out}`);
       await term.type("\x03");
@@ -166,6 +171,7 @@ Deno.test({
       term.kill();
       await term.close();
       await term.status;
+      await archive.close();
       await fake.close();
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     }

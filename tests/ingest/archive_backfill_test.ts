@@ -11,6 +11,7 @@ import { type IngestWorld, ingestWorld, storedCandles } from "./helpers.ts";
 import { Registry } from "../../src/metrics.ts";
 import type { BackfillProgress } from "../../src/ingest/backfill.ts";
 import { BinanceArchive } from "../../src/exchange/archive_source.ts";
+import { setupLogging } from "../../src/log.ts";
 
 const NOW = Date.UTC(2025, 0, 5, 12, 0);
 const MARKETS: FakeMarket[] = [
@@ -233,5 +234,30 @@ Deno.test("archive backfill: USDⓈ-M perpetual trade, mark, index and premium c
     await archive.close();
     await a.close();
     await rest.close();
+  }
+});
+
+Deno.test("archive backfill: an unreachable archive pauses after three failures; REST covers the rest, with few warnings", async () => {
+  const env = { SYMBOLS: "BTC/USDT,ETH/USDT", TIMEFRAMES: "1m", BACKFILL_SINCE: "2024-12-01" };
+  const a = await world(env);
+  const lines: string[] = [];
+  setupLogging({ level: "info", format: "json", write: (text) => lines.push(text) });
+  try {
+    // Nothing listens on port 1: every download is refused at once.
+    const reader = new BinanceArchive({ url: "http://127.0.0.1:1", now: a.w.now });
+    assertEquals(await a.w.ingestor({ archive: reader }).backfillOnce(), []);
+    for (const symbol of ["BTC/USDT", "ETH/USDT"]) {
+      const listed = MARKETS.find((m) => m.symbol === symbol)!.listedAt;
+      const got = await storedCandles(a.w, { symbol, timeframe: "1m" });
+      assertEquals(got, a.w.fake.expected(symbol, "1m", Math.max(listed, Date.UTC(2024, 11, 1)), NOW));
+    }
+    assert(reader.pausedUntil > NOW, "the archive is paused");
+    const warnings = lines.map((l) => JSON.parse(l)).filter((l) => l.level === "warning");
+    const paused = warnings.filter((l) => l.message.startsWith("Cannot reach the archive at http://127.0.0.1:1"));
+    assertEquals(paused.length, 1, JSON.stringify(warnings, null, 1));
+    assert(warnings.length <= 4, `${warnings.length} warnings: ${warnings.map((w) => w.message).join("\n")}`);
+  } finally {
+    setupLogging({ level: "fatal", format: "json", write: () => {} });
+    await a.close();
   }
 });
