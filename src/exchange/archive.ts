@@ -36,6 +36,30 @@ export interface ArchiveFetchOptions {
   signal?: AbortSignal;
   /** Bounds files in flight; default one limiter shared by every call that passes none. */
   limiter?: ArchiveLimiter;
+  /** One download (checksum and zip) failing to finish within this many ms counts as a failed download. */
+  timeoutMs?: number;
+}
+
+/**
+ * A downloaded file whose SHA-256 matched its `.CHECKSUM`, not parsed yet: a backfill keeps a few
+ * of these (compressed, small) ahead and parses each when it is written.
+ */
+export interface ArchiveFileDownload {
+  status: "downloaded";
+  url: string;
+  file: string;
+  range: TimeRange;
+  /** Size of the `.zip` in bytes. */
+  bytes: number;
+  /** The verified SHA-256 of the `.zip` (lowercase hex). */
+  sha256: string;
+  /** Downloads it took so far. */
+  attempts: number;
+  /**
+   * Unzips and parses the file (once: the zip is released). A zip that cannot be read is
+   * downloaded once more if no retry was spent, else thrown as {@linkcode ArchiveCorruptError}.
+   */
+  read(): Promise<ArchiveFileRows>;
 }
 
 /** A downloaded, verified and parsed archive file. */
@@ -205,47 +229,94 @@ function parseZip(zip: Uint8Array, range: TimeRange, stepMs: number, price: Pric
   };
 }
 
+function failureError(url: string, file: string, failure: AttemptFailure, attempts: number): Error {
+  const message =
+    `Cannot import the archive file ${file}: current value is ${failure.message} (after ${attempts} attempts)`;
+  const fields = { url, attempts };
+  if (failure.code === "checksum_mismatch") return new ArchiveChecksumError(message, fields, { cause: failure });
+  if (failure.code === "corrupt_zip") return new ArchiveCorruptError(message, fields, { cause: failure.cause });
+  return new ArchiveDownloadError(message, { ...fields, status: failure.status }, { cause: failure.cause });
+}
+
 /**
- * Downloads one archive `.zip` and its `.CHECKSUM`, verifies the SHA-256 (WebCrypto) before
- * anything is parsed, streams the CSV out of the zip and validates every row like a REST page.
- * A 404 of either file is `missing` (not an error). A checksum mismatch, a corrupt zip or a
- * failed download is retried once, then thrown as {@linkcode ArchiveChecksumError},
- * {@linkcode ArchiveCorruptError} or {@linkcode ArchiveDownloadError}, naming the file.
+ * Downloads one archive `.zip` and its `.CHECKSUM` and verifies the SHA-256 (WebCrypto); parsing
+ * waits for {@linkcode ArchiveFileDownload.read}. A 404 of either file is `missing` (not an error).
+ * A checksum mismatch or a failed download (5xx, network, `timeoutMs`) is retried once, then thrown
+ * as {@linkcode ArchiveChecksumError} or {@linkcode ArchiveDownloadError}, naming the file.
  * Downloads hold a slot of `options.limiter` (a few files in flight), not the REST weight budget.
  */
-export async function fetchArchiveFile(url: string, options: ArchiveFetchOptions = {}): Promise<ArchiveFileResult> {
+export async function downloadArchiveFile(
+  url: string,
+  options: ArchiveFetchOptions = {},
+): Promise<ArchiveFileDownload | ArchiveFileMissing> {
   const { file, timeframe, range, price } = describeArchiveUrl(url);
   const stepMs = timeframeMs(timeframe);
   const fetchFn = options.fetch ?? fetch;
   const limiter = options.limiter ?? (sharedLimiter ??= new ArchiveLimiter());
-  let last: AttemptFailure | undefined;
-  let attempts = 0;
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    attempts = attempt;
+  const once = async (): Promise<Downloaded> => {
+    if (options.timeoutMs === undefined) return await download(url, file, fetchFn, options.signal);
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     try {
-      const downloaded = await limiter.run(() => download(url, file, fetchFn, options.signal), options);
-      if ("missing" in downloaded) return { status: "missing", url, file, range, attempts: attempt };
-      const parsed = parseZip(downloaded.zip, range, stepMs, price);
+      return await download(url, file, fetchFn, signal);
+    } catch (error) {
+      options.signal?.throwIfAborted();
+      if (!timeout.aborted) throw error;
+      throw new AttemptFailure("download_failed", `no answer within ${options.timeoutMs / 1000} s`, undefined, error);
+    }
+  };
+  const from = async (first: number): Promise<ArchiveFileDownload | ArchiveFileMissing> => {
+    for (let attempt = first;; attempt++) {
+      let got: Downloaded;
+      try {
+        got = await limiter.run(once, options);
+      } catch (error) {
+        if (!(error instanceof AttemptFailure)) throw error;
+        if (attempt >= MAX_ATTEMPTS) throw failureError(url, file, error, attempt);
+        continue;
+      }
+      if ("missing" in got) return { status: "missing", url, file, range, attempts: attempt };
+      let zip: Uint8Array | null = got.zip;
+      const { sha256 } = got;
+      const bytes = got.zip.length;
       return {
-        status: "ok",
+        status: "downloaded",
         url,
         file,
         range,
-        ...parsed,
-        bytes: downloaded.zip.length,
-        sha256: downloaded.sha256,
+        bytes,
+        sha256,
         attempts: attempt,
+        read: async () => {
+          if (zip === null) throw new Error(`Cannot read the archive file ${file}: current value is already read`);
+          try {
+            const parsed = parseZip(zip, range, stepMs, price);
+            return { status: "ok", url, file, range, ...parsed, bytes, sha256, attempts: attempt };
+          } catch (error) {
+            if (!(error instanceof AttemptFailure)) throw error;
+            if (attempt >= MAX_ATTEMPTS) throw failureError(url, file, error, attempt);
+            const again = await from(attempt + 1);
+            if (again.status === "missing") throw failureError(url, file, error, attempt + 1);
+            return await again.read();
+          } finally {
+            zip = null;
+          }
+        },
       };
-    } catch (error) {
-      if (!(error instanceof AttemptFailure)) throw error;
-      last = error;
     }
-  }
-  const failure = last!;
-  const message =
-    `Cannot import the archive file ${file}: current value is ${failure.message} (after ${attempts} attempts)`;
-  const fields = { url, attempts };
-  if (failure.code === "checksum_mismatch") throw new ArchiveChecksumError(message, fields, { cause: failure });
-  if (failure.code === "corrupt_zip") throw new ArchiveCorruptError(message, fields, { cause: failure.cause });
-  throw new ArchiveDownloadError(message, { ...fields, status: failure.status }, { cause: failure.cause });
+  };
+  return await from(1);
+}
+
+/**
+ * Downloads one archive `.zip` and its `.CHECKSUM`, verifies the SHA-256 (WebCrypto) before
+ * anything is parsed, streams the CSV out of the zip and validates every row like a REST page
+ * ({@linkcode downloadArchiveFile}, then its `read`). A 404 of either file is `missing` (not an
+ * error). A checksum mismatch, a corrupt zip or a failed download is retried once, then thrown as
+ * {@linkcode ArchiveChecksumError}, {@linkcode ArchiveCorruptError} or
+ * {@linkcode ArchiveDownloadError}, naming the file.
+ */
+export async function fetchArchiveFile(url: string, options: ArchiveFetchOptions = {}): Promise<ArchiveFileResult> {
+  const downloaded = await downloadArchiveFile(url, options);
+  return downloaded.status === "missing" ? downloaded : await downloaded.read();
 }

@@ -13,6 +13,8 @@ import type { PriceKind } from "../market_type.ts";
 import {
   ArchiveDownloadError,
   type ArchiveFile,
+  type ArchiveFileDownload,
+  type ArchiveFileMissing,
   type ArchiveFileResult,
   type ArchiveKind,
   ArchiveLimiter,
@@ -20,7 +22,7 @@ import {
   type ArchivePlan,
   archivePlan,
   archiveSupports,
-  fetchArchiveFile,
+  downloadArchiveFile,
   type TimeRange,
 } from "./archive.ts";
 
@@ -40,7 +42,7 @@ export interface BinanceArchiveOptions {
   fetch?: typeof fetch;
   /** Files downloaded at once, across every series (default 4). */
   limiter?: ArchiveLimiter;
-  /** One file's download, checksum and all, may take this long before it counts as failed (default 120 s). */
+  /** One download of a file, checksum and all, may take this long before it counts as failed (default 120 s). */
   fileTimeoutMs?: number;
   /** Download failures in a row that pause the archive (default 3). */
   failuresToPause?: number;
@@ -104,30 +106,33 @@ export class BinanceArchive {
   }
 
   /**
-   * Downloads, verifies and parses one file (see `fetchArchiveFile`); a download that outlasts
-   * the time limit fails like any other download. Failures are thrown as `ArchiveFileError`s.
+   * Downloads one file and verifies its checksum (see `downloadArchiveFile`); its `read()` parses
+   * it. A download that outlasts the time limit fails like any other download; failures are thrown
+   * as `ArchiveFileError`s, and three download failures in a row pause the archive.
    */
-  async fetchFile(file: ArchiveFile, options: { signal?: AbortSignal } = {}): Promise<ArchiveFileResult> {
-    const timeout = AbortSignal.timeout(this.#options.fileTimeoutMs ?? 120_000);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  async download(
+    file: ArchiveFile,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<ArchiveFileDownload | ArchiveFileMissing> {
     try {
-      const result = await fetchArchiveFile(file.url, { fetch: this.#options.fetch, limiter: this.limiter, signal });
+      const result = await downloadArchiveFile(file.url, {
+        fetch: this.#options.fetch,
+        limiter: this.limiter,
+        signal: options.signal,
+        timeoutMs: this.#options.fileTimeoutMs ?? 120_000,
+      });
       this.#failuresInARow = 0;
       return result;
     } catch (error) {
-      options.signal?.throwIfAborted();
-      const failure = timeout.aborted
-        ? new ArchiveDownloadError(
-          `Cannot import the archive file ${file.name}: current value is no answer within ${
-            (this.#options.fileTimeoutMs ?? 120_000) / 1000
-          } s`,
-          { url: file.url, attempts: 1 },
-          { cause: error },
-        )
-        : error;
-      if (failure instanceof ArchiveDownloadError) this.#noteDownloadFailure(failure);
-      throw failure;
+      if (error instanceof ArchiveDownloadError) this.#noteDownloadFailure(error);
+      throw error;
     }
+  }
+
+  /** Downloads, verifies and parses one file: {@linkcode BinanceArchive.download}, then `read()`. */
+  async fetchFile(file: ArchiveFile, options: { signal?: AbortSignal } = {}): Promise<ArchiveFileResult> {
+    const downloaded = await this.download(file, options);
+    return downloaded.status === "missing" ? downloaded : await downloaded.read();
   }
 
   #noteDownloadFailure(error: ArchiveDownloadError): void {

@@ -12,7 +12,14 @@
  * @module
  */
 import type { Candle } from "../candle.ts";
-import { type ArchiveFile, ArchiveFileError, type ArchiveFileResult, type ArchivePlan } from "../exchange/archive.ts";
+import {
+  type ArchiveFile,
+  type ArchiveFileDownload,
+  ArchiveFileError,
+  type ArchiveFileMissing,
+  type ArchiveFileRows,
+  type ArchivePlan,
+} from "../exchange/archive.ts";
 import type { TimeRange } from "../exchange/archive_plan.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { counted } from "../log.ts";
@@ -31,8 +38,11 @@ import {
 export interface ArchiveReader {
   /** The files of `range` for a series, or null when the archive does not serve it now. */
   plan(series: SeriesTarget, range: TimeRange, options: { now: number }): ArchivePlan | null;
-  /** Downloads, verifies and parses one file; throws an `ArchiveFileError` when it fails twice. */
-  fetchFile(file: ArchiveFile, options?: { signal?: AbortSignal }): Promise<ArchiveFileResult>;
+  /**
+   * Downloads one file and verifies its checksum; `read()` of the result parses it. Throws an
+   * `ArchiveFileError` when it fails twice.
+   */
+  download(file: ArchiveFile, options?: { signal?: AbortSignal }): Promise<ArchiveFileDownload | ArchiveFileMissing>;
   /** Until when the archive is paused as unreachable (0 or absent: it is not). */
   readonly pausedUntil?: number;
 }
@@ -71,7 +81,7 @@ export interface ArchiveWalkOptions {
   onPage?: (cursor: number) => void;
   /** Called after each file with the walk's counts so far (`planned` grows when a month is split into days). */
   onFiles?: (tally: ArchiveTally) => void;
-  /** Files downloaded ahead of the one being written (default 3). */
+  /** Files downloaded (not parsed: compressed, small) ahead of the one being written (default 3). */
   ahead?: number;
 }
 
@@ -80,8 +90,9 @@ export interface ArchiveWalkResult extends WalkResult {
   archive: ArchiveTally;
 }
 
-type Fetched = ArchiveFileResult | { status: "failed"; error: ArchiveFileError };
-type Segment = { rest: TimeRange } | { file: ArchiveFile; fetched?: Promise<Fetched> };
+type Downloaded = ArchiveFileDownload | ArchiveFileMissing | { status: "failed"; error: ArchiveFileError };
+type Fetched = ArchiveFileRows | ArchiveFileMissing | { status: "failed"; error: ArchiveFileError };
+type Segment = { rest: TimeRange } | { file: ArchiveFile; fetched?: Promise<Downloaded> };
 
 const DAY_MS = 86_400_000;
 /** A monthly file missing for a month that ended this recently is looked for as daily files. */
@@ -161,7 +172,7 @@ async function commitFile(
   ctx: IngestContext,
   series: SeriesTarget,
   file: ArchiveFile,
-  rows: Extract<ArchiveFileResult, { status: "ok" }>,
+  rows: ArchiveFileRows,
 ): Promise<{ inserted: number; updated: number }> {
   return await ctx.db.retry("write archive file", (sql) =>
     sql.begin(async (tx) => {
@@ -216,11 +227,21 @@ export async function walkWithArchive(
       const seg = segments[j];
       if (!("file" in seg)) continue;
       started++;
-      seg.fetched ??= options.archive.fetchFile(seg.file, { signal: abort.signal }).catch((error) => {
+      seg.fetched ??= options.archive.download(seg.file, { signal: abort.signal }).catch((error) => {
         if (error instanceof ArchiveFileError) return { status: "failed" as const, error };
         throw error;
       });
       seg.fetched.catch(() => {});
+    }
+  };
+  // Parsed only when written: at most one parsed file per series in memory.
+  const parse = async (downloaded: Downloaded): Promise<Fetched> => {
+    if (downloaded.status !== "downloaded") return downloaded;
+    try {
+      return await downloaded.read();
+    } catch (error) {
+      if (error instanceof ArchiveFileError) return { status: "failed", error };
+      throw error;
     }
   };
   const rest = async (part: TimeRange, fill: boolean) => {
@@ -268,7 +289,7 @@ export async function walkWithArchive(
         if (!await rest({ from: file.range.from, to: range.to }, false)) result.complete = false;
         break;
       }
-      const fetched = await seg.fetched!;
+      const fetched = await parse(await seg.fetched!);
       if (fetched.status === "ok") {
         if (fetched.rejected.length > 0) {
           ctx.counters?.rejected(series, fetched.rejected.length);
