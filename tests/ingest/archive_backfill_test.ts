@@ -17,6 +17,7 @@ const NOW = Date.UTC(2025, 0, 5, 12, 0);
 const MARKETS: FakeMarket[] = [
   { symbol: "BTC/USDT", listedAt: Date.UTC(2024, 10, 20, 0, 7), basePrice: 60000, quoteVolume24h: 9e9 },
   { symbol: "ETH/USDT", listedAt: Date.UTC(2024, 11, 30, 13, 0), basePrice: 3000, quoteVolume24h: 5e9 },
+  { symbol: "SOL/USDT", listedAt: Date.UTC(2024, 7, 1, 9, 0), basePrice: 150, quoteVolume24h: 2e9 },
 ];
 /** The exchange has nothing here (an outage): neither REST nor the archive. */
 const OUTAGE = { symbol: "BTC/USDT", from: Date.UTC(2024, 11, 10, 5, 0), to: Date.UTC(2024, 11, 10, 5, 30) };
@@ -258,6 +259,30 @@ Deno.test("archive backfill: an unreachable archive pauses after three failures;
     assert(warnings.length <= 4, `${warnings.length} warnings: ${warnings.map((w) => w.message).join("\n")}`);
   } finally {
     setupLogging({ level: "fatal", format: "json", write: () => {} });
+    await a.close();
+  }
+});
+
+Deno.test("archive backfill: a missing old month is fetched over REST; last month not published yet comes as daily files", async () => {
+  const env = { SYMBOLS: "SOL/USDT", TIMEFRAMES: "1m", BACKFILL_SINCE: "2024-09-01" };
+  const a = await world(env, { archive: { missing: ["SOLUSDT-1m-2024-10.zip", "SOLUSDT-1m-2024-12.zip"] } });
+  try {
+    assertEquals(await a.w.ingestor({ archive: a.reader }).backfillOnce(), []);
+    const got = await storedCandles(a.w, { symbol: "SOL/USDT", timeframe: "1m" });
+    assertEquals(got, a.w.fake.expected("SOL/USDT", "1m", Date.UTC(2024, 8, 1), NOW));
+    const rows = await files(a.w, "SOL/USDT");
+    const byFile = Object.fromEntries(rows.map((f) => [f.file, f.status]));
+    assertEquals(byFile["SOLUSDT-1m-2024-09.zip"], "imported");
+    assertEquals(byFile["SOLUSDT-1m-2024-10.zip"], "missing");
+    assertEquals(byFile["SOLUSDT-1m-2024-11.zip"], "imported");
+    // December ended 4 days before "now": its monthly file is not out yet, its days are.
+    const december = rows.filter((f) => f.file.startsWith("SOLUSDT-1m-2024-12-"));
+    assertEquals(december.length, 31);
+    assert(december.every((f) => f.status === "imported"), JSON.stringify(december));
+    // October over REST: 31 days of 1,440 candles in pages of 1,000; nothing else but today's half day.
+    const pages = klinesRequests(a.w);
+    assert(pages >= 45 && pages <= 48, `${pages} REST pages`);
+  } finally {
     await a.close();
   }
 });
