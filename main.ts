@@ -6,7 +6,7 @@
  */
 import { ConfigError, loadConfig, parseBackfillSince, redactConfig } from "./src/config.ts";
 import type { BackfillSince, Config } from "./src/config_types.ts";
-import { counted, getLogger, resolveFormat, setupLogging } from "./src/log.ts";
+import { counted, getLogger, resolveFormat, routeStderrLines, setupLogging } from "./src/log.ts";
 import { connectDatabase, type DatabaseHandle } from "./src/db/connect.ts";
 import { migrate } from "./src/db/migrate.ts";
 import { seriesOverview } from "./src/db/overview.ts";
@@ -313,6 +313,8 @@ async function commandBackfill(config: Config, opts: CommandArgs): Promise<numbe
     log: (fields) => log.info("Backfill progress {series}: {percent}%{archive}", fields),
   });
   const stopping = shutdownSignal();
+  // On a terminal, log lines go above the bars instead of under the next redraw.
+  if (progress.tty) routeStderrLines((line) => progress.writeAbove(line));
   try {
     const run = ingestor.backfillOnce({ since, onProgress: (p) => progress.update(p) });
     const outcome = await Promise.race([run, stopping.then(() => null)]);
@@ -333,6 +335,7 @@ async function commandBackfill(config: Config, opts: CommandArgs): Promise<numbe
     await rollups.flush();
     return outcome.length > 0 ? EXIT_FAILED : 0;
   } finally {
+    routeStderrLines(null);
     await rollups.stop();
     closeExchanges(clients.values());
     await handle.close();

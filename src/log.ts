@@ -35,8 +35,21 @@ export interface LoggingOptions {
 
 const encoder = new TextEncoder();
 
+/** Where log lines bound for standard error go instead while set ({@linkcode routeStderrLines}). */
+let stderrRoute: ((line: string) => void) | null = null;
+
 function writeStderr(line: string): void {
-  Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  if (stderrRoute) stderrRoute(line);
+  else Deno.stderr.writeSync(encoder.encode(line + "\n"));
+}
+
+/**
+ * Sends the log lines bound for standard error through `route` (null: straight to standard error
+ * again), e.g. so that progress bars drawn on the terminal are cleared before a line and redrawn
+ * after it instead of overwriting it.
+ */
+export function routeStderrLines(route: ((line: string) => void) | null): void {
+  stderrRoute = route;
 }
 
 /** The message with its placeholders filled in, every value masked and the text scrubbed. */

@@ -57,7 +57,11 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       timeframe: { ...FILTERS.timeframe, help: "these timeframes instead of the configured ones" },
       since: { type: "string", value: "WHEN", help: "start: a date (2024-01-01), a duration back (30d) or earliest" },
     },
-    details: ["Series held by a running service are skipped with a notice (the service keeps them)."],
+    details: [
+      "Series held by a running service are skipped with a notice (the service keeps them).",
+      "Binance spot and USDⓈ-M series take whole past days from the archive (ARCHIVE=auto, ARCHIVE_URL),",
+      "checked against each file's SHA-256, and the rest from REST; ARCHIVE=off uses REST only.",
+    ],
   },
   status: {
     summary: "table of series: first and last candle, count, gaps, holes, lag, state",

@@ -18,6 +18,8 @@ interface Row {
   expected: number;
   startedAt: number;
   lastLogged: number;
+  /** The 100% line was logged (it is logged once). */
+  finished?: boolean;
   /** Archive files handled / planned, when the backfill uses the archive. */
   files?: { done: number; total: number };
 }
@@ -59,6 +61,11 @@ export class ProgressDisplay {
     this.#options = options;
   }
 
+  /** Whether bars are drawn (a terminal) rather than progress lines logged. */
+  get tty(): boolean {
+    return this.#options.tty;
+  }
+
   #now(): number {
     return this.#options.now?.() ?? Date.now();
   }
@@ -83,8 +90,9 @@ export class ProgressDisplay {
     const rate = row.done / Math.max(0.001, (now - row.startedAt) / 1000);
     if (this.#options.tty) {
       if (now - this.#lastDraw >= 100 || row.done >= row.expected) this.draw();
-    } else if (now - row.lastLogged >= 10_000 || row.done >= row.expected) {
+    } else if (now - row.lastLogged >= 10_000 || (row.done >= row.expected && !row.finished)) {
       row.lastLogged = now;
+      row.finished = row.done >= row.expected;
       this.#options.log?.({
         series: row.label,
         done: Math.round(row.done),
@@ -96,6 +104,21 @@ export class ProgressDisplay {
         ...(row.files ? { files_done: row.files.done, files_total: row.files.total } : {}),
       });
     }
+  }
+
+  /**
+   * Writes a line (a log line) above the bars: on a terminal the bars are cleared first and
+   * redrawn below it, so that a redraw never overwrites it; otherwise it is written as is.
+   */
+  writeAbove(line: string): void {
+    const write = this.#options.write ?? ((t: string) => Deno.stderr.writeSync(encoder.encode(t)));
+    if (!this.#options.tty || this.#drawn === 0) {
+      write(line + "\n");
+      return;
+    }
+    write(`\r\x1b[${this.#drawn}A\x1b[J${line}\n`);
+    this.#drawn = 0;
+    this.draw();
   }
 
   /** Redraws every bar in place. */

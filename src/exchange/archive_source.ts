@@ -142,7 +142,7 @@ export class BinanceArchive {
     this.#pausedUntil = this.#now() + pauseMs;
     this.#failuresInARow = 0;
     log.warn(
-      "Cannot reach the archive at {url}: current value is {count} download failures in a row, the last: {reason}. Backfills use REST only until {until}",
+      "The archive at {url} cannot be reached: {count} downloads failed in a row (the last: {reason}). Backfills use REST only until {until}",
       {
         url: this.url,
         count: this.#options.failuresToPause ?? 3,

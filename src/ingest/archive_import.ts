@@ -59,6 +59,8 @@ export interface ArchiveTally {
   missing: number;
   /** Failed twice: REST covered the range. */
   failed: number;
+  /** Missing and before the exchange's first candle of the series (not listed yet): nothing to fetch. */
+  beforeListing: number;
   /** Bytes of the verified zips. */
   bytes: number;
   /** Candles written from archive files. */
@@ -67,7 +69,7 @@ export interface ArchiveTally {
 
 /** An empty {@linkcode ArchiveTally}. */
 export function emptyTally(): ArchiveTally {
-  return { planned: 0, imported: 0, missing: 0, failed: 0, bytes: 0, candles: 0 };
+  return { planned: 0, imported: 0, missing: 0, failed: 0, beforeListing: 0, bytes: 0, candles: 0 };
 }
 
 /** Options of {@linkcode walkWithArchive}. */
@@ -220,6 +222,9 @@ export async function walkWithArchive(
   // Before the series' first candle, a file the archive lacks is usually a day before the listing:
   // the exchange's first candle (two requests, asked once) tells whether REST has anything there.
   let earliest: Promise<number | null> | undefined;
+  // Files missing after the first candle, in a row: a mirror without them, or a wrong ARCHIVE_URL.
+  let missingInARow = 0;
+  let warnedMissing = false;
 
   const fetchAhead = (from: number) => {
     let started = 0;
@@ -276,7 +281,11 @@ export async function walkWithArchive(
         continue;
       }
       const { file } = seg;
-      if ((options.archive.pausedUntil ?? 0) > 0) {
+      const paused = () => (options.archive.pausedUntil ?? 0) > 0;
+      let fetched = paused() ? null : await parse(await seg.fetched!);
+      // A download failure that paused the archive is said once, by the pause's warning.
+      if (fetched?.status === "failed" && fetched.error.code === "download_failed" && paused()) fetched = null;
+      if (fetched === null) {
         // The archive became unreachable: REST for the rest of the range, said once.
         const left = segments.slice(i).filter((s) => "file" in s).length;
         result.archive.planned -= left;
@@ -289,7 +298,7 @@ export async function walkWithArchive(
         if (!await rest({ from: file.range.from, to: range.to }, false)) result.complete = false;
         break;
       }
-      const fetched = await parse(await seg.fetched!);
+      if (fetched.status !== "missing" || !seenData) missingInARow = 0;
       if (fetched.status === "ok") {
         if (fetched.rejected.length > 0) {
           ctx.counters?.rejected(series, fetched.rejected.length);
@@ -337,9 +346,10 @@ export async function walkWithArchive(
         const days = dailyFiles(file);
         segments.splice(i + 1, 0, ...days.map((d) => ({ file: d })));
         result.archive.planned += days.length - 1;
-        ctx.log.debug("{series}: {file} is not published yet; trying its daily files", {
+        ctx.log.info("{series}: {file} is not published yet; its {count} daily files are used instead", {
           series: name,
           file: file.name,
+          count: days.length,
         });
         options.onFiles?.(result.archive);
         continue;
@@ -364,13 +374,20 @@ export async function walkWithArchive(
         if (first === null || first >= file.range.to) {
           await recordFile(ctx, series, file, { status: outcome, detail: `${detail}, before the first candle` });
           await ctx.db.retry("skip an archive file", (sql) => moveCursor(sql, ctx, series, file.range.to));
-          ctx.counters?.archiveFile?.(series, { outcome, bytes: 0, reason: "missing" });
-          result.archive.missing++;
+          ctx.counters?.archiveFile?.(series, { outcome, bytes: 0, reason: "before_listing" });
+          result.archive.beforeListing++;
           options.onFiles?.(result.archive);
           options.onPage?.(file.range.to);
           continue;
         }
         restFrom = Math.max(restFrom, first);
+      }
+      if (fetched.status === "missing" && seenData && ++missingInARow === 3 && !warnedMissing) {
+        warnedMissing = true;
+        ctx.log.warn(
+          "{series}: 3 archive files in a row are not in the archive (the last: {url}) although the exchange has candles there; REST fetches them. Check ARCHIVE_URL if this repeats",
+          { series: name, url: file.url },
+        );
       }
       await recordFile(ctx, series, file, { status: outcome, detail });
       ctx.counters?.archiveFile?.(series, {

@@ -199,8 +199,14 @@ export async function backfillSeries(
       ranges.push({ from: start, to: lower, older: true });
     }
   }
+  // The newer part starts after the last stored candle and after every planned range (a resumed
+  // range already reaches its old target).
+  const newerStart = Math.max(
+    state.last === null ? -Infinity : state.last + tf,
+    ...ranges.map((r) => r.to),
+  );
   const expected = ranges.reduce((n, r) => n + Math.max(0, r.to - r.from) / tf, 0) +
-    Math.max(0, target - ((state.last ?? target - tf) + tf)) / tf;
+    (Number.isFinite(newerStart) ? Math.max(0, target - newerStart) / tf : 0);
   result.history = ranges.length > 0;
   const fresh = resumeTo === undefined ? ranges[0] : ranges[1];
   if (fresh) {
@@ -221,10 +227,8 @@ export async function backfillSeries(
       ...(files ? { files: { ...files } } : {}),
     });
   const tallyFiles = (before: ArchiveTally, walk: ArchiveTally) => {
-    files = {
-      done: before.imported + before.missing + before.failed + walk.imported + walk.missing + walk.failed,
-      total: before.planned + walk.planned,
-    };
+    const handled = (t: ArchiveTally) => t.imported + t.missing + t.failed + t.beforeListing;
+    files = { done: handled(before) + handled(walk), total: before.planned + walk.planned };
   };
 
   const run = async (
@@ -259,10 +263,8 @@ export async function backfillSeries(
         plan,
         hasEarlierData,
         onPage,
-        onFiles: (tally) => {
-          tallyFiles(before, tally);
-          report(last);
-        },
+        // Shown with the next page's report: a file counts once its candles are written.
+        onFiles: (tally) => tallyFiles(before, tally),
       });
       for (const key of Object.keys(result.archive) as (keyof ArchiveTally)[]) {
         result.archive[key] += archived.archive[key];

@@ -16,7 +16,7 @@ import { repairSeries } from "./repair.ts";
 import type { RollupUpkeep } from "./rollup_upkeep.ts";
 import { effectiveSince, seriesStartFacts, setSeriesState } from "./series.ts";
 import type { ExchangeSource } from "./source.ts";
-import type { ArchiveReader } from "./archive_import.ts";
+import type { ArchiveReader, ArchiveTally } from "./archive_import.ts";
 import { BinanceArchive } from "../exchange/archive_source.ts";
 
 /** A failed series with the reason, for exit statuses and reports. */
@@ -35,13 +35,18 @@ export function failuresOf(results: readonly (SeriesFailure | null)[]): SeriesFa
   return results.filter((f): f is SeriesFailure => f !== null);
 }
 
-/** ` and 12 archive files (1 fetched over REST instead)`, or nothing without archive files. */
-function archiveSummary(t: { imported: number; missing: number; failed: number }): string {
-  const handled = t.imported + t.missing + t.failed;
+/**
+ * ` and 12 archive files (1 fetched over REST instead)`, or nothing without archive files. Files
+ * before the series' first candle (not listed yet) are no fallback: they are said apart.
+ */
+function archiveSummary(t: ArchiveTally): string {
+  const handled = t.imported + t.missing + t.failed + t.beforeListing;
   if (handled === 0) return "";
-  const fallbacks = t.missing + t.failed;
-  return ` and ${counted(handled, "archive file")}` +
-    (fallbacks > 0 ? ` (${fallbacks} fetched over REST instead)` : "");
+  const notes = [
+    ...(t.missing + t.failed > 0 ? [`${t.missing + t.failed} fetched over REST instead`] : []),
+    ...(t.beforeListing > 0 ? [`${t.beforeListing} before the first candle`] : []),
+  ];
+  return ` and ${counted(handled, "archive file")}` + (notes.length > 0 ? ` (${notes.join("; ")})` : "");
 }
 
 class Semaphore {
@@ -195,7 +200,7 @@ export class Jobs {
           archiveFile: (s, file) => {
             m.archiveFiles.inc({ exchange: s.exchange, outcome: file.outcome });
             if (file.bytes > 0) m.archiveBytes.inc({ exchange: s.exchange }, file.bytes);
-            if (file.outcome !== "imported") {
+            if (file.outcome !== "imported" && file.reason !== "before_listing") {
               m.archiveFallbacks.inc({ exchange: s.exchange, reason: file.reason ?? file.outcome });
             }
           },
@@ -300,13 +305,14 @@ export class Jobs {
           written: result.written,
           pages: result.pages,
           pagesText: counted(result.pages, "page"),
+          candles: `${result.written} ${result.written === 1 ? "candle" : "candles"}`,
           archiveText: archiveSummary(result.archive),
         };
         // A series backfilled before (a restart) only catches up on what is newer: no news.
         if (result.history) {
-          this.log.info("Backfill of {series} complete: {written} candles in {pagesText}{archiveText}", fields);
+          this.log.info("Backfill of {series} complete: {candles} in {pagesText}{archiveText}", fields);
         } else if (result.pages > 1) {
-          this.log.info("Caught up {series}: {written} candles in {pagesText}{archiveText}", fields);
+          this.log.info("Caught up {series}: {candles} in {pagesText}{archiveText}", fields);
         } else this.log.debug("{series} was backfilled before: {written} newer candles in {pagesText}", fields);
       }
     });

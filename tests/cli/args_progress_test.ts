@@ -70,6 +70,31 @@ Deno.test("progress: bars on a terminal, throttled log lines otherwise", () => {
   now = 12_000;
   plain.update({ series, done: 100, expected: 100, cursor: 0 });
   assertEquals(lines.map((l) => l.percent), [10, 60, 100]);
+  // The 100% line is logged once, however many reports say 100%.
+  plain.update({ series, done: 100, expected: 100, cursor: 0 });
+  assertEquals(lines.length, 3);
+});
+
+Deno.test("progress: a log line written on a terminal goes above the bars, which are redrawn below it", () => {
+  const out: string[] = [];
+  const tty = new ProgressDisplay({ tty: true, write: (t) => out.push(t), now: () => 0 });
+  const a = { id: 1, exchange: "binance", symbol: "BTC/USDT", timeframe: "1m" };
+  const b = { id: 2, exchange: "binance", symbol: "ETH/USDT", timeframe: "1m" };
+  tty.update({ series: a, done: 10, expected: 100, cursor: 0, files: { done: 1, total: 4 } });
+  tty.update({ series: b, done: 100, expected: 100, cursor: 0 });
+  assert(out.at(-1)!.includes("files 1/4"), out.at(-1));
+  out.length = 0;
+  tty.writeAbove("INF ingest Backfill of binance ETH/USDT 1m complete");
+  const text = out.join("");
+  // Back to the line start (the terminal may have echoed ^C), up over the two bars, clear to the end of the screen, the line, then both bars again below it.
+  assert(text.startsWith("\r\x1b[2A\x1b[JINF ingest Backfill of binance ETH/USDT 1m complete\n"), JSON.stringify(text));
+  const after = text.slice(text.indexOf("complete\n") + 9);
+  assert(!after.includes("\x1b[2A") && !after.includes("\x1b[1A"), "the redraw does not move up over the line");
+  assert(after.includes("BTC/USDT") && after.includes("ETH/USDT"), after);
+  // Without bars drawn (or off a terminal) the line is written as is.
+  const plain: string[] = [];
+  new ProgressDisplay({ tty: false, write: (t) => plain.push(t) }).writeAbove("a line");
+  assertEquals(plain, ["a line\n"]);
 });
 
 Deno.test(".env.example documents every variable with its default", async () => {

@@ -195,7 +195,13 @@ Deno.test("archive backfill: an interrupted import resumes after its last finish
     const done = (await files(a.w, "BTC/USDT")).filter((f) => f.status === "imported").map((f) => f.file);
     assert(done.length >= 3 && done.length < 15, `imported before the stop: ${done.join(", ")}`);
     a.archive.resetStats();
-    assertEquals(await a.w.ingestor({ archive: a.reader }).backfillOnce(), []);
+    const [stoppedAt] = await a.w.t.sql<{ cursor: Date }[]>`select cursor from backfill_checkpoints`;
+    const left = (NOW - stoppedAt.cursor.getTime()) / 60_000;
+    const progress: BackfillProgress[] = [];
+    assertEquals(await a.w.ingestor({ archive: a.reader }).backfillOnce({ onProgress: (p) => progress.push(p) }), []);
+    // The resumed run expects what was left, once (not the resumed range twice).
+    assertEquals(progress[0].expected, left);
+    assertEquals(progress.at(-1)!.done, progress.at(-1)!.expected);
     const fetched = Object.keys(a.archive.stats.byPath).filter((p) => p.endsWith(".zip")).map((p) =>
       p.split("/").pop()!
     );
@@ -254,7 +260,7 @@ Deno.test("archive backfill: an unreachable archive pauses after three failures;
     }
     assert(reader.pausedUntil > NOW, "the archive is paused");
     const warnings = lines.map((l) => JSON.parse(l)).filter((l) => l.level === "warning");
-    const paused = warnings.filter((l) => l.message.startsWith("Cannot reach the archive at http://127.0.0.1:1"));
+    const paused = warnings.filter((l) => l.message.startsWith("The archive at http://127.0.0.1:1 cannot be reached"));
     assertEquals(paused.length, 1, JSON.stringify(warnings, null, 1));
     assert(warnings.length <= 4, `${warnings.length} warnings: ${warnings.map((w) => w.message).join("\n")}`);
   } finally {
@@ -283,6 +289,29 @@ Deno.test("archive backfill: a missing old month is fetched over REST; last mont
     const pages = klinesRequests(a.w);
     assert(pages >= 45 && pages <= 48, `${pages} REST pages`);
   } finally {
+    await a.close();
+  }
+});
+
+Deno.test("archive backfill: files missing in a row after the first candle are warned about once (a wrong ARCHIVE_URL or a partial mirror)", async () => {
+  const env = { SYMBOLS: "BTC/USDT", TIMEFRAMES: "1m", BACKFILL_SINCE: "2024-12-25" };
+  const days = [26, 27, 28, 29, 30].map((d) => `BTCUSDT-1m-2024-12-${d}.zip`);
+  const a = await world(env, { archive: { missing: days } });
+  const lines: string[] = [];
+  setupLogging({ level: "info", format: "json", write: (text) => lines.push(text) });
+  try {
+    assertEquals(await a.w.ingestor({ archive: a.reader }).backfillOnce(), []);
+    assertEquals(
+      await storedCandles(a.w, { symbol: "BTC/USDT", timeframe: "1m" }),
+      a.w.fake.expected("BTC/USDT", "1m", Date.UTC(2024, 11, 25), NOW),
+    );
+    const warnings = lines.map((l) => JSON.parse(l)).filter((l) => l.level === "warning").map((l) => l.message);
+    assertEquals(warnings.length, 1, warnings.join("\n"));
+    assert(warnings[0].includes("BTCUSDT-1m-2024-12-28.zip") && warnings[0].includes("ARCHIVE_URL"), warnings[0]);
+    const done = lines.map((l) => JSON.parse(l)).find((l) => l.message.startsWith("Backfill of binance BTC/USDT 1m"));
+    assert(done.message.endsWith("and 11 archive files (5 fetched over REST instead)"), done.message);
+  } finally {
+    setupLogging({ level: "fatal", format: "json", write: () => {} });
     await a.close();
   }
 });
