@@ -11,6 +11,7 @@ import { connectDatabase, type DatabaseHandle } from "./src/db/connect.ts";
 import { migrate } from "./src/db/migrate.ts";
 import { seriesOverview } from "./src/db/overview.ts";
 import { createExchangeClients, ExchangeClient } from "./src/exchange/client.ts";
+import { archiveFor } from "./src/exchange/archive_source.ts";
 import { Ingestor, type SeriesFailure } from "./src/ingest/engine.ts";
 import { describeSeries } from "./src/ingest/backfill.ts";
 import { findGaps, listHoles } from "./src/ingest/gaps.ts";
@@ -207,7 +208,7 @@ async function commandStart(config: Config): Promise<number> {
     // A fixed identity (INSTANCE_ID, else host name and API port): restarted after a crash,
     // this instance takes back its own leases at once instead of waiting LEASE_TTL for them.
     const owner = config.instanceId ?? instanceIdentity({ port: config.apiPort });
-    ingestor = new Ingestor({ db: handle.db, config, sources, registry, owner, rollups });
+    ingestor = new Ingestor({ db: handle.db, config, sources, registry, owner, rollups, archive: archiveFor(config) });
     const { serveApi } = await import("./src/api/server.ts");
     const exchangeStatus = () => all.map((client) => client.status());
     api = serveApi({ db: handle.db, config, registry, ingest: ingestor, exchanges: exchangeStatus }, {
@@ -307,7 +308,13 @@ async function commandBackfill(config: Config, opts: CommandArgs): Promise<numbe
   });
   const log = getLogger("backfill");
   const rollups = new RollupUpkeep(handle.db);
-  const ingestor = new Ingestor({ db: handle.db, config: narrowed, sources: clients, rollups });
+  const ingestor = new Ingestor({
+    db: handle.db,
+    config: narrowed,
+    sources: clients,
+    rollups,
+    archive: archiveFor(config),
+  });
   const progress = new ProgressDisplay({
     tty: Deno.stderr.isTerminal() && resolveFormat(config.logFormat, true) === "pretty",
     log: (fields) => log.info("Backfill progress {series}: {percent}%{archive}", fields),
@@ -379,7 +386,7 @@ async function commandGaps(config: Config, opts: CommandArgs): Promise<number> {
     if (opts.flags.has("repair")) {
       clients = await openExchanges(config);
       const rollups = new RollupUpkeep(handle.db);
-      const ingestor = new Ingestor({ db: handle.db, config, sources: clients, rollups });
+      const ingestor = new Ingestor({ db: handle.db, config, sources: clients, rollups, archive: archiveFor(config) });
       try {
         failures = await ingestor.repairOnce();
         await ingestor.stop();
@@ -581,7 +588,7 @@ function prepareDeploy(): DeployService {
         new AbortController().signal,
         async () => {},
       );
-      const ingestor = new Ingestor({ db: handle.db, config, sources, registry });
+      const ingestor = new Ingestor({ db: handle.db, config, sources, registry, archive: archiveFor(config) });
       const { serveApi } = await import("./src/api/server.ts");
       const exchanges = () => all.map((client) => client.status());
       serveApi({ db: handle.db, config, registry, ingest: ingestor, exchanges }, {

@@ -52,6 +52,8 @@ export interface ArchivePlanOptions {
   now: number;
   /** Base URL (default {@linkcode DEFAULT_ARCHIVE_URL}), e.g. a mirror or `http://127.0.0.1:8080`. */
   baseUrl?: string;
+  /** Daily files only, also for whole months (e.g. a month whose monthly file is not published yet). */
+  dailyOnly?: boolean;
 }
 
 const DAY_MS = 86_400_000;
@@ -198,7 +200,7 @@ export function archivePlan(
     return { granularity, name, url, range: { from, to } };
   };
   // A 1s month is 2.6 million rows: daily files keep one file's rows small.
-  const monthly = timeframe !== "1s";
+  const monthly = timeframe !== "1s" && !options.dailyOnly;
   let cursor = start;
   while (cursor < end) {
     const nextMonth = monthAfter(cursor);

@@ -94,7 +94,7 @@ export class BinanceArchive {
    * The files covering the whole past UTC days of `range` for a series, or null when the archive
    * does not serve the series or is paused (then REST covers everything).
    */
-  plan(target: ArchiveTarget, range: TimeRange, options: { now: number }): ArchivePlan | null {
+  plan(target: ArchiveTarget, range: TimeRange, options: { now: number; dailyOnly?: boolean }): ArchivePlan | null {
     const kind = this.kindOf(target);
     if (kind === null || this.pausedUntil > 0) return null;
     return archivePlan(target.symbol, target.timeframe, range, {
@@ -102,6 +102,7 @@ export class BinanceArchive {
       now: options.now,
       baseUrl: this.url,
       price: target.price ?? "trade",
+      dailyOnly: options.dailyOnly,
     });
   }
 
@@ -151,4 +152,9 @@ export class BinanceArchive {
       },
     );
   }
+}
+
+/** The archive `config` asks for (`ARCHIVE=auto`: Binance Data Vision at `ARCHIVE_URL`), or null (REST only). */
+export function archiveFor(config: { archive?: { mode: "auto" | "off"; url: string } }): BinanceArchive | null {
+  return config.archive?.mode === "auto" ? new BinanceArchive({ url: config.archive.url }) : null;
 }

@@ -37,7 +37,7 @@ import {
 /** The archive as the backfill uses it (implemented by `BinanceArchive`). */
 export interface ArchiveReader {
   /** The files of `range` for a series, or null when the archive does not serve it now. */
-  plan(series: SeriesTarget, range: TimeRange, options: { now: number }): ArchivePlan | null;
+  plan(series: SeriesTarget, range: TimeRange, options: { now: number; dailyOnly?: boolean }): ArchivePlan | null;
   /**
    * Downloads one file and verifies its checksum; `read()` of the result parses it. Throws an
    * `ArchiveFileError` when it fails twice.
@@ -113,17 +113,6 @@ function segmentsOf(range: TimeRange, files: readonly ArchiveFile[]): Segment[] 
     cursor = file.range.to;
   }
   if (cursor < range.to) out.push({ rest: { from: cursor, to: range.to } });
-  return out;
-}
-
-function dailyFiles(file: ArchiveFile): ArchiveFile[] {
-  const out: ArchiveFile[] = [];
-  for (let day = file.range.from; day < file.range.to; day += DAY_MS) {
-    const d = new Date(day).toISOString().slice(0, 10);
-    const name = file.name.replace(/-\d{4}-\d{2}\.zip$/, `-${d}.zip`);
-    const url = file.url.replace("/monthly/", "/daily/").replace(/[^/]+$/, name);
-    out.push({ granularity: "daily", name, url, range: { from: day, to: day + DAY_MS } });
-  }
   return out;
 }
 
@@ -339,11 +328,12 @@ export async function walkWithArchive(
         options.onPage?.(file.range.to);
         continue;
       }
-      if (
+      // Last month's file is published some days into this month: its days are there already.
+      const days =
         fetched.status === "missing" && file.granularity === "monthly" && now - file.range.to < RECENT_MONTH_MS
-      ) {
-        // Last month's file is published some days into this month: its days are there already.
-        const days = dailyFiles(file);
+          ? options.archive.plan(series, file.range, { now, dailyOnly: true })?.files ?? []
+          : [];
+      if (days.length > 0) {
         segments.splice(i + 1, 0, ...days.map((d) => ({ file: d })));
         result.archive.planned += days.length - 1;
         ctx.log.info("{series}: {file} is not published yet; its {count} daily files are used instead", {

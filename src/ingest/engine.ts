@@ -49,7 +49,7 @@ export interface IngestorOptions {
   now?: () => number;
   /** Rollup maintenance after backfills and repairs (none: the policies and the next start do it). */
   rollups?: RollupUpkeep;
-  /** The archive backfills read (default from `config.archive`; null: REST only). */
+  /** The archive backfills take whole past days from (main.ts builds it from `ARCHIVE`); none: REST only. */
   archive?: ArchiveReader | null;
 }
 

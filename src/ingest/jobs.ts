@@ -17,7 +17,6 @@ import type { RollupUpkeep } from "./rollup_upkeep.ts";
 import { effectiveSince, seriesStartFacts, setSeriesState } from "./series.ts";
 import type { ExchangeSource } from "./source.ts";
 import type { ArchiveReader, ArchiveTally } from "./archive_import.ts";
-import { BinanceArchive } from "../exchange/archive_source.ts";
 
 /** A failed series with the reason, for exit statuses and reports. */
 export interface SeriesFailure {
@@ -81,7 +80,7 @@ export interface JobsOptions {
   now: () => number;
   /** Rollup maintenance, asked for after backfills that wrote rows and after repair ticks. */
   rollups?: RollupUpkeep;
-  /** The archive backfills use; default from `config.archive` (`ARCHIVE=auto`: Binance Data Vision). */
+  /** The archive backfills take whole past days from (`ARCHIVE=auto`); none: REST only. */
   archive?: ArchiveReader | null;
 }
 
@@ -132,11 +131,7 @@ export class Jobs {
     this.now = options.now;
     this.rollups = options.rollups;
     this.registry = options.registry;
-    this.archive = options.archive !== undefined
-      ? options.archive
-      : options.config.archive?.mode === "auto"
-      ? new BinanceArchive({ url: options.config.archive.url, now: options.now })
-      : null;
+    this.archive = options.archive ?? null;
     const r = options.registry;
     this.#metrics = r
       ? {

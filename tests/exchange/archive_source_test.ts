@@ -3,7 +3,8 @@
  * failures (so a backfill goes straight to REST when the archive is unreachable).
  */
 import { assert, assertEquals, assertRejects } from "../support/assert.ts";
-import { BinanceArchive } from "../../src/exchange/archive_source.ts";
+import { archiveFor, BinanceArchive } from "../../src/exchange/archive_source.ts";
+import { loadConfig } from "../../src/config.ts";
 import { ArchiveDownloadError } from "../../src/exchange/archive.ts";
 
 const NOW = Date.UTC(2025, 0, 5, 12);
@@ -80,4 +81,11 @@ Deno.test("archive source: a download slower than the file time limit fails like
   }, { now: NOW })!.files;
   const error = await assertRejects(() => a.fetchFile(file), ArchiveDownloadError);
   assert(error.message.includes("no answer within 0.05 s"), error.message);
+});
+
+Deno.test("archive source: ARCHIVE=auto gives the archive at ARCHIVE_URL, off gives none", () => {
+  const auto = archiveFor(loadConfig({ ARCHIVE_URL: "http://mirror.example/data/" }));
+  assertEquals(auto?.url, "http://mirror.example/data");
+  assertEquals(archiveFor(loadConfig({ ARCHIVE: "off" })), null);
+  assertEquals(archiveFor(loadConfig({}))?.url, "https://data.binance.vision");
 });
