@@ -42,6 +42,8 @@ export interface BinanceArchiveOptions {
   fetch?: typeof fetch;
   /** Files downloaded at once, across every series (default 4). */
   limiter?: ArchiveLimiter;
+  /** Files parsed and written at once, across every series (default 2). */
+  writes?: number;
   /** One download of a file, checksum and all, may take this long before it counts as failed (default 120 s). */
   fileTimeoutMs?: number;
   /** Download failures in a row that pause the archive (default 3). */
@@ -57,6 +59,8 @@ const log = getLogger("archive");
 export class BinanceArchive {
   readonly url: string;
   readonly limiter: ArchiveLimiter;
+  /** Files parsed and written at once in the process, across series: a parsed month is megabytes. */
+  readonly writes: ArchiveLimiter;
   readonly #options: BinanceArchiveOptions;
   #failuresInARow = 0;
   #pausedUntil = 0;
@@ -65,6 +69,7 @@ export class BinanceArchive {
   constructor(options: BinanceArchiveOptions) {
     this.url = options.url.replace(/\/+$/, "");
     this.limiter = options.limiter ?? new ArchiveLimiter();
+    this.writes = new ArchiveLimiter(options.writes ?? 2);
     this.#options = options;
   }
 

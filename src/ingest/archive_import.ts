@@ -45,6 +45,8 @@ export interface ArchiveReader {
   download(file: ArchiveFile, options?: { signal?: AbortSignal }): Promise<ArchiveFileDownload | ArchiveFileMissing>;
   /** Until when the archive is paused as unreachable (0 or absent: it is not). */
   readonly pausedUntil?: number;
+  /** Bounds files parsed and written at once in the process (parsed files are what takes memory). */
+  readonly writes?: { run<T>(task: () => Promise<T>): Promise<T> };
 }
 
 /** What happened to one archive file. */
@@ -228,6 +230,7 @@ export async function walkWithArchive(
       seg.fetched.catch(() => {});
     }
   };
+  const writeSlot = <T>(task: () => Promise<T>): Promise<T> => options.archive.writes?.run(task) ?? task();
   // Parsed only when written: at most one parsed file per series in memory.
   const parse = async (downloaded: Downloaded): Promise<Fetched> => {
     if (downloaded.status !== "downloaded") return downloaded;
@@ -254,6 +257,44 @@ export async function walkWithArchive(
     return walk.complete;
   };
 
+  /** Writes a parsed file (REST first for the slots it lacks); false when stopped. */
+  const importRows = async (file: ArchiveFile, rows: ArchiveFileRows): Promise<boolean> => {
+    if (rows.rejected.length > 0) {
+      ctx.counters?.rejected(series, rows.rejected.length);
+      ctx.log.warn("{series}: {rows} of archive file {file} rejected ({reason}); REST fetches them", {
+        series: name,
+        rows: counted(rows.rejected.length, "row"),
+        count: rows.rejected.length,
+        file: file.name,
+        reason: rows.rejected[0].reason,
+      });
+    }
+    // REST first for what the file lacks, then the file with the cursor: a crash in between redoes both.
+    for (const part of missingSlots(rows.candles, file.range, tf, seenData)) {
+      if (!await rest(part, true)) return false;
+    }
+    const w = await commitFile(ctx, series, file, rows);
+    ctx.counters?.written(series, w.inserted, w.updated);
+    ctx.counters?.archiveFile?.(series, { outcome: "imported", bytes: rows.bytes });
+    result.written += w.inserted + w.updated;
+    result.archive.imported++;
+    result.archive.bytes += rows.bytes;
+    result.archive.candles += rows.candles.length;
+    if (rows.candles.length > 0) {
+      seenData = true;
+      result.lastTs = Math.max(result.lastTs ?? -Infinity, rows.candles[rows.candles.length - 1].ts);
+    }
+    ctx.log.debug("{series}: archive file {file}: {count} candles, {bytes} bytes", {
+      series: name,
+      file: file.name,
+      count: rows.candles.length,
+      bytes: rows.bytes,
+    });
+    options.onFiles?.(result.archive);
+    options.onPage?.(file.range.to);
+    return true;
+  };
+
   try {
     for (let i = 0; i < segments.length; i++) {
       if (ctx.stopping?.()) {
@@ -271,7 +312,25 @@ export async function walkWithArchive(
       }
       const { file } = seg;
       const paused = () => (options.archive.pausedUntil ?? 0) > 0;
-      let fetched = paused() ? null : await parse(await seg.fetched!);
+      let fetched: Downloaded | Fetched | null = paused() ? null : await seg.fetched!;
+      if (fetched?.status === "downloaded") {
+        // Parsed and written in one of the process's few write slots: few parsed files in memory at once.
+        const downloaded = fetched;
+        const written = await writeSlot(async () => {
+          const rows = await parse(downloaded);
+          if (rows.status !== "ok") return rows;
+          return await importRows(file, rows) ? "written" : "stopped";
+        });
+        if (written === "stopped") {
+          result.complete = false;
+          break;
+        }
+        if (written === "written") {
+          missingInARow = 0;
+          continue;
+        }
+        fetched = written;
+      }
       // A download failure that paused the archive is said once, by the pause's warning.
       if (fetched?.status === "failed" && fetched.error.code === "download_failed" && paused()) fetched = null;
       if (fetched === null) {
@@ -288,46 +347,7 @@ export async function walkWithArchive(
         break;
       }
       if (fetched.status !== "missing" || !seenData) missingInARow = 0;
-      if (fetched.status === "ok") {
-        if (fetched.rejected.length > 0) {
-          ctx.counters?.rejected(series, fetched.rejected.length);
-          ctx.log.warn("{series}: {rows} of archive file {file} rejected ({reason}); REST fetches them", {
-            series: name,
-            rows: counted(fetched.rejected.length, "row"),
-            count: fetched.rejected.length,
-            file: file.name,
-            reason: fetched.rejected[0].reason,
-          });
-        }
-        // REST first for what the file lacks, then the file with the cursor: a crash in between redoes both.
-        for (const part of missingSlots(fetched.candles, file.range, tf, seenData)) {
-          if (!await rest(part, true)) {
-            result.complete = false;
-            break;
-          }
-        }
-        if (!result.complete) break;
-        const w = await commitFile(ctx, series, file, fetched);
-        ctx.counters?.written(series, w.inserted, w.updated);
-        ctx.counters?.archiveFile?.(series, { outcome: "imported", bytes: fetched.bytes });
-        result.written += w.inserted + w.updated;
-        result.archive.imported++;
-        result.archive.bytes += fetched.bytes;
-        result.archive.candles += fetched.candles.length;
-        if (fetched.candles.length > 0) {
-          seenData = true;
-          result.lastTs = Math.max(result.lastTs ?? -Infinity, fetched.candles[fetched.candles.length - 1].ts);
-        }
-        ctx.log.debug("{series}: archive file {file}: {count} candles, {bytes} bytes", {
-          series: name,
-          file: file.name,
-          count: fetched.candles.length,
-          bytes: fetched.bytes,
-        });
-        options.onFiles?.(result.archive);
-        options.onPage?.(file.range.to);
-        continue;
-      }
+
       // Last month's file is published some days into this month: its days are there already.
       const days =
         fetched.status === "missing" && file.granularity === "monthly" && now - file.range.to < RECENT_MONTH_MS

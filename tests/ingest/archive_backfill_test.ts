@@ -122,6 +122,10 @@ Deno.test("archive backfill: the stored series and its holes equal a REST-only b
     const restOnly = klinesRequests(rest.w);
     assert(viaArchive * 8 < restOnly, `${viaArchive} REST requests with the archive, ${restOnly} without`);
 
+    // Four series backfilled at once, but at most two files parsed and written at once (memory).
+    assertEquals(a.reader.writes.peak, 2);
+    assert(a.reader.limiter.peak <= 4, `${a.reader.limiter.peak} downloads at once`);
+
     // Progress counted files up to the total.
     const last = progress.filter((p) => p.series.symbol === "BTC/USDT" && p.series.timeframe === "1m").at(-1)!;
     assertEquals(last.files, { done: 18, total: 18 });
