@@ -24,11 +24,11 @@ import type { TimeRange } from "../exchange/archive_plan.ts";
 import { timeframeMs } from "../timeframe.ts";
 import { counted } from "../log.ts";
 import type { CandleSource } from "./source.ts";
-import { type Queryable, writeCandles } from "./store.ts";
+import { writeCandles } from "./store.ts";
 import {
+  advanceCheckpoint,
   describeSeries,
   type IngestContext,
-  LeaseLostError,
   type SeriesTarget,
   walkRange,
   type WalkResult,
@@ -151,15 +151,6 @@ async function recordFile(
             updated_at = now()`);
 }
 
-/** Moves the backfill checkpoint's cursor to `to` while this instance holds the series' lease. */
-async function moveCursor(tx: Queryable, ctx: IngestContext, series: SeriesTarget, to: number): Promise<void> {
-  const moved = await tx`
-    update backfill_checkpoints set cursor = to_timestamp(${to} / 1000.0), updated_at = now()
-    where series_id = ${series.id}
-      and exists (select 1 from series where id = ${series.id} and lease_owner = ${ctx.owner})`;
-  if (moved.count === 0) throw new LeaseLostError(series);
-}
-
 /** Writes a verified file's candles, its record and the cursor (its end) in one transaction. */
 async function commitFile(
   ctx: IngestContext,
@@ -169,7 +160,7 @@ async function commitFile(
 ): Promise<{ inserted: number; updated: number }> {
   return await ctx.db.retry("write archive file", (sql) =>
     sql.begin(async (tx) => {
-      await moveCursor(tx, ctx, series, file.range.to);
+      await advanceCheckpoint(tx, ctx, series, file.range.to);
       let inserted = 0;
       let updated = 0;
       for (let i = 0; i < rows.candles.length; i += CHUNK) {
@@ -383,7 +374,7 @@ export async function walkWithArchive(
         const first = await earliest;
         if (first === null || first >= file.range.to) {
           await recordFile(ctx, series, file, { status: outcome, detail: `${detail}, before the first candle` });
-          await ctx.db.retry("skip an archive file", (sql) => moveCursor(sql, ctx, series, file.range.to));
+          await ctx.db.retry("skip an archive file", (sql) => advanceCheckpoint(sql, ctx, series, file.range.to));
           ctx.counters?.archiveFile?.(series, { outcome, bytes: 0, reason: "before_listing" });
           result.archive.beforeListing++;
           options.onFiles?.(result.archive);
@@ -408,7 +399,7 @@ export async function walkWithArchive(
       result.archive[outcome]++;
       options.onFiles?.(result.archive);
       if (restFrom > file.range.from) {
-        await ctx.db.retry("skip to the first candle", (sql) => moveCursor(sql, ctx, series, restFrom));
+        await ctx.db.retry("skip to the first candle", (sql) => advanceCheckpoint(sql, ctx, series, restFrom));
         options.onPage?.(restFrom);
       }
       if (!await rest({ from: restFrom, to: file.range.to }, false)) {

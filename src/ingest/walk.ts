@@ -9,7 +9,7 @@ import type { Database } from "../db/client.ts";
 import type { Logger } from "../log.ts";
 import { floorTo, timeframeMs } from "../timeframe.ts";
 import type { CandleSource, Page } from "./source.ts";
-import { writeCandles } from "./store.ts";
+import { type Queryable, writeCandles } from "./store.ts";
 import type { PriceKind } from "../market_type.ts";
 
 /** The series a job works on. */
@@ -73,6 +73,23 @@ export function describeSeries(
 ): string {
   const price = s.price && s.price !== "trade" ? ` ${s.price}` : "";
   return `${s.exchange} ${s.symbol} ${s.timeframe}${price}`;
+}
+
+/**
+ * Moves the backfill checkpoint's cursor of `series` to `to`, in the caller's transaction, while
+ * this instance holds the series' lease; throws {@linkcode LeaseLostError} when it does not.
+ */
+export async function advanceCheckpoint(
+  tx: Queryable,
+  ctx: IngestContext,
+  series: SeriesTarget,
+  to: number,
+): Promise<void> {
+  const updated = await tx`
+    update backfill_checkpoints set cursor = to_timestamp(${to} / 1000.0), updated_at = now()
+    where series_id = ${series.id}
+      and exists (select 1 from series where id = ${series.id} and lease_owner = ${ctx.owner})`;
+  if (updated.count === 0) throw new LeaseLostError(series);
 }
 
 /** Options of {@linkcode walkRange}. */
@@ -163,13 +180,7 @@ export async function walkRange(
       "write page",
       (sql) =>
         sql.begin(async (tx) => {
-          if (options.checkpoint) {
-            const updated = await tx`
-            update backfill_checkpoints set cursor = to_timestamp(${next} / 1000.0), updated_at = now()
-            where series_id = ${series.id}
-              and exists (select 1 from series where id = ${series.id} and lease_owner = ${ctx.owner})`;
-            if (updated.count === 0) throw new LeaseLostError(series);
-          }
+          if (options.checkpoint) await advanceCheckpoint(tx, ctx, series, next);
           const w = await writeCandles(tx, series.id, candles);
           for (const h of holes) {
             await tx`
